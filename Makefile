@@ -1,0 +1,28 @@
+# Two entry points, each working on a fresh machine with only Python 3.11:
+#   make demo   extracts framegrams of the real sample videos and writes demo-output/report.html
+#   make test   runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: its CPU build is the only one that fits these machines.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/framegram demo --out demo-output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/extract.py
+
+clean:
+	rm -rf $(VENV) demo-output
