@@ -1,0 +1,1 @@
+"""framegram: deep learning on video through framegrams."""

@@ -1,0 +1,153 @@
+"""Extract many videos into a folder of framegram files: resumable, and going on past bad files.
+
+A video counts as done when its framegram file exists, loads, and matches the source content
+hash, the encoder and the sampling rate; done videos are skipped on the next run. Files are
+written atomically, so a run killed half-way leaves only whole framegrams behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from framegram.encoders import FrameEncoder
+from framegram.errors import FramegramError, InputError, VideoNotFoundError
+from framegram.extract import DEFAULT_FPS, ExtractTiming, extract, resolve_encoder
+from framegram.framegram import FILE_SUFFIX, Framegram
+from framegram.io.decode import VIDEO_EXTENSIONS
+from framegram.io.hashing import sha256_file
+
+
+@dataclass
+class BatchResult:
+    """What happened to each input of `extract_folder`."""
+
+    done: dict[Path, Path] = field(default_factory=dict)  #: video -> framegram written now
+    skipped: dict[Path, Path] = field(default_factory=dict)  #: video -> framegram already there
+    failed: dict[Path, str] = field(default_factory=dict)  #: video -> one-line reason
+    timings: dict[Path, ExtractTiming] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given (whatever their extension) plus the videos found under given folders.
+
+    Folders are searched recursively for `VIDEO_EXTENSIONS`; hidden files are ignored. Order is
+    kept, duplicates dropped. A path that does not exist is kept, so it is reported as failed.
+    """
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(
+                p for p in item.rglob("*")
+                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+            )
+        else:
+            found.append(item)
+    return list(dict.fromkeys(found))
+
+
+def output_paths(videos: list[Path], out_dir: Path) -> dict[Path, Path]:
+    """`out_dir/<stem>.framegram.npz`; videos sharing a stem get a short hash of their path added."""
+    stems: dict[str, int] = {}
+    for video in videos:
+        stems[video.stem] = stems.get(video.stem, 0) + 1
+    out = {}
+    for video in videos:
+        name = video.stem
+        if stems[name] > 1:
+            name += "-" + hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:8]
+        out[video] = out_dir / f"{name}{FILE_SUFFIX}"
+    return out
+
+
+def is_up_to_date(framegram_path: Path, video_sha256: str, encoder: FrameEncoder, fps: float) -> bool:
+    """True when `framegram_path` is a whole framegram of this content, encoder and rate."""
+    if not framegram_path.exists():
+        return False
+    try:
+        meta = Framegram.load(framegram_path, expect_encoder=encoder.spec).meta
+    except FramegramError:
+        return False  # damaged, foreign or stale: extract again
+    return meta.source.sha256 == video_sha256 and meta.fps == fps
+
+
+def extract_folder(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    encoder: FrameEncoder | str | None = None,
+    fps: float = DEFAULT_FPS,
+    show_progress: bool = True,
+) -> BatchResult:
+    """Extract every video in `inputs` (files or folders) to `out_dir`, skipping those already done.
+
+    Bad inputs are recorded in `result.failed` with a one-line reason and the batch goes on.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder = resolve_encoder(encoder)
+    videos = find_videos(inputs)
+    targets = output_paths(videos, out_dir)
+    result = BatchResult()
+    with _progress(show_progress) as bars:
+        overall = bars.add_task("videos", total=len(videos), fps=fps)
+        for video in videos:
+            target = targets[video]
+            try:
+                if not video.is_file():
+                    raise VideoNotFoundError(video, "no such file")
+                digest = sha256_file(video)
+                if is_up_to_date(target, digest, encoder, fps):
+                    result.skipped[video] = target
+                else:
+                    task = bars.add_task(video.name, total=None, fps=fps)
+                    framegram, timing = extract(
+                        video, encoder, fps, source_sha256=digest,
+                        progress=lambda n, total, task=task: bars.update(task, completed=n, total=total),
+                    )
+                    framegram.save(target)
+                    bars.remove_task(task)
+                    if show_progress:
+                        bars.console.print(
+                            f"[green]done[/] {video.name}: {timing.frames} frames, "
+                            f"{timing.frames_per_second:.1f} frames/s, {timing.times_real_time:.1f}x real time"
+                        )
+                    result.done[video], result.timings[video] = target, timing
+            except InputError as exc:
+                result.failed[video] = exc.reason
+            except FramegramError as exc:
+                result.failed[video] = str(exc)
+            except (OSError, RuntimeError, ValueError) as exc:  # unexpected, but one video must not stop the batch
+                result.failed[video] = f"unexpected {type(exc).__name__}: {exc}"
+            bars.advance(overall)
+    return result
+
+
+class _RateColumn(ProgressColumn):
+    """frames/s and times real time (video seconds per wall second) of a running extraction."""
+
+    def render(self, task) -> Text:
+        if task.description == "videos" or not task.speed:
+            return Text("")
+        speed = task.speed
+        return Text(f"{speed:6.1f} frames/s  {speed / task.fields['fps']:5.1f}x real time", style="cyan")
+
+
+def _progress(show: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        disable=not show,
+        transient=False,
+    )

@@ -1,0 +1,123 @@
+"""The `framegram` command. User errors print one line on stderr and exit with status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from framegram.errors import FramegramError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Deep learning on video through framegrams: [T x D] time series of pretrained image features.",
+)
+
+EXIT_USER_ERROR = 2
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"framegram: error: {message}", err=True)
+    return typer.Exit(EXIT_USER_ERROR)
+
+
+@app.command()
+def extract(
+    inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the .framegram.npz files.")],
+    fps: Annotated[float, typer.Option(help="Samples per second.")] = 5.0,
+    encoder: Annotated[str, typer.Option(help="Frame encoder (see `framegram encoders`).")] = "efficientnet-lite0",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Extract framegrams; videos already done are skipped, bad files are listed at the end."""
+    from framegram.batch import extract_folder
+
+    if fps <= 0:
+        raise fail(f"--fps must be positive, got {fps}")
+    result = extract_folder(inputs, out, encoder=encoder, fps=fps, show_progress=not quiet)
+    if not quiet or result.failed:
+        typer.echo(
+            f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed",
+            err=bool(result.failed),
+        )
+    for video, reason in result.failed.items():
+        typer.echo(f"failed: {video}: {reason}", err=True)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(
+    file: Annotated[Path, typer.Argument(help="A .framegram.npz file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Picture to write (.png, .svg, .pdf).")],
+) -> None:
+    """Draw the framegram picture: features min-max scaled, time in seconds along x."""
+    from framegram.framegram import Framegram
+
+    Framegram.load(file).render(out)
+    typer.echo(str(out))
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="A .framegram.npz file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+) -> None:
+    """Print a framegram's shape, time span, source and encoder."""
+    from framegram.framegram import Framegram
+
+    fg = Framegram.load(file)
+    meta = fg.meta
+    if as_json:
+        typer.echo(json.dumps({"frames": len(fg), "dim": fg.dim, **json.loads(meta.to_json())}, indent=2))
+        return
+    src = meta.source
+    lines = [
+        f"file       {file}",
+        f"shape      {len(fg)} x {fg.dim} (T x D)",
+        f"times      {fg.times[0]:.2f} .. {fg.times[-1]:.2f} s at {meta.fps:g} samples/s",
+        f"source     {src.path}  ({src.width}x{src.height}, {src.codec}, "
+        f"{src.duration if src.duration is not None else float('nan'):.2f} s, sha256 {src.sha256[:16]}...)",
+        f"encoder    {meta.encoder.name} ({meta.encoder.version})",
+        f"preproc    {meta.encoder.preprocessing}",
+        f"schema     {meta.schema_version} (framegram {meta.framegram_version})",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def encoders() -> None:
+    """List the registered frame encoders."""
+    from framegram.encoders import list_encoders
+
+    typer.echo("\n".join(list_encoders()))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for framegrams, pictures and report.html.")] = Path(
+        "demo-output"
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """The main job: framegrams of the real sample videos, rendered into one HTML report."""
+    from framegram.demo import run_demo
+
+    report = run_demo(out, show_progress=not quiet)
+    typer.echo(f"report: {report}")
+
+
+def main() -> None:
+    try:
+        app()
+    except FramegramError as exc:
+        typer.echo(f"framegram: error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        typer.echo("framegram: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,16 @@
+"""Frame encoders: a registry of pretrained image networks that turn frames into feature vectors."""
+
+from framegram.encoders.base import EncoderSpec, FrameEncoder
+from framegram.encoders.efficientnet_lite import EfficientNetLite0
+from framegram.encoders.registry import DEFAULT_ENCODER, get_encoder, list_encoders, register_encoder
+
+register_encoder("efficientnet-lite0")(EfficientNetLite0)
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "EncoderSpec",
+    "FrameEncoder",
+    "get_encoder",
+    "list_encoders",
+    "register_encoder",
+]

@@ -1,0 +1,70 @@
+"""Pictures of framegrams (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # framegram draws into files; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from framegram.io.atomic import atomic_path  # noqa: E402
+
+if TYPE_CHECKING:
+    from framegram.framegram import Framegram
+
+
+def render_framegram(fg: Framegram, path: str | Path | None = None, title: str | None = None, height_in: float = 4.0):
+    """The framegram picture: one row per feature, time in seconds along x, gray in [0, 1].
+
+    Returns the Figure; with `path`, writes it atomically and closes it.
+    """
+    picture = fg.to_picture()  # [D, T]
+    period = 1.0 / fg.meta.fps
+    start = float(fg.times[0]) if len(fg) else 0.0
+    end = float(fg.times[-1]) + period if len(fg) else period
+    width_in = min(16.0, max(6.0, 0.02 * len(fg) + 3.0))
+    fig, ax = plt.subplots(figsize=(width_in, height_in), dpi=110)
+    image = ax.imshow(
+        picture,
+        aspect="auto",
+        cmap="gray",
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        extent=(start, end, picture.shape[0] - 0.5, -0.5),
+    )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"feature (of {picture.shape[0]})")
+    ax.set_title(title or Path(fg.meta.source.path).name, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="min-max scaled")
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` atomically (format from the extension) and close it."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
+
+
+def frame_strip_figure(frames, times, title: str | None = None):
+    """A row of frames (uint8 [N, H, W, 3]) each labelled with its time in seconds."""
+    n = len(frames)
+    aspect = frames.shape[2] / frames.shape[1]
+    fig, axes = plt.subplots(1, n, figsize=(min(16.0, 1.6 * aspect * n), 1.9), dpi=110, squeeze=False)
+    for ax, frame, t in zip(axes[0], frames, times):
+        ax.imshow(frame)
+        ax.set_title(f"{t:.1f} s", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
