@@ -108,6 +108,7 @@ def extract_folder(
                 if is_up_to_date(target, digest, encoder, fps):
                     result.skipped[video] = target
                 else:
+                    _remove_stale_partials(target)
                     task = bars.add_task(video.name, total=None, fps=fps)
                     framegram, timing = extract(
                         video, encoder, fps, source_sha256=digest,
@@ -129,6 +130,12 @@ def extract_folder(
                 result.failed[video] = f"unexpected {type(exc).__name__}: {exc}"
             bars.advance(overall)
     return result
+
+
+def _remove_stale_partials(target: Path) -> None:
+    # Temporary files of an earlier run killed while writing this target (see io.atomic).
+    for leftover in target.parent.glob(f".{target.name}.*.partial"):
+        leftover.unlink(missing_ok=True)
 
 
 class _RateColumn(ProgressColumn):

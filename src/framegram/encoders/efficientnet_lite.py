@@ -96,7 +96,7 @@ class EfficientNetLite0(FrameEncoder):
 
     def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._check_frames(frames)
-        frames = np.ascontiguousarray(frames)
+        frames = np.require(frames, requirements=["C_CONTIGUOUS", "WRITEABLE"])  # torch refuses read-only arrays
         if self._session is not None:
             features, logits = self._session.run(None, {"frames": frames})
             return features, logits
