@@ -36,5 +36,4 @@ def test_demo_writes_a_self_contained_report(videos, tmp_path):
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) >= 2 * len(videos)
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from elsewhere
     assert len(list((tmp_path / "pictures").glob("*.png"))) == len(videos)
-    again = run_demo(tmp_path, show_progress=False).read_text()  # a rerun reuses the framegrams
-    assert again.count("cached") >= len(videos)
+    assert len(list((tmp_path / "framegrams").glob("*.framegram.npz"))) == len(videos)
