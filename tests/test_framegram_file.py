@@ -131,3 +131,16 @@ def test_render_labels_time_in_seconds(bunny_framegram, tmp_path):
 def test_slice_time(bunny_framegram):
     part = bunny_framegram.slice_time(1.0, 2.0)
     assert len(part) == 5 and part.times[0] == pytest.approx(1.0)
+
+
+def test_sliding_cosine_finds_a_noisy_copy_at_its_row():
+    from framegram.align import sliding_cosine
+
+    rng = np.random.default_rng(0)
+    reference = rng.random((200, 64)).astype(np.float32)
+    query = reference[120:150] + 0.3 * rng.random((30, 64)).astype(np.float32)
+    scores = sliding_cosine(query, reference)
+    assert scores.shape == (171,)
+    assert int(scores.argmax()) == 120
+    with pytest.raises(ValueError, match="more than the reference"):
+        sliding_cosine(reference, query)

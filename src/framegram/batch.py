@@ -98,38 +98,49 @@ def extract_folder(
     targets = output_paths(videos, out_dir)
     result = BatchResult()
     with _progress(show_progress) as bars:
-        overall = bars.add_task("videos", total=len(videos), fps=fps)
+        overall = bars.add_task("videos", total=len(videos), fps=None)
         for video in videos:
             target = targets[video]
             try:
-                if not video.is_file():
-                    raise VideoNotFoundError(video, "no such file")
-                digest = sha256_file(video)
-                if is_up_to_date(target, digest, encoder, fps):
-                    result.skipped[video] = target
-                else:
-                    _remove_stale_partials(target)
-                    task = bars.add_task(video.name, total=None, fps=fps)
-                    framegram, timing = extract(
-                        video, encoder, fps, source_sha256=digest,
-                        progress=lambda n, total, task=task: bars.update(task, completed=n, total=total),
-                    )
-                    framegram.save(target)
-                    bars.remove_task(task)
-                    if show_progress:
-                        bars.console.print(
-                            f"[green]done[/] {video.name}: {timing.frames} frames, "
-                            f"{timing.frames_per_second:.1f} frames/s, {timing.times_real_time:.1f}x real time"
-                        )
-                    result.done[video], result.timings[video] = target, timing
+                timing = _extract_one(video, target, encoder, fps, bars)
             except InputError as exc:
                 result.failed[video] = exc.reason
             except FramegramError as exc:
                 result.failed[video] = str(exc)
             except (OSError, RuntimeError, ValueError) as exc:  # unexpected, but one video must not stop the batch
                 result.failed[video] = f"unexpected {type(exc).__name__}: {exc}"
+            else:
+                if timing is None:
+                    result.skipped[video] = target
+                else:
+                    result.done[video], result.timings[video] = target, timing
             bars.advance(overall)
     return result
+
+
+def _extract_one(video: Path, target: Path, encoder: FrameEncoder, fps: float, bars: Progress) -> ExtractTiming | None:
+    """Extract `video` into `target` unless it is up to date there (then None)."""
+    if not video.is_file():
+        raise VideoNotFoundError(video, "no such file")
+    digest = sha256_file(video)
+    if is_up_to_date(target, digest, encoder, fps):
+        return None
+    _remove_stale_partials(target)
+    task = bars.add_task(video.name, total=None, fps=fps)
+    try:
+        framegram, timing = extract(
+            video, encoder, fps, source_sha256=digest,
+            progress=lambda n, total: bars.update(task, completed=n, total=total),
+        )
+    finally:
+        bars.remove_task(task)
+    framegram.save(target)
+    if not bars.disable:
+        bars.console.print(
+            f"[green]done[/] {video.name}: {timing.frames} frames, "
+            f"{timing.frames_per_second:.1f} frames/s, {timing.times_real_time:.1f}x real time"
+        )
+    return timing
 
 
 def _remove_stale_partials(target: Path) -> None:
@@ -142,7 +153,7 @@ class _RateColumn(ProgressColumn):
     """frames/s and times real time (video seconds per wall second) of a running extraction."""
 
     def render(self, task) -> Text:
-        if task.description == "videos" or not task.speed:
+        if task.fields.get("fps") is None or not task.speed:
             return Text("")
         speed = task.speed
         return Text(f"{speed:6.1f} frames/s  {speed / task.fields['fps']:5.1f}x real time", style="cyan")
