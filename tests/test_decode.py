@@ -77,3 +77,32 @@ def test_probe_describes_the_stream(videos):
 def test_fps_must_be_positive(videos):
     with pytest.raises(ValueError, match="fps"):
         next(sample_frames(videos["bikes.mp4"], fps=0))
+
+
+def test_rotated_phone_video_is_turned_upright(videos, ffmpeg, tmp_path):
+    from conftest import run_ffmpeg
+
+    rotated = tmp_path / "portrait.mp4"  # same pixels, flagged for display turned 90 degrees anticlockwise
+    run_ffmpeg(ffmpeg, "-display_rotation", "90", "-i", str(videos["bikes.mp4"]), "-c", "copy", str(rotated))
+    info = probe_video(rotated)
+    assert (info.width, info.height, info.rotation) == (272, 640, 90)
+    upright, _ = collect(rotated, fps=1.0, size=(160, 68))
+    stored, _ = collect(videos["bikes.mp4"], fps=1.0, size=(68, 160))
+    turned = np.rot90(stored, k=1, axes=(1, 2))  # what a viewer sees
+    assert upright.shape == turned.shape
+    assert np.abs(upright.astype(int) - turned).mean() < 3
+    assert np.abs(upright.astype(int) - np.rot90(stored, k=-1, axes=(1, 2))).mean() > 20
+
+
+def test_cover_picture_of_an_audio_file_is_not_a_video(ffmpeg, videos, tmp_path):
+    from conftest import run_ffmpeg
+
+    from framegram.errors import NoVideoStreamError
+
+    song = tmp_path / "song.mp3"
+    run_ffmpeg(
+        ffmpeg, "-f", "lavfi", "-i", "sine=d=2", "-i", str(videos["bikes.mp4"]), "-map", "0:a", "-map", "1:v",
+        "-c:a", "libmp3lame", "-c:v", "mjpeg", "-frames:v", "1", "-disposition:v", "attached_pic", str(song),
+    )
+    with pytest.raises(NoVideoStreamError, match="cover picture"):
+        probe_video(song)

@@ -3,14 +3,15 @@
 Frames are sampled inside FFmpeg's filter graph (`fps`, then `scale`, then `format=rgb24`), so
 only the kept frames are scaled and converted, and the sampling follows the stream's
 presentation timestamps: a variable-frame-rate file gets the frame actually on screen at each
-sample time. Frames come out lazily in small uint8 batches, so memory stays flat for any length.
+sample time. Pictures stored turned (phone video) are turned upright, as FFmpeg's command line does.
+Frames come out lazily in small uint8 batches, so memory stays flat for any length.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -40,12 +41,13 @@ class VideoInfo:
     """What the container says about its first video stream."""
 
     path: Path
-    width: int
+    width: int  #: as displayed, after rotation
     height: int
     duration: float | None  #: seconds; None when neither stream nor container declares it
     frame_rate: float | None  #: average frames per second as declared; None when unknown
     codec: str
     has_audio: bool
+    rotation: int = 0  #: degrees counter-clockwise the stored picture is turned for display (0, 90, 180, 270)
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,23 @@ class FrameBatch:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Open `path` and describe its first video stream; raises an `InputError` subclass if it has none."""
+    """Open `path` and describe its first video stream; raises an `InputError` subclass if it has none.
+
+    Decodes the first frame, which carries the display rotation (phones store portrait video turned).
+    """
     path = Path(path)
     with _open_container(path) as container:
         stream = _video_stream(container, path)
-        return _describe(container, stream, path)
+        info = _describe(container, stream, path)
+        frames = _decode_video(container, stream, path)
+        first = next(frames, None)
+        frames.close()
+    if first is None:
+        raise EmptyVideoError(path, "the video stream decodes to zero frames")
+    rotation = round(first.rotation) % 360
+    if rotation in (90, 270):
+        return replace(info, width=info.height, height=info.width, rotation=rotation)
+    return replace(info, rotation=rotation)
 
 
 def sample_frames(
@@ -99,26 +113,24 @@ def sample_frames(
             stream.codec_context.skip_frame = "NONREF"
 
         stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        graph, sink_push, sink_pull = _sampling_graph(stream, fps, size, stream_start)
+        sampler: _Sampler | None = None
         frames: list[np.ndarray] = []
         times: list[float] = []
         last_time = -math.inf
-        try:
-            for frame in _decode_video(container, stream, path):
-                sink_push(frame)
-                for out in sink_pull():
-                    frames.append(out.to_ndarray())
-                    times.append(float(out.time) - stream_start)
-                    if len(frames) == batch_size:
-                        last_time = times[-1]
-                        yield _batch(frames, times)
-                        frames, times = [], []
-            sink_push(None)  # flush the filter graph
-            for out in sink_pull():
-                frames.append(out.to_ndarray())
-                times.append(float(out.time) - stream_start)
-        finally:
-            del graph
+        for frame in _decode_video(container, stream, path):
+            if sampler is None:  # built on the first frame, which carries the rotation to undo
+                sampler = _Sampler(stream, fps, size, stream_start, frame.rotation)
+            for image, t in sampler.push(frame):
+                frames.append(image)
+                times.append(t)
+                if len(frames) == batch_size:
+                    last_time = times[-1]
+                    yield _batch(frames, times)
+                    frames, times = [], []
+        if sampler is not None:
+            for image, t in sampler.push(None):  # flush the filter graph
+                frames.append(image)
+                times.append(t)
         if frames:
             last_time = times[-1]
             yield _batch(frames, times)
@@ -164,10 +176,13 @@ def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["no"]
-        raise NoVideoStreamError(path, f"has no video stream ({', '.join(kinds)} streams only)")
-    return container.streams.video[0]
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if moving:
+        return moving[0]
+    if container.streams.video:
+        raise NoVideoStreamError(path, "has no video stream, only a still cover picture")
+    kinds = sorted({s.type for s in container.streams}) or ["no"]
+    raise NoVideoStreamError(path, f"has no video stream ({', '.join(kinds)} streams only)")
 
 
 def _describe(container, stream, path: Path) -> VideoInfo:
@@ -188,30 +203,40 @@ def _describe(container, stream, path: Path) -> VideoInfo:
     )
 
 
-def _sampling_graph(stream, fps: float, size: tuple[int, int], stream_start: float):
-    """buffer -> fps -> scale -> rgb24 -> sink; returns (graph, push, pull) for the decode loop."""
-    height, width = size
-    graph = av.filter.Graph()
-    chain = [
-        graph.add_buffer(template=stream),
-        # start_time anchors the sample grid at the stream start, so sample k sits at k / fps.
-        graph.add("fps", f"fps={fps}:start_time={stream_start}"),
-        graph.add("scale", f"{width}:{height}:flags=bilinear"),
-        graph.add("format", "rgb24"),
-        graph.add("buffersink"),
-    ]
-    for upstream, downstream in zip(chain, chain[1:]):
-        upstream.link_to(downstream)
-    graph.configure()
+#: FFmpeg filters that turn a frame stored with a display rotation (degrees counter-clockwise,
+#: as phones record) upright, as FFmpeg's own command line does.
+_UPRIGHT = {90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
 
-    def pull() -> Iterator[av.VideoFrame]:
+
+class _Sampler:
+    """FFmpeg filter graph buffer -> fps -> [rotation] -> scale -> rgb24 -> sink."""
+
+    def __init__(self, stream, fps: float, size: tuple[int, int], stream_start: float, rotation: float):
+        height, width = size
+        self._start = stream_start
+        self._graph = graph = av.filter.Graph()
+        filters = [
+            # start_time anchors the sample grid at the stream start, so sample k sits at k / fps.
+            ("fps", f"fps={fps}:start_time={stream_start}"),
+            *_UPRIGHT.get(round(rotation) % 360, []),
+            ("scale", f"{width}:{height}:flags=bilinear"),
+            ("format", "rgb24"),
+        ]
+        chain = [graph.add_buffer(template=stream), *(graph.add(name, args) for name, args in filters)]
+        chain.append(graph.add("buffersink"))
+        for upstream, downstream in zip(chain, chain[1:]):
+            upstream.link_to(downstream)
+        graph.configure()
+
+    def push(self, frame: av.VideoFrame | None) -> Iterator[tuple[np.ndarray, float]]:
+        """Feed one decoded frame (None at the end); yield the (rgb [H, W, 3], seconds) samples it releases."""
+        self._graph.vpush(frame)
         while True:
             try:
-                yield graph.vpull()
+                out = self._graph.vpull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-
-    return graph, graph.vpush, pull
+            yield out.to_ndarray(), float(out.time) - self._start
 
 
 def _decode_video(container, stream, path: Path) -> Iterator[av.VideoFrame]:
