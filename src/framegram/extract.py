@@ -53,7 +53,7 @@ def extract(
     path: str | Path,
     encoder: FrameEncoder | str | None = None,
     fps: float = DEFAULT_FPS,
-    batch_size: int = 16,
+    batch_size: int = 8,
     skip_nonref: bool | None = None,
     progress: ProgressCallback | None = None,
     source_sha256: str | None = None,
@@ -62,6 +62,7 @@ def extract(
 
     encoder: a FrameEncoder, a registry name, or None for the default (efficientnet-lite0).
     fps: samples per second. skip_nonref: see `sample_frames`.
+    batch_size: frames per encoder call; 8 ran fastest beside the decoder on 2 cores (bench/extract.py).
     source_sha256: the file's hash if the caller already has it.
     Returns the Framegram (features float32 [T, D], times in seconds) and its timing.
     Raises the `InputError` subclasses of `sample_frames` for unreadable videos.
