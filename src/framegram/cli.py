@@ -91,6 +91,52 @@ def info(
 
 
 @app.command()
+def shots(
+    source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for <name>.scenes.csv and .json (default: beside the input).")] = None,
+) -> None:
+    """Detect shot boundaries: cuts and gradual transitions (fades, dissolves); writes CSV and JSON."""
+    from framegram.cache import framegram_for
+    from framegram.keyframes import detect_shots
+    from framegram.keyframes.output import write_shot_list
+
+    fg, cached = framegram_for(source)
+    shot_list = detect_shots(fg)
+    stem = (out or source.parent) / source.name.removesuffix(".framegram.npz").rsplit(".", 1)[0]
+    csv_path, json_path = write_shot_list(fg, shot_list, stem)
+    for b in shot_list.boundaries:
+        span = f"{b.start:8.2f} s" if b.kind == "cut" else f"{b.start:8.2f} - {b.end:.2f} s"
+        typer.echo(f"{b.kind:8s} {span}")
+    typer.echo(
+        f"{len(shot_list.shots)} shots, {len(shot_list.boundaries)} boundaries "
+        f"({'cached' if cached else 'new'} framegram) -> {csv_path}, {json_path}"
+    )
+
+
+@app.command()
+def keyframes(
+    source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file whose source video still exists.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for keyframe images, contact_sheet.png, keyframes.json.")],
+    n: Annotated[int | None, typer.Option("-n", help="Number of keyframes (default: one per shot).")] = None,
+) -> None:
+    """Pick one sharp, representative keyframe per shot (or -n of them) and write images and a contact sheet."""
+    from framegram.cache import framegram_for, is_framegram_file
+    from framegram.errors import VideoNotFoundError
+    from framegram.keyframes import detect_shots, select_keyframes
+    from framegram.keyframes.output import write_keyframes
+
+    if n is not None and n < 1:
+        raise fail(f"-n must be at least 1, got {n}")
+    fg, _ = framegram_for(source)
+    video = Path(fg.meta.source.path) if is_framegram_file(source) else source
+    if not video.is_file():
+        raise VideoNotFoundError(video, f"the source video of {source} is needed for the keyframe images")
+    chosen = select_keyframes(fg, detect_shots(fg), n)
+    index = write_keyframes(video, fg, chosen, out)
+    typer.echo(f"{len(chosen)} keyframes -> {out} (contact_sheet.png, {index.name})")
+
+
+@app.command()
 def encoders() -> None:
     """List the registered frame encoders."""
     from framegram.encoders import list_encoders

@@ -55,5 +55,9 @@ class SchemaVersionError(InputError):
     """A framegram file was written by a newer framegram with a schema this version cannot read."""
 
 
+class TooShortError(InputError):
+    """The video or framegram has too few frames for what was asked."""
+
+
 class UnknownEncoderError(FramegramError):
     """No encoder is registered under the requested name."""

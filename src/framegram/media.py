@@ -65,6 +65,28 @@ MEDIA: dict[str, PackagedMedia] = {
         "moviepy-2.2.1/docs/_static/medias/getting_started/moviepy_10_minutes/trailer_bbb.mp4",
         description="Big Buck Bunny trailer: 55 s, 1280x720, 24 fps H.264",
     ),
+    **{
+        name: PackagedMedia(
+            "opencv-python-headless==5.0.0.93",
+            "sdist",
+            f"opencv_python_headless-5.0.0.93/opencv/{member}",
+            description=f"OpenCV sample video {name}",
+        )
+        for name, member in {
+            "vtest.avi": "samples/data/vtest.avi",  # 79.5 s street scene, fixed camera, 768x576
+            "megamind.avi": "samples/data/Megamind.avi",  # 11.3 s film excerpt with cuts, 720x528
+            "tree.avi": "samples/data/tree.avi",  # 29.6 s, 320x240
+            "box.mp4": "samples/cpp/tutorial_code/calib3d/real_time_pose_estimation/Data/box.mp4",  # 15.2 s handheld
+            "cup.mp4": "doc/js_tutorials/js_assets/cup.mp4",  # 8.1 s
+        }.items()
+    },
+    **{
+        name: PackagedMedia("gradio==6.31.0", "wheel", f"gradio/media_assets/videos/{name}", description=desc)
+        for name, desc in {
+            "a.mp4": "gradio sample, 7 s, 1920x1080",
+            "b.mp4": "gradio sample, 5 s, 480x270",
+        }.items()
+    },
     "world.mp4": PackagedMedia(
         "gradio==6.31.0",
         "wheel",

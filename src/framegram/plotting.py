@@ -68,3 +68,22 @@ def frame_strip_figure(frames, times, title: str | None = None):
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def contact_sheet_figure(images, labels, title: str | None = None, columns: int = 5):
+    """A grid of images (uint8 [H, W, 3]) with a caption under each."""
+    import math
+
+    rows = max(1, math.ceil(len(images) / columns))
+    cols = min(columns, max(1, len(images)))
+    aspect = images[0].shape[1] / images[0].shape[0] if images else 16 / 9
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows / aspect + 0.5), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels):
+        ax.imshow(image)
+        ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -85,12 +85,17 @@ def sample_frames(
     batch_size: int = 16,
     skip_nonref: bool | None = None,
     threads: int = 1,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[FrameBatch]:
     """Decode `path` in order and yield frames sampled at `fps`, resized to `size` = (height, width).
 
-    Sample k shows the frame on screen at time k / fps (seconds from the stream start), picked by
-    FFmpeg's `fps` filter from presentation timestamps. The aspect ratio is not kept: the whole
-    picture is resized to `size`, as the encoders expect.
+    Sample k shows the frame on screen at time start + k / fps (seconds from the stream start),
+    picked by FFmpeg's `fps` filter from presentation timestamps. The aspect ratio is not kept: the
+    whole picture is resized to `size`, as the encoders expect.
+
+    start, end: the part of the video to sample, in seconds from the stream start; decoding seeks
+        to the keyframe before `start` and stops after `end` (None: the end of the stream).
 
     skip_nonref: tell the decoder to drop non-reference frames (B-frames), which halves decoding
         on typical H.264. None decides from the declared frame rate (`SKIP_NONREF_MIN_RATIO`).
@@ -101,6 +106,8 @@ def sample_frames(
     """
     if fps <= 0 or not math.isfinite(fps):
         raise ValueError(f"fps must be a positive number, got {fps}")
+    if start < 0 or (end is not None and end <= start):
+        raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
     path = Path(path)
     with _open_container(path) as container:
         stream = _video_stream(container, path)
@@ -113,14 +120,21 @@ def sample_frames(
             stream.codec_context.skip_frame = "NONREF"
 
         stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if start > 0:
+            container.seek(round((stream_start + start) / stream.time_base), stream=stream, backward=True)
+        stop = math.inf if end is None else stream_start + end + 1.0 / fps  # decode a little past `end`
         sampler: _Sampler | None = None
         frames: list[np.ndarray] = []
         times: list[float] = []
         last_time = -math.inf
         for frame in _decode_video(container, stream, path):
+            if frame.time is not None and frame.time > stop:
+                break
             if sampler is None:  # built on the first frame, which carries the rotation to undo
-                sampler = _Sampler(stream, fps, size, stream_start, frame.rotation)
+                sampler = _Sampler(stream, fps, size, stream_start, start, frame.rotation)
             for image, t in sampler.push(frame):
+                if end is not None and t >= end - 1e-6:
+                    continue
                 frames.append(image)
                 times.append(t)
                 if len(frames) == batch_size:
@@ -129,6 +143,8 @@ def sample_frames(
                     frames, times = [], []
         if sampler is not None:
             for image, t in sampler.push(None):  # flush the filter graph
+                if end is not None and t >= end - 1e-6:
+                    continue
                 frames.append(image)
                 times.append(t)
         if frames:
@@ -136,7 +152,7 @@ def sample_frames(
             yield _batch(frames, times)
     if last_time == -math.inf:
         raise EmptyVideoError(path, "the video stream decodes to zero frames")
-    _check_complete(path, info, last_time, fps)
+    _check_complete(path, info, last_time, fps, end)
 
 
 def should_skip_nonref(frame_rate: float | None, fps: float) -> bool:
@@ -211,13 +227,13 @@ _UPRIGHT = {90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 
 class _Sampler:
     """FFmpeg filter graph buffer -> fps -> [rotation] -> scale -> rgb24 -> sink."""
 
-    def __init__(self, stream, fps: float, size: tuple[int, int], stream_start: float, rotation: float):
+    def __init__(self, stream, fps: float, size: tuple[int, int], stream_start: float, start: float, rotation: float):
         height, width = size
         self._start = stream_start
         self._graph = graph = av.filter.Graph()
         filters = [
-            # start_time anchors the sample grid at the stream start, so sample k sits at k / fps.
-            ("fps", f"fps={fps}:start_time={stream_start}"),
+            # start_time anchors the sample grid (and trims frames before it): sample k sits at start + k / fps.
+            ("fps", f"fps={fps}:start_time={stream_start + start}"),
             *_UPRIGHT.get(round(rotation) % 360, []),
             ("scale", f"{width}:{height}:flags=bilinear"),
             ("format", "rgb24"),
@@ -250,11 +266,12 @@ def _decode_video(container, stream, path: Path) -> Iterator[av.VideoFrame]:
         raise CorruptVideoError(path, f"decoding failed near {last:.1f} s ({_ffmpeg_reason(exc)})") from exc
 
 
-def _check_complete(path: Path, info: VideoInfo, last_time: float, fps: float) -> None:
+def _check_complete(path: Path, info: VideoInfo, last_time: float, fps: float, end: float | None) -> None:
     # A truncated file often decodes cleanly up to the cut: compare with the declared length.
     if info.duration is None:
         return
-    missing = info.duration - (last_time + 1.0 / fps)
+    expected_end = info.duration if end is None else min(end, info.duration)
+    missing = expected_end - (last_time + 1.0 / fps)
     if missing > max(1.0, 0.05 * info.duration):
         raise CorruptVideoError(
             path,

@@ -1,0 +1,54 @@
+"""Framegrams cached in the user cache folder, keyed by video content, encoder and sampling rate.
+
+Commands that start from a video (`shots`, `keyframes`, ...) call `framegram_for`, so a video is
+decoded and encoded once and later runs read the cached file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from framegram.encoders import FrameEncoder
+from framegram.errors import FramegramError
+from framegram.extract import DEFAULT_FPS, extract, resolve_encoder
+from framegram.framegram import FILE_SUFFIX, Framegram
+from framegram.io.hashing import sha256_file
+from framegram.paths import cache_dir
+
+
+def is_framegram_file(path: str | Path) -> bool:
+    return str(path).endswith(FILE_SUFFIX)
+
+
+def cached_path(video_sha256: str, encoder: FrameEncoder, fps: float) -> Path:
+    version = hashlib.sha1(encoder.spec.version.encode()).hexdigest()[:8]
+    return cache_dir() / "framegrams" / f"{video_sha256[:32]}-{encoder.spec.name}-{version}-{fps:g}fps{FILE_SUFFIX}"
+
+
+def framegram_for(
+    path: str | Path, encoder: FrameEncoder | str | None = None, fps: float = DEFAULT_FPS
+) -> tuple[Framegram, bool]:
+    """The framegram of a video (extracted once, then cached) or of a .framegram.npz file.
+
+    Returns (framegram, came_from_cache). A framegram file made with another encoder than the
+    requested one raises EncoderMismatchError.
+    """
+    path = Path(path)
+    encoder = resolve_encoder(encoder)
+    if is_framegram_file(path):
+        return Framegram.load(path, expect_encoder=encoder.spec), True
+    if not path.is_file():
+        from framegram.errors import VideoNotFoundError
+
+        raise VideoNotFoundError(path, "no such file")
+    digest = sha256_file(path)
+    cached = cached_path(digest, encoder, fps)
+    if cached.exists():
+        try:
+            return Framegram.load(cached, expect_encoder=encoder.spec), True
+        except FramegramError:
+            cached.unlink(missing_ok=True)  # damaged cache entry: extract again
+    framegram, _ = extract(path, encoder, fps, source_sha256=digest)
+    framegram.save(cached)
+    return framegram, False

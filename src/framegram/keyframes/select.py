@@ -1,0 +1,108 @@
+"""Keyframes: one representative, sharp frame per shot (or `n` frames spread over the shots).
+
+Each shot's keyframe is its most representative row: the one closest (cosine) to the shot's mean
+feature, away from the shot's edges and from flash rows. Asking for more keyframes than shots
+splits the longest shots at their own change points (KernelCPD) and takes one per part; asking
+for fewer drops the weakest boundaries first, merging shots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from framegram.errors import TooShortError
+from framegram.framegram import Framegram
+from framegram.keyframes.shots import Shot, ShotList, _unit
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A chosen frame: its time (s), framegram row, shot index and the rows it may be swapped with for sharpness."""
+
+    time: float
+    row: int
+    shot: int
+    candidates: tuple[int, ...]  #: near-equally representative rows, best first (row among them)
+
+
+def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> list[Keyframe]:
+    """`n` keyframes (None: one per detected shot), in time order."""
+    if n is not None and n < 1:
+        raise ValueError(f"the number of keyframes must be at least 1, got {n}")
+    if n is not None and n > len(fg):
+        raise TooShortError(
+            fg.meta.source.path, f"asked for {n} keyframes but the framegram has only {len(fg)} frames at {fg.meta.fps:g}/s"
+        )
+    rows = _unit(fg.features.astype(np.float64))
+    parts = _parts(rows, shots, n)
+    flashes = set(shots.flash_rows)
+    keyframes = []
+    for shot_index, (first, stop) in parts:
+        candidates = _ranked_rows(rows, first, stop, flashes)
+        keyframes.append(Keyframe(float(fg.times[candidates[0]]), int(candidates[0]), shot_index, tuple(candidates[:3])))
+    return keyframes
+
+
+def _parts(rows: np.ndarray, shots: ShotList, n: int | None) -> list[tuple[int, tuple[int, int]]]:
+    """(shot index, (first row, stop row)) of each part that gets one keyframe."""
+    spans = [(s.first_row, s.stop_row) for s in shots.shots]
+    owner = list(range(len(spans)))
+    if n is None or n == len(spans):
+        return list(zip(owner, spans))
+    if n < len(spans):
+        strengths = [b.strength for b in shots.boundaries]
+        spans, owner = list(spans), list(owner)
+        while len(spans) > n:  # merge across the weakest boundary
+            k = int(np.argmin(strengths))
+            spans[k : k + 2] = [(spans[k][0], spans[k + 1][1])]
+            owner[k : k + 2] = [owner[k]]
+            del strengths[k]
+        return list(zip(owner, spans))
+    # more keyframes than shots: share them out by length, split each shot at its change points
+    lengths = np.array([b - a for a, b in spans], dtype=float)
+    counts = np.ones(len(spans), dtype=int)
+    for _ in range(n - len(spans)):
+        room = lengths / (counts + 1)
+        room[counts >= lengths] = -1  # a part needs at least one row
+        counts[int(np.argmax(room))] += 1
+    parts = []
+    for index, ((a, b), k) in enumerate(zip(spans, counts)):
+        for lo, hi in _split(rows[a:b], k):
+            parts.append((index, (a + lo, a + hi)))
+    return parts
+
+
+def _split(rows: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Split a shot's rows into k parts at its strongest change points (exact dynamic programming)."""
+    if k == 1:
+        return [(0, len(rows))]
+    import ruptures
+
+    if len(rows) >= 2 * k:
+        ends = ruptures.KernelCPD(kernel="linear", min_size=2).fit(rows).predict(n_bkps=k - 1)
+    else:
+        ends = list(np.linspace(0, len(rows), k + 1).round().astype(int)[1:])
+    starts = [0, *ends[:-1]]
+    return list(zip(starts, ends))
+
+
+def _ranked_rows(rows: np.ndarray, first: int, stop: int, flashes: set[int]) -> list[int]:
+    """Rows of [first, stop) by closeness to the part's mean; edges and flashes only as a last resort."""
+    index = np.arange(first, stop)
+    inner = index[(index >= first + 1) & (index < stop - 1)] if stop - first > 4 else index
+    usable = np.array([i for i in inner if i not in flashes]) if len(inner) else index
+    if len(usable) == 0:
+        usable = index
+    centre = _unit(rows[usable].mean(0))
+    order = np.argsort(-(rows[usable] @ centre), kind="stable")
+    return [int(i) for i in usable[order]]
+
+
+def shot_of(time: float, shot_list: list[Shot]) -> int | None:
+    """Index of the shot containing `time`, or None if it falls in a transition."""
+    for i, shot in enumerate(shot_list):
+        if shot.start <= time < shot.end:
+            return i
+    return None

@@ -1,0 +1,1 @@
+"""Deterministic generators of test data with known answers (edited videos, ...)."""
