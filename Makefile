@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/extract.py
+	$(PY) bench/shots.py
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import markdown_table, write_result
+
 FPS = 5.0
 BATCH = 8
 RESULTS = Path(__file__).parent / "results" / "extract.json"
@@ -125,15 +127,14 @@ def main() -> None:
         "stages": rows,
         "summary": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
     print(f"\nExtraction on bbb-full.mp4 (596 s, 1280x720 H.264), {FPS:g} samples/s, {cores} cores\n")
-    print("| stage | frames | wall s | frames/s | x real time | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for stage in STAGES:
-        r = rows[stage]
-        print(f"| {stage} | {r['frames']} | {r['wall_s']:.1f} | {r['frames_per_s']:.1f} | {r['x_real_time']:.1f} | {r['peak_rss_mb']:.0f} |")
+    table_rows = [
+        [s, r["frames"], f"{r['wall_s']:.1f}", f"{r['frames_per_s']:.1f}", f"{r['x_real_time']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+        for s, r in rows.items()
+    ]
+    print(markdown_table(["stage", "frames", "wall s", "frames/s", "x real time", "peak RSS MB"], table_rows))
     print(
         f"\nfull / encoder-onnx = {summary['full_over_encoder']:.2f}; best possible overlap on {cores} cores "
         f"= {overlap_bound:.1f} frames/s ({summary['overlap_bound_over_encoder']:.2f} of encoder-onnx); "

@@ -6,6 +6,7 @@ decoded and encoded once and later runs read the cached file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -46,9 +47,13 @@ def framegram_for(
     cached = cached_path(digest, encoder, fps)
     if cached.exists():
         try:
-            return Framegram.load(cached, expect_encoder=encoder.spec), True
+            framegram = Framegram.load(cached, expect_encoder=encoder.spec)
         except FramegramError:
             cached.unlink(missing_ok=True)  # damaged cache entry: extract again
+        else:
+            # same content, perhaps under another name: report the path the caller gave
+            source = dataclasses.replace(framegram.meta.source, path=str(path))
+            return dataclasses.replace(framegram, meta=dataclasses.replace(framegram.meta, source=source)), True
     framegram, _ = extract(path, encoder, fps, source_sha256=digest)
     framegram.save(cached)
     return framegram, False

@@ -1,50 +1,28 @@
 """`make demo`: framegrams of the real sample videos, rendered into one self-contained HTML report.
 
-Capabilities add report sections with `@demo_section(order)`: a function that takes the
-`DemoContext` (videos, their framegrams, timings, output folder) and returns a `Section`.
+Each capability adds its sections with `framegram.report.sections.demo_section`; import its
+report module below so that its sections register.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from framegram.align import locate
-from framegram.encoders import FrameEncoder, get_encoder
+from framegram.encoders import get_encoder
 from framegram.errors import FramegramError
-from framegram.extract import DEFAULT_FPS, ExtractTiming, extract
-from framegram.framegram import FILE_SUFFIX, Framegram
+from framegram.extract import DEFAULT_FPS, extract
+from framegram.framegram import FILE_SUFFIX
 from framegram.io.decode import probe_video, sample_strip
 from framegram.media import sample_videos
 from framegram.plotting import frame_strip_figure, save_figure
 from framegram.report import Report, Section, figure_img, paragraph, table
+from framegram.report.sections import SECTIONS, DemoContext, demo_section
 
-
-@dataclass
-class DemoContext:
-    """What every demo section can draw on."""
-
-    out_dir: Path
-    encoder: FrameEncoder
-    videos: list[Path]
-    framegrams: dict[Path, Framegram]
-    timings: dict[Path, ExtractTiming]
-    failed: dict[Path, str] = field(default_factory=dict)
-    show_progress: bool = True
-
-
-SectionBuilder = Callable[[DemoContext], Section]
-_SECTIONS: list[SectionBuilder] = []
-
-
-def demo_section(builder: SectionBuilder) -> SectionBuilder:
-    """Register `builder` to contribute a section to the demo report."""
-    _SECTIONS.append(builder)
-    return builder
+import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyframes section)
 
 
 def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) -> Path:
@@ -69,7 +47,7 @@ def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) ->
         raise FramegramError(f"no sample video could be extracted: {failed}")
     ctx = DemoContext(out_dir, encoder, videos, framegrams, timings, failed, show_progress)
     report = Report("framegram demo")
-    for builder in _SECTIONS:
+    for builder in SECTIONS:
         report.add(builder(ctx))
     report.add(Section("Run", paragraph(f"Whole demo took {time.perf_counter() - started:.1f} s."), order=1000))
     return report.write(out_dir / "report.html")

@@ -233,7 +233,9 @@ class _Sampler:
         self._graph = graph = av.filter.Graph()
         filters = [
             # start_time anchors the sample grid (and trims frames before it): sample k sits at start + k / fps.
-            ("fps", f"fps={fps}:start_time={stream_start + start}"),
+            # eof_action=pass keeps the last frame when the stream ends between two sample times
+            # (otherwise a 1-frame video gives no sample at all).
+            ("fps", f"fps={fps}:start_time={stream_start + start}:eof_action=pass"),
             *_UPRIGHT.get(round(rotation) % 360, []),
             ("scale", f"{width}:{height}:flags=bilinear"),
             ("format", "rgb24"),

@@ -31,7 +31,8 @@ def timecode(seconds: float) -> str:
 def scene_spans(fg: Framegram, shots: ShotList) -> list[tuple[float, float]]:
     """Contiguous scenes covering the video: each gradual transition is split at its middle."""
     changes = [(b.start + b.end) / 2 for b in shots.boundaries]
-    edges = [float(fg.times[0]), *changes, float(fg.times[-1] + 1.0 / fg.meta.fps)]
+    end = fg.meta.source.duration or float(fg.times[-1] + 1.0 / fg.meta.fps)  # the file's own end when declared
+    edges = [float(fg.times[0]), *changes, end]
     return list(zip(edges, edges[1:]))
 
 

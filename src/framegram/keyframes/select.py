@@ -1,7 +1,8 @@
 """Keyframes: one representative, sharp frame per shot (or `n` frames spread over the shots).
 
 Each shot's keyframe is its most representative row: the one closest (cosine) to the shot's mean
-feature, away from the shot's edges and from flash rows. Asking for more keyframes than shots
+feature, pulled towards the middle of the shot (the classic midpoint between change points), and
+never a flash row or a row next to a boundary when the shot has others. Asking for more keyframes than shots
 splits the longest shots at their own change points (KernelCPD) and takes one per part; asking
 for fewer drops the weakest boundaries first, merging shots.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from framegram.errors import TooShortError
 from framegram.framegram import Framegram
-from framegram.keyframes.shots import Shot, ShotList, _unit
+from framegram.keyframes.shots import ShotList, _unit
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class Keyframe:
     candidates: tuple[int, ...]  #: near-equally representative rows, best first (row among them)
 
 
+#: how much closeness to the part's middle counts against closeness to its mean feature (cosine units)
+MIDDLE_PULL = 0.1
+
+
 def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> list[Keyframe]:
     """`n` keyframes (None: one per detected shot), in time order."""
     if n is not None and n < 1:
@@ -37,10 +42,10 @@ def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> li
         )
     rows = _unit(fg.features.astype(np.float64))
     parts = _parts(rows, shots, n)
-    flashes = set(shots.flash_rows)
+    avoid = set(shots.flash_rows) | _near_boundaries(shots, len(fg))
     keyframes = []
     for shot_index, (first, stop) in parts:
-        candidates = _ranked_rows(rows, first, stop, flashes)
+        candidates = _ranked_rows(rows, first, stop, avoid)
         keyframes.append(Keyframe(float(fg.times[candidates[0]]), int(candidates[0]), shot_index, tuple(candidates[:3])))
     return keyframes
 
@@ -88,21 +93,27 @@ def _split(rows: np.ndarray, k: int) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
-def _ranked_rows(rows: np.ndarray, first: int, stop: int, flashes: set[int]) -> list[int]:
-    """Rows of [first, stop) by closeness to the part's mean; edges and flashes only as a last resort."""
+def _near_boundaries(shots: ShotList, n_rows: int) -> set[int]:
+    """Rows next to a boundary: 2 on each side of a gradual transition (whose detected extent can
+    fall short of the real one by a row or two), 1 on each side of a cut."""
+    near = set()
+    for b in shots.boundaries:
+        margin = 1 if b.kind == "cut" else 2
+        near.update(range(max(0, b.rows[0] - margin), b.rows[0]))
+        near.update(range(b.rows[1], min(n_rows, b.rows[1] + margin)))
+    return near
+
+
+def _ranked_rows(rows: np.ndarray, first: int, stop: int, avoid: set[int]) -> list[int]:
+    """Rows of [first, stop) by closeness to the part's mean; rows to avoid only as a last resort."""
     index = np.arange(first, stop)
-    inner = index[(index >= first + 1) & (index < stop - 1)] if stop - first > 4 else index
-    usable = np.array([i for i in inner if i not in flashes]) if len(inner) else index
+    usable = np.array([i for i in index if i not in avoid], dtype=int)
     if len(usable) == 0:
         usable = index
     centre = _unit(rows[usable].mean(0))
-    order = np.argsort(-(rows[usable] @ centre), kind="stable")
+    # closeness to the mean, with a pull towards the middle of the part: edges are where a
+    # transition's last frames hide when its detected extent falls short
+    offset = (usable - (first + stop - 1) / 2) / max((stop - first) / 2, 1)
+    order = np.argsort(-(rows[usable] @ centre - MIDDLE_PULL * offset**2), kind="stable")
     return [int(i) for i in usable[order]]
 
-
-def shot_of(time: float, shot_list: list[Shot]) -> int | None:
-    """Index of the shot containing `time`, or None if it falls in a transition."""
-    for i, shot in enumerate(shot_list):
-        if shot.start <= time < shot.end:
-            return i
-    return None

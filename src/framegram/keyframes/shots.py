@@ -13,7 +13,8 @@ after differ, with at most a couple of seconds of transition between them. The d
    a brightness change moves the features, but the two sides still show the same scene);
 4. merges candidates whose transitions overlap, and calls a boundary a cut when the two rows
    adjacent to it already show the full contrast, otherwise a gradual transition whose extent is
-   the best transition width found.
+   the best transition width found; boundaries closer than 3 rows become one gradual transition
+   (the sliver between them is the dark middle of a fade, not a shot).
 
 Everything runs on the [T x D] matrix: no decoding, so a cached framegram is enough.
 """
@@ -99,7 +100,7 @@ def detect_shots(fg: Framegram, config: ShotDetectorConfig | None = None) -> Sho
         event = _best_transition(rows, centred, c, reach)
         if event and event[0] < config.max_centred_similarity and event[1] < config.max_raw_similarity:
             events.append(event)
-    boundaries = _merge(events, rows, fg.times, period, config.cut_margin)
+    boundaries = _join_close(_merge(events, rows, fg.times, period, config.cut_margin), fg.times, period)
     return ShotList(boundaries, _shots_between(boundaries, fg.times, period), flashes)
 
 
@@ -172,6 +173,19 @@ def _merge(events, rows: np.ndarray, times: np.ndarray, period: float, cut_margi
             end = float(times[hi - 1] + period / 2)
             boundaries.append(Boundary(GRADUAL, start, end, 1.0 - sim, (lo, hi)))
     return boundaries
+
+
+def _join_close(boundaries: list[Boundary], times: np.ndarray, period: float, min_shot_rows: int = 3) -> list[Boundary]:
+    """Boundaries less than `min_shot_rows` apart become one gradual transition: at a few samples
+    per second such a sliver is the dark middle of a fade or a dissolve's turning point, not a shot."""
+    joined: list[Boundary] = []
+    for b in boundaries:
+        if joined and b.rows[0] - joined[-1].rows[1] < min_shot_rows:
+            a = joined.pop()
+            lo, hi = a.rows[0], max(b.rows[1], a.rows[0] + 1)
+            b = Boundary(GRADUAL, float(times[lo] - period / 2), float(times[hi - 1] + period / 2), max(a.strength, b.strength), (lo, hi))
+        joined.append(b)
+    return joined
 
 
 def _shots_between(boundaries: list[Boundary], times: np.ndarray, period: float) -> list[Shot]:

@@ -26,6 +26,7 @@ from framegram.synth.footage import CleanStretch
 
 FPS = 25
 HEIGHT, WIDTH = 360, 640
+SLACK = 2.0  #: seconds of footage before and after a shot's stable part, for the transitions into and out of it
 KINDS = ("cut", "dissolve", "fade")
 
 
@@ -88,7 +89,7 @@ def plan_edit(
     distractor_rate: float = 0.5,
 ) -> EditPlan:
     """Draw shots from `stretches` (no stretch twice in a row), transitions of `kinds`, distractors."""
-    usable = [s for s in stretches if s.duration >= shot_seconds[0] + 2.0]
+    usable = [s for s in stretches if s.duration >= shot_seconds[0] + 2 * SLACK]
     weights = np.array([min(s.duration, 30.0) for s in usable])  # long stretches, but not one film only
     shots, previous = [], None
     for _ in range(n_shots):
@@ -97,19 +98,17 @@ def plan_edit(
             if stretch is not previous:
                 break
         previous = stretch
-        length = float(min(rng.uniform(*shot_seconds), stretch.duration - 2.0))
-        start = float(rng.uniform(stretch.start, stretch.end - length - 2.0))
-        # 2 s of slack after the stable part feed the transition frames.
-        shots.append(Clip(str(stretch.source), round(start, 3), round(length + 2.0, 3)))
+        length = float(min(rng.uniform(*shot_seconds), stretch.duration - 2 * SLACK))
+        start = float(rng.uniform(stretch.start, stretch.end - length - 2 * SLACK))
+        shots.append(Clip(str(stretch.source), round(start, 3), round(length + 2 * SLACK, 3)))
     transitions = []
     for _ in range(n_shots - 1):
         kind = str(rng.choice(kinds))
         duration = 0.0 if kind == "cut" else float(rng.uniform(0.5, 2.0))
         transitions.append(Transition(kind, round(duration, 2)))
     distractors: list[Distractor | None] = []
-    for i, clip in enumerate(shots):
-        # the part of the shot shown whole: its stable length minus what the outgoing transition uses
-        shown = clip.duration - 2.0 - (_tail_frames(transitions[i]) / FPS if i < len(transitions) else 0.0)
+    for clip in shots:
+        shown = clip.duration - 2 * SLACK  # the stable part, between the transitions
         kind = str(rng.choice(["flash", "flash", "pan", "ramp"]))
         duration = {"flash": rng.integers(2, 5) / FPS, "pan": rng.uniform(1.0, 1.6), "ramp": rng.uniform(1.2, 2.0)}[kind]
         room = shown - duration - 1.6  # keep 0.8 s clear of both ends of the shot
@@ -140,23 +139,18 @@ def render_edit(plan: EditPlan, path: Path) -> GroundTruth:
                     container.mux(packet)
                 frames_out += 1
 
-        carry: np.ndarray | None = None  # frames of the previous shot not yet written
+        slack = round(SLACK * FPS)
+        after_previous: np.ndarray | None = None  # footage that followed the previous shot's stable part
         for i, (clip, distractor) in enumerate(zip(plan.shots, plan.distractors)):
-            frames = _clip_frames(clip)
-            stable = len(frames) - 2 * FPS  # the 2 s of slack
-            incoming = plan.transitions[i - 1] if i > 0 else None
-            head = 0  # frames of this shot consumed by the incoming transition
-            if carry is not None and incoming is not None:
-                head = _join(carry, frames, incoming, emit, truth, frames_out)
-            shot_start = frames_out
+            frames = _clip_frames(clip)  # slack, stable part, slack
+            stable = frames[slack : len(frames) - slack]
+            if i > 0:
+                _join(after_previous, frames[:slack], plan.transitions[i - 1], emit, truth, frames_out)
             if distractor is not None:
-                _apply_distractor(frames, head, distractor, truth, shot_start)
-            outgoing = plan.transitions[i] if i < len(plan.transitions) else None
-            n_tail = _tail_frames(outgoing)
-            end_stable = head + stable
-            emit(frames[head:end_stable - n_tail] if outgoing else frames[head:end_stable])
-            truth.shots.append({"start": shot_start / FPS, "end": frames_out / FPS})
-            carry = frames[end_stable - n_tail : end_stable] if outgoing else None
+                _apply_distractor(stable, distractor, truth, frames_out)
+            truth.shots.append({"start": frames_out / FPS, "end": (frames_out + len(stable)) / FPS})
+            emit(stable)
+            after_previous = frames[len(frames) - slack :]
         for packet in stream.encode():
             container.mux(packet)
     truth.duration = frames_out / FPS
@@ -164,42 +158,32 @@ def render_edit(plan: EditPlan, path: Path) -> GroundTruth:
     return truth
 
 
-def _tail_frames(transition: Transition | None) -> int:
-    """Frames of the outgoing shot that a transition uses (dissolve overlap or fade-out)."""
-    if transition is None or transition.kind == "cut":
-        return 0
-    total = round(transition.duration * FPS)
-    return total if transition.kind == "dissolve" else total // 2
-
-
-def _join(tail: np.ndarray, frames: np.ndarray, transition: Transition, emit, truth: GroundTruth, now: int) -> int:
-    """Write the transition from `tail` (end of the previous shot) into `frames`; return frames used."""
-    start = now
+def _join(after: np.ndarray, before: np.ndarray, transition: Transition, emit, truth: GroundTruth, now: int) -> None:
+    """Write the transition from the footage `after` the previous shot to the footage `before` the next one."""
     if transition.kind == "cut":
         truth.boundaries.append({"kind": "cut", "start": now / FPS, "end": now / FPS})
-        return 0
+        return
+    total = round(transition.duration * FPS)
     if transition.kind == "dissolve":
-        n = len(tail)
-        alpha = ((np.arange(n) + 1) / (n + 1))[:, None, None, None]
-        emit((tail * (1 - alpha) + frames[:n] * alpha).round().astype(np.uint8))
-        truth.boundaries.append({"kind": "dissolve", "start": start / FPS, "end": (start + n) / FPS})
-        return n
-    # fade: out to black over the tail, hold black a little, in from black over as many frames
-    n_out = len(tail)
-    n_in = round(transition.duration * FPS) - n_out
-    hold = int(np.clip(round(transition.duration * FPS * 0.15), 0, 6))
+        alpha = ((np.arange(total) + 1) / (total + 1))[:, None, None, None]
+        emit((after[:total] * (1 - alpha) + before[len(before) - total :] * alpha).round().astype(np.uint8))
+        truth.boundaries.append({"kind": "dissolve", "start": now / FPS, "end": (now + total) / FPS})
+        return
+    # fade: out to black, hold black a little, in from black
+    n_out = total // 2
+    n_in = total - n_out
+    hold = int(np.clip(round(total * 0.15), 0, 6))
     down = (1 - (np.arange(n_out) + 1) / (n_out + 1))[:, None, None, None]
     up = ((np.arange(n_in) + 1) / (n_in + 1))[:, None, None, None]
-    emit((tail * down).round().astype(np.uint8))
+    emit((after[:n_out] * down).round().astype(np.uint8))
     emit(np.zeros((hold, HEIGHT, WIDTH, 3), np.uint8))
-    emit((frames[:n_in] * up).round().astype(np.uint8))
-    truth.boundaries.append({"kind": "fade", "start": start / FPS, "end": (start + n_out + hold + n_in) / FPS})
-    return n_in
+    emit((before[len(before) - n_in :] * up).round().astype(np.uint8))
+    truth.boundaries.append({"kind": "fade", "start": now / FPS, "end": (now + n_out + hold + n_in) / FPS})
 
 
-def _apply_distractor(frames: np.ndarray, head: int, d: Distractor, truth: GroundTruth, shot_start: int) -> None:
-    """Change `frames` in place; frame `head` is shown at `shot_start` on the output timeline."""
-    first = head + round(d.at * FPS)
+def _apply_distractor(frames: np.ndarray, d: Distractor, truth: GroundTruth, shot_start: int) -> None:
+    """Change a shot's stable `frames` in place; its first frame is shown at `shot_start` (frames)."""
+    first = round(d.at * FPS)
     n = max(1, round(d.duration * FPS))
     span = slice(first, first + n)
     if d.kind == "flash":
@@ -210,9 +194,7 @@ def _apply_distractor(frames: np.ndarray, head: int, d: Distractor, truth: Groun
         frames[first:] = (frames[first:] * gain[:, None, None, None]).astype(np.uint8)
     elif d.kind == "pan":
         _pan(frames, first, n)
-    truth.distractors.append(
-        {"kind": d.kind, "start": (shot_start + first - head) / FPS, "end": (shot_start + first - head + n) / FPS}
-    )
+    truth.distractors.append({"kind": d.kind, "start": (shot_start + first) / FPS, "end": (shot_start + first + n) / FPS})
 
 
 def _pan(frames: np.ndarray, first: int, n: int) -> None:

@@ -1,0 +1,40 @@
+"""The demo report's section registry: capabilities add sections with `@demo_section`.
+
+A section builder takes the `DemoContext` (the sample videos, their framegrams, timings, the
+output folder) and returns a `Section`. Builders run in registration order; `Section.order`
+places them in the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from framegram.encoders import FrameEncoder
+from framegram.extract import ExtractTiming
+from framegram.framegram import Framegram
+from framegram.report.html import Section
+
+
+@dataclass
+class DemoContext:
+    """What every demo section can draw on."""
+
+    out_dir: Path
+    encoder: FrameEncoder
+    videos: list[Path]
+    framegrams: dict[Path, Framegram]
+    timings: dict[Path, ExtractTiming]
+    failed: dict[Path, str] = field(default_factory=dict)
+    show_progress: bool = True
+
+
+SectionBuilder = Callable[[DemoContext], Section]
+SECTIONS: list[SectionBuilder] = []
+
+
+def demo_section(builder: SectionBuilder) -> SectionBuilder:
+    """Register `builder` to contribute a section to the demo report."""
+    SECTIONS.append(builder)
+    return builder
