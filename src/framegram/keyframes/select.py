@@ -30,6 +30,8 @@ class Keyframe:
 
 #: how much closeness to the part's middle counts against closeness to its mean feature (cosine units)
 MIDDLE_PULL = 0.1
+#: how much a row's likeness to its neighbours counts (cosine units)
+STEADY_PULL = 0.5
 
 
 def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> list[Keyframe]:
@@ -42,7 +44,7 @@ def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> li
         )
     rows = _unit(fg.features.astype(np.float64))
     parts = _parts(rows, shots, n)
-    avoid = set(shots.flash_rows) | _near_boundaries(shots, len(fg))
+    avoid = set(shots.flash_rows) | set(shots.dark_rows) | _near_boundaries(shots, len(fg))
     keyframes = []
     for shot_index, (first, stop) in parts:
         candidates = _ranked_rows(rows, first, stop, avoid)
@@ -93,6 +95,13 @@ def _split(rows: np.ndarray, k: int) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
+def _steadiness(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Mean cosine of each row in `index` with its two neighbours in the framegram."""
+    before = rows[np.maximum(index - 1, 0)]
+    after = rows[np.minimum(index + 1, len(rows) - 1)]
+    return 0.5 * (np.sum(rows[index] * before, axis=1) + np.sum(rows[index] * after, axis=1))
+
+
 def _near_boundaries(shots: ShotList, n_rows: int) -> set[int]:
     """Rows next to a boundary: 2 on each side of a gradual transition (whose detected extent can
     fall short of the real one by a row or two), 1 on each side of a cut."""
@@ -111,9 +120,11 @@ def _ranked_rows(rows: np.ndarray, first: int, stop: int, avoid: set[int]) -> li
     if len(usable) == 0:
         usable = index
     centre = _unit(rows[usable].mean(0))
-    # closeness to the mean, with a pull towards the middle of the part: edges are where a
-    # transition's last frames hide when its detected extent falls short
+    # closeness to the mean, with a pull towards the middle of the part (edges are where a
+    # transition's last frames hide when its detected extent falls short) and towards rows that
+    # look like their neighbours (not mid-dissolve, not blurred by fast motion)
     offset = (usable - (first + stop - 1) / 2) / max((stop - first) / 2, 1)
-    order = np.argsort(-(rows[usable] @ centre - MIDDLE_PULL * offset**2), kind="stable")
+    score = rows[usable] @ centre - MIDDLE_PULL * offset**2 + STEADY_PULL * _steadiness(rows, usable)
+    order = np.argsort(-score, kind="stable")
     return [int(i) for i in usable[order]]
 

@@ -14,13 +14,16 @@ after differ, with at most a couple of seconds of transition between them. The d
 4. merges candidates whose transitions overlap, and calls a boundary a cut when the two rows
    adjacent to it already show the full contrast, otherwise a gradual transition whose extent is
    the best transition width found; boundaries closer than 3 rows become one gradual transition
-   (the sliver between them is the dark middle of a fade, not a shot).
+   (the sliver between them is the dark middle of a fade, not a shot);
+5. widens a boundary that touches black rows (features close to the encoder's own features of a
+   black frame) over them: a fade through black, gradual however abrupt its middle looks.
 
 Everything runs on the [T x D] matrix: no decoding, so a cached framegram is enough.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +45,7 @@ class ShotDetectorConfig:
     max_raw_similarity: float = 0.65  #: ... and their raw cosine is below this
     cut_margin: float = 0.1  #: a cut if adjacent rows reach the best contrast within this (cosine)
     flash_margin: float = 0.15  #: a row is a flash if both neighbours are this much more alike than it is to them
+    dark_similarity: float = 0.8  #: a row is (near) black if its cosine with the encoder's black frame exceeds this
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class ShotList:
     boundaries: list[Boundary]
     shots: list[Shot]
     flash_rows: list[int] = field(default_factory=list)  #: rows recognised as flashes and ignored
+    dark_rows: list[int] = field(default_factory=list)  #: (near) black rows
 
 
 def detect_shots(fg: Framegram, config: ShotDetectorConfig | None = None) -> ShotList:
@@ -101,7 +106,9 @@ def detect_shots(fg: Framegram, config: ShotDetectorConfig | None = None) -> Sho
         if event and event[0] < config.max_centred_similarity and event[1] < config.max_raw_similarity:
             events.append(event)
     boundaries = _join_close(_merge(events, rows, fg.times, period, config.cut_margin), fg.times, period)
-    return ShotList(boundaries, _shots_between(boundaries, fg.times, period), flashes)
+    dark = _dark_rows(rows, fg.meta.encoder, config.dark_similarity)
+    boundaries = _join_close(_widen_over_dark(boundaries, dark, fg.times, period, 2 * reach), fg.times, period)
+    return ShotList(boundaries, _shots_between(boundaries, fg.times, period), flashes, sorted(np.flatnonzero(dark).tolist()))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -173,6 +180,53 @@ def _merge(events, rows: np.ndarray, times: np.ndarray, period: float, cut_margi
             end = float(times[hi - 1] + period / 2)
             boundaries.append(Boundary(GRADUAL, start, end, 1.0 - sim, (lo, hi)))
     return boundaries
+
+
+def _dark_rows(rows: np.ndarray, spec, threshold: float) -> np.ndarray:
+    """bool [T]: rows whose features are close to the encoder's features of a black frame."""
+    black = _black_features(spec.name, spec.version)
+    if black is None or black.shape[0] != rows.shape[1]:
+        return np.zeros(len(rows), dtype=bool)
+    return rows @ black > threshold
+
+
+@functools.lru_cache(maxsize=4)
+def _black_features(name: str, version: str) -> np.ndarray | None:
+    """Unit features of an all-black frame for the encoder that made the framegram (None if unavailable here)."""
+    from framegram.encoders import get_encoder
+    from framegram.errors import UnknownEncoderError
+
+    try:
+        encoder = get_encoder(name)
+    except UnknownEncoderError:
+        return None
+    if encoder.spec.version != version:
+        return None
+    height, width = encoder.spec.input_size
+    return _unit(encoder.encode(np.zeros((1, height, width, 3), np.uint8)).astype(np.float64))[0]
+
+
+def _widen_over_dark(
+    boundaries: list[Boundary], dark: np.ndarray, times: np.ndarray, period: float, max_rows: int
+) -> list[Boundary]:
+    """A boundary touching a short run of black rows (at most `max_rows`) is a fade: gradual,
+    spanning the black rows and one row beyond. A longer run is a dark scene, left alone."""
+    widened = []
+    for b in boundaries:
+        lo, hi = b.rows[0], max(b.rows[1], b.rows[0])
+        if not dark[max(lo - 1, 0) : min(hi + 1, len(dark))].any():
+            widened.append(b)
+            continue
+        while lo > 0 and dark[lo - 1]:
+            lo -= 1
+        while hi < len(dark) and dark[hi]:
+            hi += 1
+        if int(dark[lo:hi].sum()) > max_rows:
+            widened.append(b)
+            continue
+        lo, hi = max(lo - 1, 0), min(hi + 1, len(dark))
+        widened.append(Boundary(GRADUAL, float(times[lo] - period / 2), float(times[hi - 1] + period / 2), b.strength, (lo, hi)))
+    return widened
 
 
 def _join_close(boundaries: list[Boundary], times: np.ndarray, period: float, min_shot_rows: int = 3) -> list[Boundary]:
