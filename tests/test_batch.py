@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from framegram.batch import extract_folder, find_videos, output_paths
 from framegram.framegram import FILE_SUFFIX, Framegram

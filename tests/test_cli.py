@@ -33,6 +33,7 @@ def test_demo_writes_a_self_contained_report(videos, tmp_path):
     for name in videos:
         assert name in html
     assert "Extraction timings" in html and "Framegrams of the sample videos" in html
+    assert "Shots and keyframes" in html and "Same content, different pixels" in html
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) >= 2 * len(videos)
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from elsewhere
     assert len(list((tmp_path / "pictures").glob("*.png"))) == len(videos)

@@ -10,11 +10,16 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from framegram.io.atomic import atomic_path
 from framegram.paths import cache_dir
+
+if TYPE_CHECKING:  # both are imported only when a model is exported or run
+    import onnxruntime
+    import torch
 
 
 def onnx_model_path(key: str) -> Path:
@@ -23,7 +28,7 @@ def onnx_model_path(key: str) -> Path:
 
 
 def export_onnx(
-    build_module: Callable[[], "torch.nn.Module"],  # noqa: F821 - torch imported lazily
+    build_module: Callable[[], torch.nn.Module],
     example: np.ndarray,
     output_names: list[str],
     target: Path,
@@ -56,7 +61,7 @@ def export_onnx(
                 raise RuntimeError(f"ONNX export of {target.name}: output {name} differs by {err:.2e} > {tolerance}")
 
 
-def new_session(path: Path, threads: int | None) -> "onnxruntime.InferenceSession":  # noqa: F821
+def new_session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -69,12 +74,12 @@ def new_session(path: Path, threads: int | None) -> "onnxruntime.InferenceSessio
 
 def cached_session(
     key: str,
-    build_module: Callable[[], "torch.nn.Module"],  # noqa: F821
+    build_module: Callable[[], torch.nn.Module],
     example: np.ndarray,
     output_names: list[str],
     tolerance: float,
     threads: int | None = None,
-) -> "onnxruntime.InferenceSession":  # noqa: F821
+) -> onnxruntime.InferenceSession:
     """An ONNX Runtime session for `key`, exporting the model first if the cache lacks it.
 
     A cached file that fails to load (damaged, or from an incompatible runtime) is exported again.
