@@ -87,6 +87,7 @@ def plan_edit(
     kinds: tuple[str, ...] = KINDS,
     shot_seconds: tuple[float, float] = (2.5, 6.0),
     distractor_rate: float = 0.5,
+    distractor_kinds: tuple[str, ...] = ("flash", "flash", "pan", "ramp"),
 ) -> EditPlan:
     """Draw shots from `stretches` (no stretch twice in a row), transitions of `kinds`, distractors."""
     usable = [s for s in stretches if s.duration >= shot_seconds[0] + 2 * SLACK]
@@ -109,7 +110,7 @@ def plan_edit(
     distractors: list[Distractor | None] = []
     for clip in shots:
         shown = clip.duration - 2 * SLACK  # the stable part, between the transitions
-        kind = str(rng.choice(["flash", "flash", "pan", "ramp"]))
+        kind = str(rng.choice(distractor_kinds))
         duration = {"flash": rng.integers(2, 5) / FPS, "pan": rng.uniform(1.0, 1.6), "ramp": rng.uniform(1.2, 2.0)}[kind]
         room = shown - duration - 1.6  # keep 0.8 s clear of both ends of the shot
         if rng.random() >= distractor_rate or room <= 0:
