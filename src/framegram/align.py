@@ -28,8 +28,8 @@ def sliding_cosine(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     `reference` [Tr, D]; returns float32 [Tr - Tq + 1]. Requires Tq <= Tr."""
     if query.shape[0] > reference.shape[0]:
         raise ValueError(f"query has {query.shape[0]} rows, more than the reference's {reference.shape[0]}")
-    q = _unit_rows(query)
-    r = _unit_rows(reference)
+    q = unit_rows(np.asarray(query, dtype=np.float32))
+    r = unit_rows(np.asarray(reference, dtype=np.float32))
     similarity = r @ q.T  # [Tr, Tq]: every reference row against every query row
     tq = q.shape[0]
     windows = np.lib.stride_tricks.sliding_window_view(similarity, (tq, tq))[:, 0]  # [Tr-Tq+1, Tq, Tq]
@@ -50,6 +50,6 @@ def locate(query: Framegram, reference: Framegram) -> Alignment:
     return Alignment(float(reference.times[best] - query.times[0]), float(scores[best]), scores)
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row (last axis) scaled to unit length; zero rows stay zero. Keeps the dtype."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

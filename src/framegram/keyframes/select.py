@@ -15,7 +15,8 @@ import numpy as np
 
 from framegram.errors import TooShortError
 from framegram.framegram import Framegram
-from framegram.keyframes.shots import ShotList, _unit
+from framegram.align import unit_rows
+from framegram.keyframes.shots import ShotList
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def select_keyframes(fg: Framegram, shots: ShotList, n: int | None = None) -> li
         raise TooShortError(
             fg.meta.source.path, f"asked for {n} keyframes but the framegram has only {len(fg)} frames at {fg.meta.fps:g}/s"
         )
-    rows = _unit(fg.features.astype(np.float64))
+    rows = unit_rows(fg.features.astype(np.float64))
     parts = _parts(rows, shots, n)
     avoid = set(shots.flash_rows) | set(shots.dark_rows) | _near_boundaries(shots, len(fg))
     keyframes = []
@@ -119,7 +120,7 @@ def _ranked_rows(rows: np.ndarray, first: int, stop: int, avoid: set[int]) -> li
     usable = np.array([i for i in index if i not in avoid], dtype=int)
     if len(usable) == 0:
         usable = index
-    centre = _unit(rows[usable].mean(0))
+    centre = unit_rows(rows[usable].mean(0))
     # closeness to the mean, with a pull towards the middle of the part (edges are where a
     # transition's last frames hide when its detected extent falls short) and towards rows that
     # look like their neighbours (not mid-dissolve, not blurred by fast motion)

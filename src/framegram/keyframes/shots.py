@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from framegram.align import unit_rows
 from framegram.errors import TooShortError
 from framegram.framegram import Framegram
 
@@ -90,9 +91,9 @@ def detect_shots(fg: Framegram, config: ShotDetectorConfig | None = None) -> Sho
     config = config or ShotDetectorConfig()
     if len(fg) < 2:
         raise TooShortError(fg.meta.source.path, f"{len(fg)} frame(s) at {fg.meta.fps:g}/s is too short to find shots in (need 2)")
-    rows = _unit(fg.features.astype(np.float64))
+    rows = unit_rows(fg.features.astype(np.float64))
     rows, flashes = _suppress_flashes(rows, config.flash_margin)
-    centred = _unit(rows - rows.mean(axis=0))
+    centred = unit_rows(rows - rows.mean(axis=0))
     period = 1.0 / fg.meta.fps
     reach = max(1, round(config.max_transition / period))
     if len(fg) >= 4:
@@ -107,12 +108,9 @@ def detect_shots(fg: Framegram, config: ShotDetectorConfig | None = None) -> Sho
             events.append(event)
     boundaries = _join_close(_merge(events, rows, fg.times, period, config.cut_margin), fg.times, period)
     dark = _dark_rows(rows, fg.meta.encoder, config.dark_similarity)
+    # join again: widening over black rows can bring two boundaries together
     boundaries = _join_close(_widen_over_dark(boundaries, dark, fg.times, period, 2 * reach), fg.times, period)
     return ShotList(boundaries, _shots_between(boundaries, fg.times, period), flashes, sorted(np.flatnonzero(dark).tolist()))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _suppress_flashes(rows: np.ndarray, margin: float) -> tuple[np.ndarray, list[int]]:
@@ -122,7 +120,7 @@ def _suppress_flashes(rows: np.ndarray, margin: float) -> tuple[np.ndarray, list
     for i in range(1, len(rows) - 1):
         around = rows[i - 1] @ rows[i + 1]
         if rows[i] @ rows[i - 1] < around - margin and rows[i] @ rows[i + 1] < around - margin:
-            rows[i] = _unit(rows[i - 1] + rows[i + 1])
+            rows[i] = unit_rows(rows[i - 1] + rows[i + 1])
             flashes.append(i)
     return rows, flashes
 
@@ -136,12 +134,12 @@ def _best_transition(rows: np.ndarray, centred: np.ndarray, c: int, reach: int):
         lo = c - left
         if lo - 2 < 0:
             break
-        a_c, a_r = _unit(centred[lo - 2 : lo].mean(0)), _unit(rows[lo - 2 : lo].mean(0))
+        a_c, a_r = unit_rows(centred[lo - 2 : lo].mean(0)), unit_rows(rows[lo - 2 : lo].mean(0))
         for right in range(reach + 1):
             hi = c + right
             if hi + 2 > len(rows):
                 break
-            b_c, b_r = _unit(centred[hi : hi + 2].mean(0)), _unit(rows[hi : hi + 2].mean(0))
+            b_c, b_r = unit_rows(centred[hi : hi + 2].mean(0)), unit_rows(rows[hi : hi + 2].mean(0))
             sim = float(a_c @ b_c)
             if left == right == 0:
                 adjacent = sim
@@ -203,7 +201,7 @@ def _black_features(name: str, version: str) -> np.ndarray | None:
     if encoder.spec.version != version:
         return None
     height, width = encoder.spec.input_size
-    return _unit(encoder.encode(np.zeros((1, height, width, 3), np.uint8)).astype(np.float64))[0]
+    return unit_rows(encoder.encode(np.zeros((1, height, width, 3), np.uint8)).astype(np.float64))[0]
 
 
 def _widen_over_dark(
