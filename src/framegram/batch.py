@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
+from rich.progress import Progress
 
 from framegram.encoders import FrameEncoder
 from framegram.errors import FramegramError, InputError, VideoNotFoundError
@@ -21,6 +20,7 @@ from framegram.extract import DEFAULT_FPS, ExtractTiming, extract, resolve_encod
 from framegram.framegram import FILE_SUFFIX, Framegram
 from framegram.io.decode import VIDEO_EXTENSIONS
 from framegram.io.hashing import sha256_file
+from framegram.progress import extraction_progress
 
 
 @dataclass
@@ -97,7 +97,7 @@ def extract_folder(
     videos = find_videos(inputs)
     targets = output_paths(videos, out_dir)
     result = BatchResult()
-    with _progress(show_progress) as bars:
+    with extraction_progress(show_progress) as bars:
         overall = bars.add_task("videos", total=len(videos), fps=None)
         for video in videos:
             target = targets[video]
@@ -147,25 +147,3 @@ def _remove_stale_partials(target: Path) -> None:
     # Temporary files of an earlier run killed while writing this target (see io.atomic).
     for leftover in target.parent.glob(f".{target.name}.*.partial"):
         leftover.unlink(missing_ok=True)
-
-
-class _RateColumn(ProgressColumn):
-    """frames/s and times real time (video seconds per wall second) of a running extraction."""
-
-    def render(self, task) -> Text:
-        if task.fields.get("fps") is None or not task.speed:
-            return Text("")
-        speed = task.speed
-        return Text(f"{speed:6.1f} frames/s  {speed / task.fields['fps']:5.1f}x real time", style="cyan")
-
-
-def _progress(show: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}", style="bold"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        disable=not show,
-        transient=False,
-    )

@@ -16,6 +16,7 @@ from framegram.extract import DEFAULT_FPS, extract, resolve_encoder
 from framegram.framegram import FILE_SUFFIX, Framegram
 from framegram.io.hashing import sha256_file
 from framegram.paths import cache_dir
+from framegram.progress import extraction_progress
 
 
 def is_framegram_file(path: str | Path) -> bool:
@@ -28,12 +29,12 @@ def cached_path(video_sha256: str, encoder: FrameEncoder, fps: float) -> Path:
 
 
 def framegram_for(
-    path: str | Path, encoder: FrameEncoder | str | None = None, fps: float = DEFAULT_FPS
+    path: str | Path, encoder: FrameEncoder | str | None = None, fps: float = DEFAULT_FPS, show_progress: bool = False
 ) -> tuple[Framegram, bool]:
     """The framegram of a video (extracted once, then cached) or of a .framegram.npz file.
 
     Returns (framegram, came_from_cache). A framegram file made with another encoder than the
-    requested one raises EncoderMismatchError.
+    requested one raises EncoderMismatchError. `show_progress` draws a bar while extracting.
     """
     path = Path(path)
     encoder = resolve_encoder(encoder)
@@ -54,6 +55,11 @@ def framegram_for(
             # same content, perhaps under another name: report the path the caller gave
             source = dataclasses.replace(framegram.meta.source, path=str(path))
             return dataclasses.replace(framegram, meta=dataclasses.replace(framegram.meta, source=source)), True
-    framegram, _ = extract(path, encoder, fps, source_sha256=digest)
+    with extraction_progress(show_progress) as bars:
+        task = bars.add_task(f"{path.name} (first time: extracting)", total=None, fps=fps)
+        framegram, _ = extract(
+            path, encoder, fps, source_sha256=digest,
+            progress=lambda n, total: bars.update(task, completed=n, total=total),
+        )
     framegram.save(cached)
     return framegram, False

@@ -94,13 +94,14 @@ def info(
 def shots(
     source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for <name>.scenes.csv and .json (default: beside the input).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Detect shot boundaries: cuts and gradual transitions (fades, dissolves); writes CSV and JSON."""
     from framegram.cache import framegram_for
     from framegram.keyframes import detect_shots
     from framegram.keyframes.output import write_shot_list
 
-    fg, cached = framegram_for(source)
+    fg, cached = framegram_for(source, show_progress=not quiet)
     shot_list = detect_shots(fg)
     stem = (out or source.parent) / source.name.removesuffix(".framegram.npz").rsplit(".", 1)[0]
     csv_path, json_path = write_shot_list(fg, shot_list, stem)
@@ -118,6 +119,7 @@ def keyframes(
     source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file whose source video still exists.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for keyframe images, contact_sheet.png, keyframes.json.")],
     n: Annotated[int | None, typer.Option("-n", help="Number of keyframes (default: one per shot).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Pick one sharp, representative keyframe per shot (or -n of them) and write images and a contact sheet."""
     from framegram.cache import framegram_for, is_framegram_file
@@ -127,7 +129,7 @@ def keyframes(
 
     if n is not None and n < 1:
         raise fail(f"-n must be at least 1, got {n}")
-    fg, _ = framegram_for(source)
+    fg, _ = framegram_for(source, show_progress=not quiet)
     video = Path(fg.meta.source.path) if is_framegram_file(source) else source
     if not video.is_file():
         raise VideoNotFoundError(video, f"the source video of {source} is needed for the keyframe images")
