@@ -18,6 +18,7 @@ Run: `.venv/bin/python bench/shots.py` (first run renders the corpus: several mi
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -30,6 +31,7 @@ from common import markdown_table, write_result
 from framegram.cache import framegram_for
 from framegram.encoders import get_encoder
 from framegram.extract import extract
+from framegram.framegram import Framegram
 from framegram.keyframes import detect_shots, select_keyframes
 from framegram.keyframes.output import keyframe_images
 from framegram.keyframes.scoring import Score, match
@@ -50,12 +52,17 @@ def corpus_dir() -> Path:
     return cache_dir() / "bench" / f"shots-v{CORPUS_VERSION}"
 
 
+@functools.cache
+def _stretches():
+    """Clean stretches of all the footage (scans are cached on disk; this saves re-hashing the files per video)."""
+    return [s for p in footage_paths() for s in clean_stretches(p)]
+
+
 def _render(job: tuple[str, int, tuple[str, ...]]) -> str:
     name, seed, kinds = job
     path = corpus_dir() / f"{name}.mp4"
     if not (path.exists() and path.with_suffix(".json").exists()):
-        stretches = [s for p in footage_paths() for s in clean_stretches(p)]
-        plan = plan_edit(np.random.default_rng(seed), stretches, SHOTS_PER_VIDEO, kinds=kinds, distractor_rate=0.8)
+        plan = plan_edit(np.random.default_rng(seed), _stretches(), SHOTS_PER_VIDEO, kinds=kinds, distractor_rate=0.8)
         render_edit(plan, path)
     return name
 
@@ -93,8 +100,6 @@ def run_framegram(video: Path, encoder) -> tuple[list, float, float, object]:
     saved = video.with_suffix(".framegram.npz")
     fg.save(saved)
     started = time.perf_counter()
-    from framegram.framegram import Framegram
-
     warm_fg = Framegram.load(saved, expect_encoder=encoder.spec)
     warm_shots = detect_shots(warm_fg)
     select_keyframes(warm_fg, warm_shots)

@@ -18,8 +18,10 @@ from framegram.extract import DEFAULT_FPS, extract
 from framegram.framegram import FILE_SUFFIX
 from framegram.io.decode import probe_video, sample_strip
 from framegram.media import sample_videos
-from framegram.plotting import frame_strip_figure, save_figure
-from framegram.report import Report, Section, figure_img, paragraph, table
+from framegram.io.atomic import atomic_write_bytes
+from framegram.plotting import frame_strip_figure
+from framegram.report import Report, Section, figure_img, paragraph, png_img, table
+from framegram.report.html import figure_png
 from framegram.report.sections import SECTIONS, DemoContext, demo_section
 
 import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyframes section)
@@ -75,8 +77,9 @@ def _framegrams_section(ctx: DemoContext) -> Section:
             )
         )
         parts.append(figure_img(frame_strip_figure(strip.frames, strip.times), alt=f"frames of {video.name}"))
-        save_figure(fg.render(), pictures / f"{video.stem}.png")
-        parts.append(figure_img(fg.render(height_in=3.0), alt=f"framegram of {video.name}"))
+        png = figure_png(fg.render())
+        atomic_write_bytes(pictures / f"{video.stem}.png", png)
+        parts.append(png_img(png, alt=f"framegram of {video.name}"))
     for video, reason in ctx.failed.items():
         parts.append(paragraph(f"{video.name}: failed: {reason}"))
     return Section("Framegrams of the sample videos", "\n".join(parts), order=10)

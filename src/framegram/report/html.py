@@ -66,14 +66,19 @@ class Report:
         return path
 
 
-def figure_img(fig, alt: str = "") -> str:
-    """An <img> holding the matplotlib figure as inline PNG (the figure is closed)."""
+def figure_png(fig) -> bytes:
+    """The matplotlib figure as PNG bytes (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return png_img(buf.getvalue(), alt)
+    return buf.getvalue()
+
+
+def figure_img(fig, alt: str = "") -> str:
+    """An <img> holding the matplotlib figure as inline PNG (the figure is closed)."""
+    return png_img(figure_png(fig), alt)
 
 
 def png_img(png: bytes, alt: str = "") -> str:
