@@ -17,7 +17,7 @@ import numpy as np
 
 from framegram.encoders import DEFAULT_ENCODER, FrameEncoder, get_encoder
 from framegram.framegram import Framegram, FramegramMeta, SourceInfo
-from framegram.io.decode import FrameBatch, probe_video, sample_frames, should_skip_nonref
+from framegram.io.decode import FrameBatch, VideoInfo, probe_video, sample_frames, should_skip_nonref
 from framegram.io.hashing import sha256_file
 
 DEFAULT_FPS = 5.0
@@ -84,7 +84,16 @@ def extract(
             progress(done, expected)
     wall = time.perf_counter() - started
     times_all = np.concatenate(times)
-    meta = FramegramMeta(
+    meta = framegram_meta(path, info, encoder, fps, skip_nonref, source_sha256)
+    framegram = Framegram(np.concatenate(features), times_all, meta)
+    return framegram, ExtractTiming(len(times_all), framegram.duration, wall)
+
+
+def framegram_meta(
+    path: Path, info: VideoInfo, encoder: FrameEncoder, fps: float, skip_nonref: bool, source_sha256: str | None = None
+) -> FramegramMeta:
+    """The metadata of a framegram of `path` (probed as `info`) made by `encoder` at `fps`."""
+    return FramegramMeta(
         source=SourceInfo(
             path=str(path),
             sha256=source_sha256 or sha256_file(path),
@@ -99,8 +108,6 @@ def extract(
         fps=float(fps),
         skip_nonref=bool(skip_nonref),
     )
-    framegram = Framegram(np.concatenate(features), times_all, meta)
-    return framegram, ExtractTiming(len(times_all), framegram.duration, wall)
 
 
 _DONE = object()

@@ -1,0 +1,173 @@
+"""Fingerprints: compact per-second descriptors of a framegram, the vectors the search index stores.
+
+A framegram row (1280 floats from EfficientNet-Lite0) is L2-normalised, centred on a fitted mean,
+projected onto the leading principal components and whitened (with shrinkage, so that weak
+components are not blown up into noise), then L2-normalised again. A descriptor is the mean of the
+whitened rows inside a one-second window, normalised: its temporal context. References keep one
+descriptor per second (256 dims, stored as 8-bit scalars by the index: 256 bytes per second);
+queries are described densely, one window starting at every frame, so alignment can resolve
+offsets finer than a second.
+
+The fitted part (mean, projection and the 8-bit quantiser's ranges) is a `FingerprintBasis`. It is
+fitted once on footage chosen for it (see `framegram.search.basis`) and stored inside every index,
+so adding videos never changes how earlier ones were described.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from framegram.align import unit_rows
+from framegram.errors import FramegramError
+from framegram.framegram import Framegram
+from framegram.io.atomic import atomic_write_bytes
+
+FINGERPRINT_DIMS = 256
+WINDOW_SECONDS = 1.0
+#: whitening divides by sqrt(eigenvalue + SHRINKAGE * mean eigenvalue of the kept components)
+SHRINKAGE = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class FingerprintBasis:
+    """How framegram rows of one encoder at one frame rate become fingerprint space.
+
+    mean: float32 [D] (mean of unit-normalised rows); projection: float32 [D, K];
+    quant_min, quant_range: float32 [K], the 8-bit quantiser's per-dimension range.
+    """
+
+    encoder: str  #: "name;version" of the encoder whose rows this basis accepts
+    fps: float  #: frame rate of the framegrams it was fitted on (windows count frames)
+    mean: np.ndarray
+    projection: np.ndarray
+    quant_min: np.ndarray
+    quant_range: np.ndarray
+    fitted_on: str = ""  #: what it was fitted on, in words
+
+    @property
+    def dims(self) -> int:
+        return self.projection.shape[1]
+
+    @property
+    def frames_per_window(self) -> int:
+        return max(1, round(WINDOW_SECONDS * self.fps))
+
+    @property
+    def digest(self) -> str:
+        """Identity of the fitted numbers: indexes refuse queries described with another basis."""
+        h = hashlib.sha256()
+        for a in (self.mean, self.projection, self.quant_min, self.quant_range):
+            h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+        return h.hexdigest()[:16]
+
+    def whiten(self, features: np.ndarray) -> np.ndarray:
+        """float32 [T, D] framegram rows -> float32 [T, K] unit rows in fingerprint space."""
+        if features.shape[1] != self.mean.shape[0]:
+            raise FramegramError(f"features have {features.shape[1]} dims; this fingerprint basis expects {self.mean.shape[0]}")
+        return unit_rows((unit_rows(features) - self.mean) @ self.projection)
+
+    def check(self, framegram: Framegram, what: str = "framegram") -> None:
+        """Refuse a framegram from another encoder or frame rate than the basis was fitted for."""
+        spec = framegram.meta.encoder
+        if f"{spec.name};{spec.version}" != self.encoder:
+            raise FramegramError(
+                f"{framegram.meta.source.path}: {what} made with encoder {spec.name} ({spec.version}); "
+                f"the index describes {self.encoder.split(';')[0]} framegrams"
+            )
+        if abs(framegram.meta.fps - self.fps) > 1e-6:
+            raise FramegramError(
+                f"{framegram.meta.source.path}: {what} sampled at {framegram.meta.fps:g} fps; the index needs {self.fps:g} fps"
+            )
+
+    def save(self, path: str | Path) -> None:
+        buf = io.BytesIO()
+        np.savez(
+            buf, mean=self.mean, projection=self.projection, quant_min=self.quant_min, quant_range=self.quant_range,
+            encoder=np.array(self.encoder), fps=np.array(self.fps), fitted_on=np.array(self.fitted_on),
+        )
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> FingerprintBasis:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(
+                    encoder=str(z["encoder"]), fps=float(z["fps"]), mean=z["mean"].astype(np.float32),
+                    projection=z["projection"].astype(np.float32), quant_min=z["quant_min"].astype(np.float32),
+                    quant_range=z["quant_range"].astype(np.float32), fitted_on=str(z["fitted_on"]),
+                )
+        except (OSError, KeyError, ValueError) as e:
+            raise FramegramError(f"{path}: not a readable fingerprint basis ({e})") from None
+
+
+@dataclass(frozen=True)
+class Descriptors:
+    """vectors: float32 [N, K] unit rows; starts: float64 [N] window starts in seconds (each window
+    lasts WINDOW_SECONDS)."""
+
+    vectors: np.ndarray
+    starts: np.ndarray
+
+
+def reference_descriptors(framegram: Framegram, basis: FingerprintBasis) -> Descriptors:
+    """One descriptor per second: windows of `frames_per_window` rows, end to end. A last partial
+    window is kept when it holds at least half a window."""
+    return _windows(framegram, basis, hop=basis.frames_per_window)
+
+
+def query_descriptors(framegram: Framegram, basis: FingerprintBasis) -> Descriptors:
+    """One descriptor per frame: a one-second window starting at every row (full windows only,
+    or a single shorter window for a query under a second)."""
+    return _windows(framegram, basis, hop=1)
+
+
+def _windows(framegram: Framegram, basis: FingerprintBasis, hop: int) -> Descriptors:
+    if len(framegram) == 0:
+        raise FramegramError(f"{framegram.meta.source.path}: empty framegram, nothing to describe")
+    rows = basis.whiten(framegram.features)
+    w = min(basis.frames_per_window, len(rows))
+    csum = np.vstack([np.zeros((1, rows.shape[1]), np.float64), np.cumsum(rows, axis=0, dtype=np.float64)])
+    last_start = len(rows) - w if hop == 1 else len(rows) - (w + 1) // 2
+    first = np.arange(0, last_start + 1, hop)
+    end = np.minimum(first + w, len(rows))
+    sums = csum[end] - csum[first]
+    return Descriptors(unit_rows(sums.astype(np.float32)), framegram.times[first] - framegram.times[0])
+
+
+def fit_basis(
+    framegrams: list[Framegram], dims: int = FINGERPRINT_DIMS, fitted_on: str = "", max_rows: int = 200_000
+) -> FingerprintBasis:
+    """PCA-whitening of unit-normalised rows of `framegrams` (same encoder and fps), kept to `dims`
+    components, plus the per-dimension 8-bit range of the resulting per-second descriptors."""
+    if not framegrams:
+        raise ValueError("fit_basis needs framegrams")
+    first = framegrams[0].meta
+    for f in framegrams:
+        if not f.meta.encoder.same_model(first.encoder) or f.meta.fps != first.fps:
+            raise FramegramError(f"{f.meta.source.path}: fit_basis needs framegrams of one encoder and frame rate")
+    rows = unit_rows(np.concatenate([f.features for f in framegrams]).astype(np.float32))
+    if len(rows) > max_rows:
+        rows = rows[np.random.default_rng(0).choice(len(rows), max_rows, replace=False)]
+    if len(rows) < 2 * dims:
+        raise FramegramError(f"fit_basis needs at least {2 * dims} rows for {dims} dims, got {len(rows)}")
+    mean = rows.mean(axis=0)
+    cov = np.cov((rows - mean).T.astype(np.float64))
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1][:dims]
+    eigval, eigvec = eigval[order], eigvec[:, order]
+    # deterministic signs: the largest-magnitude loading of each component is positive
+    eigvec *= np.sign(eigvec[np.abs(eigvec).argmax(axis=0), np.arange(dims)])
+    projection = (eigvec / np.sqrt(eigval + SHRINKAGE * eigval.mean())).astype(np.float32)
+    spec = first.encoder
+    draft = FingerprintBasis(
+        f"{spec.name};{spec.version}", first.fps, mean.astype(np.float32), projection,
+        np.zeros(dims, np.float32), np.ones(dims, np.float32), fitted_on,
+    )
+    described = np.concatenate([reference_descriptors(f, draft).vectors for f in framegrams])
+    lo, hi = np.percentile(described, [0.05, 99.95], axis=0).astype(np.float32)
+    return FingerprintBasis(draft.encoder, draft.fps, draft.mean, projection, lo, np.maximum(hi - lo, 1e-6), fitted_on)

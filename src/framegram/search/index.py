@@ -1,0 +1,333 @@
+"""The video index: one directory holding fingerprints in FAISS and everything else in SQLite.
+
+    DIR/index.sqlite          videos (ref_id, path, sha256, duration, rows) and state (generation)
+    DIR/basis.npz             the FingerprintBasis every vector was made with
+    DIR/vectors-000042.faiss  IndexScalarQuantizer (8 bits x 256 dims = 256 bytes per second)
+
+Vectors of one video are contiguous rows; SQLite records each video's first row and count.
+
+Crash safety and concurrent readers: a write never modifies a vectors file. It writes the next
+generation's file next to the current one (atomically), then in one SQLite transaction records the
+new videos and the new generation number. A crash before that commit leaves the previous
+generation current (the orphan file is removed by the next write); readers take a consistent
+snapshot (SQLite in WAL mode) and load the file of the generation they saw, which the writer keeps
+until two generations later. Writers exclude each other with an advisory lock on DIR/.write-lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from framegram.errors import FramegramError
+from framegram.framegram import Framegram
+from framegram.io.atomic import atomic_path
+from framegram.search.fingerprint import FingerprintBasis, reference_descriptors
+
+INDEX_FORMAT = 1
+_DB = "index.sqlite"
+_BASIS = "basis.npz"
+_LOCK = ".write-lock"
+
+
+class SearchIndexError(FramegramError):
+    """A missing, damaged or incompatible index directory."""
+
+
+@dataclass(frozen=True)
+class IndexedVideo:
+    """A reference video in the index: its rows are first_row .. first_row + n_rows - 1."""
+
+    ref_id: str
+    path: str
+    sha256: str
+    duration: float  #: seconds
+    first_row: int
+    n_rows: int  #: descriptors stored (one per second)
+    added_at: str
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    folder: Path
+    videos: int
+    seconds: int  #: descriptors stored, one per indexed second
+    bytes_on_disk: int  #: the current vectors file, the SQLite file and the basis
+    vector_bytes_per_second: float  #: bytes of the vectors file per indexed second
+    encoder: str
+    fps: float
+    generation: int
+    basis_fitted_on: str
+
+
+class VideoIndex:
+    """A read snapshot of an index directory, with methods that write a new generation.
+
+    `VideoIndex.create(dir, basis)` makes an empty index; `VideoIndex.open(dir)` loads the current
+    state. `add` and `remove` take the write lock, apply to the latest committed state (another
+    process may have written since this snapshot was opened) and leave this object on the result.
+    """
+
+    def __init__(self, folder: Path, basis: FingerprintBasis, vectors: faiss.IndexScalarQuantizer,
+                 videos: dict[str, IndexedVideo], generation: int):
+        self.folder = folder
+        self.basis = basis
+        self.vectors = vectors
+        self.videos = videos
+        self.generation = generation
+
+    # ---- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: str | Path, basis: FingerprintBasis) -> VideoIndex:
+        folder = Path(folder)
+        if (folder / _DB).exists():
+            raise SearchIndexError(f"{folder}: an index already exists here")
+        folder.mkdir(parents=True, exist_ok=True)
+        with _write_lock(folder):
+            basis.save(folder / _BASIS)
+            with _connect(folder) as db:
+                db.executescript(
+                    """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    CREATE TABLE videos (
+                        ref_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+                        duration REAL NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
+                        added_at TEXT NOT NULL);
+                    CREATE INDEX videos_sha ON videos (sha256);
+                    """
+                )
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("format", str(INDEX_FORMAT)), ("basis", basis.digest), ("generation", "0"), ("created_at", _now())],
+                )
+            _write_vectors(folder, 0, _empty_vectors(basis))
+        return cls.open(folder)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> VideoIndex:
+        folder = Path(folder)
+        if not (folder / _DB).is_file():
+            raise SearchIndexError(f"{folder}: no index here (create one with `framegram index add VIDEOS --index {folder}`)")
+        basis = FingerprintBasis.load(folder / _BASIS)
+        for _ in range(5):  # a writer may retire the generation we read between the two steps
+            generation, videos, meta = _read_state(folder)
+            if meta.get("format") != str(INDEX_FORMAT):
+                raise SearchIndexError(f"{folder}: index format {meta.get('format')}; this framegram reads {INDEX_FORMAT}")
+            if meta.get("basis") != basis.digest:
+                raise SearchIndexError(f"{folder / _BASIS}: does not match the index's records (damaged?)")
+            try:
+                vectors = faiss.read_index(str(_vectors_path(folder, generation)))
+            except RuntimeError:
+                time.sleep(0.05)
+                continue
+            expected = sum(v.n_rows for v in videos.values())
+            if vectors.ntotal != expected:
+                raise SearchIndexError(f"{folder}: vectors file holds {vectors.ntotal} rows, the records say {expected} (damaged)")
+            return cls(folder, basis, vectors, videos, generation)
+        raise SearchIndexError(f"{folder}: could not read vectors of generation {generation} (missing or damaged)")
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __contains__(self, ref_id: str) -> bool:
+        return ref_id in self.videos
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def codes(self) -> np.ndarray:
+        """The stored 8-bit codes, uint8 [rows, dims] (a view, not a copy)."""
+        n, size = self.total_rows, self.vectors.code_size
+        if n == 0:
+            return np.zeros((0, size), np.uint8)
+        return faiss.rev_swig_ptr(self.vectors.codes.data(), n * size).reshape(n, size)
+
+    def video_vectors(self, ref_id: str) -> np.ndarray:
+        """Decoded descriptors of one video, float32 [n_rows, dims], one per second from 0 s."""
+        v = self.videos[ref_id]
+        return self.vectors.sa_decode(self.codes()[v.first_row : v.first_row + v.n_rows])
+
+    def row_owner(self) -> tuple[np.ndarray, list[str]]:
+        """(owner [rows] int: position in `ids`, ids): which video each row belongs to."""
+        ids = sorted(self.videos, key=lambda r: self.videos[r].first_row)
+        owner = np.empty(self.total_rows, np.int64)
+        for k, ref_id in enumerate(ids):
+            v = self.videos[ref_id]
+            owner[v.first_row : v.first_row + v.n_rows] = k
+        return owner, ids
+
+    def info(self) -> IndexInfo:
+        files = [_vectors_path(self.folder, self.generation), self.folder / _DB, self.folder / _BASIS]
+        seconds = self.total_rows
+        vector_bytes = _vectors_path(self.folder, self.generation).stat().st_size
+        return IndexInfo(
+            folder=self.folder,
+            videos=len(self.videos),
+            seconds=seconds,
+            bytes_on_disk=sum(f.stat().st_size for f in files if f.exists()),
+            vector_bytes_per_second=vector_bytes / seconds if seconds else float("nan"),
+            encoder=self.basis.encoder.split(";")[0],
+            fps=self.basis.fps,
+            generation=self.generation,
+            basis_fitted_on=self.basis.fitted_on,
+        )
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def add(self, items: Iterable[tuple[str, Framegram]], commit_every: int = 50) -> list[str]:
+        """Describe and add (ref_id, framegram) pairs; returns the ref_ids added.
+
+        A framegram whose video content (sha256) is already indexed is skipped, as is a ref_id
+        already present with the same content; the same ref_id with other content is an error.
+        Commits every `commit_every` videos, so an interrupted run keeps what it finished.
+        """
+        added: list[str] = []
+        with _write_lock(self.folder):
+            self._reload()
+            pending: list[IndexedVideo] = []
+            for ref_id, framegram in items:
+                self.basis.check(framegram, what=f"video {ref_id!r}")
+                sha = framegram.meta.source.sha256
+                if ref_id in self.videos or any(p.ref_id == ref_id for p in pending):
+                    known = self.videos.get(ref_id) or next(p for p in pending if p.ref_id == ref_id)
+                    if known.sha256 == sha:
+                        continue
+                    raise SearchIndexError(f"{framegram.meta.source.path}: the index already has another video named {ref_id!r}")
+                if self._sha_known(sha) or any(p.sha256 == sha for p in pending):
+                    continue
+                vectors = reference_descriptors(framegram, self.basis).vectors
+                pending.append(IndexedVideo(
+                    ref_id, framegram.meta.source.path, sha, framegram.duration, self.total_rows, len(vectors), _now()
+                ))
+                self.vectors.add(vectors)
+                added.append(ref_id)
+                if len(pending) >= commit_every:
+                    self._commit(pending, removed=())
+                    pending = []
+            if pending:
+                self._commit(pending, removed=())
+        return added
+
+    def remove(self, ref_ids: Iterable[str]) -> list[str]:
+        """Remove videos by ref_id (unknown ids are an error, nothing removed); returns them."""
+        ref_ids = list(dict.fromkeys(ref_ids))
+        with _write_lock(self.folder):
+            self._reload()
+            unknown = [r for r in ref_ids if r not in self.videos]
+            if unknown:
+                raise SearchIndexError(f"{self.folder}: not in the index: {', '.join(unknown)}")
+            # highest rows first, so earlier ranges keep their positions while removing
+            for ref_id in sorted(ref_ids, key=lambda r: -self.videos[r].first_row):
+                v = self.videos[ref_id]
+                self.vectors.remove_ids(faiss.IDSelectorRange(v.first_row, v.first_row + v.n_rows))
+            self._commit([], removed=ref_ids)
+        return ref_ids
+
+    def _sha_known(self, sha: str) -> bool:
+        return any(v.sha256 == sha for v in self.videos.values())
+
+    def _reload(self) -> None:
+        latest = VideoIndex.open(self.folder)
+        self.vectors, self.videos, self.generation = latest.vectors, latest.videos, latest.generation
+
+    def _commit(self, new: list[IndexedVideo], removed: Iterable[str]) -> None:
+        """Write the vectors as the next generation, then record it with the video rows."""
+        removed = list(removed)
+        generation = self.generation + 1
+        _write_vectors(self.folder, generation, self.vectors)
+        with _connect(self.folder) as db:
+            for ref_id in removed:
+                gone = self.videos[ref_id]
+                db.execute("DELETE FROM videos WHERE ref_id = ?", (ref_id,))
+                db.execute("UPDATE videos SET first_row = first_row - ? WHERE first_row > ?", (gone.n_rows, gone.first_row))
+            db.executemany(
+                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(v.ref_id, v.path, v.sha256, v.duration, v.first_row, v.n_rows, v.added_at) for v in new],
+            )
+            db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        self.generation, self.videos, _ = _read_state(self.folder)
+        _retire_old_generations(self.folder, keep_from=generation - 1)
+
+
+# ---- files -------------------------------------------------------------------------------
+
+
+def _empty_vectors(basis: FingerprintBasis) -> faiss.IndexScalarQuantizer:
+    index = faiss.IndexScalarQuantizer(basis.dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    # the quantiser's ranges come from the basis, so every index of one basis encodes alike
+    index.sq.trained.resize(0)
+    faiss.copy_array_to_vector(np.concatenate([basis.quant_min, basis.quant_range]).astype(np.float32), index.sq.trained)
+    index.is_trained = True
+    return index
+
+
+def _vectors_path(folder: Path, generation: int) -> Path:
+    return folder / f"vectors-{generation:06d}.faiss"
+
+
+def _write_vectors(folder: Path, generation: int, vectors: faiss.Index) -> None:
+    with atomic_path(_vectors_path(folder, generation), suffix=".faiss") as tmp:
+        faiss.write_index(vectors, str(tmp))
+
+
+def _retire_old_generations(folder: Path, keep_from: int) -> None:
+    for path in folder.glob("vectors-*.faiss"):
+        try:
+            generation = int(path.stem.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if generation < keep_from:
+            path.unlink(missing_ok=True)
+    for partial in folder.glob(".vectors-*.partial"):  # left by a crashed writer (we hold the lock)
+        partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _connect(folder: Path) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode whose `with` block is one transaction (committed on success)."""
+    db = sqlite3.connect(folder / _DB, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        with db:
+            yield db
+    except sqlite3.DatabaseError as e:
+        raise SearchIndexError(f"{folder / _DB}: {e}") from None
+    finally:
+        db.close()
+
+
+def _read_state(folder: Path) -> tuple[int, dict[str, IndexedVideo], dict[str, str]]:
+    with _connect(folder) as db:
+        db.execute("BEGIN")  # one snapshot for both reads
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        rows = db.execute("SELECT ref_id, path, sha256, duration, first_row, n_rows, added_at FROM videos").fetchall()
+    videos = {r[0]: IndexedVideo(*r) for r in rows}
+    return int(meta["generation"]), videos, meta
+
+
+@contextlib.contextmanager
+def _write_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / _LOCK, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
