@@ -160,6 +160,104 @@ def demo(
     typer.echo(f"report: {report}")
 
 
+index_app = typer.Typer(no_args_is_help=True, help="Build and inspect a video search index (a directory).")
+app.add_typer(index_app, name="index")
+IndexOption = Annotated[Path, typer.Option("--index", "-i", help="The index directory.")]
+
+
+@index_app.command("add")
+def index_add(
+    videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    index: IndexOption,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Add videos (ids: their file names); creates the index if needed, skips content already in it."""
+    from framegram.batch import find_videos
+    from framegram.search import add_videos
+
+    failed: dict[Path, str] = {}
+    found = find_videos(videos)
+    added = add_videos(found, index, show_progress=not quiet, on_error=lambda v, e: failed.setdefault(v, str(e)))
+    typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
+    for video, reason in failed.items():
+        typer.echo(f"failed: {reason}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@index_app.command("info")
+def index_info(
+    index: IndexOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON, with the list of videos.")] = False,
+) -> None:
+    """How many videos and seconds the index holds, its size, and what the fingerprints are."""
+    from dataclasses import asdict
+
+    from framegram.search import VideoIndex
+
+    ix = VideoIndex.open(index)
+    info = ix.info()
+    if as_json:
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(info).items()}
+        data["videos_list"] = [asdict(v) for v in sorted(ix.videos.values(), key=lambda v: v.first_row)]
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo("\n".join([
+        f"index     {info.folder}",
+        f"videos    {info.videos}",
+        f"indexed   {info.seconds} s ({info.seconds / 3600:.2f} h)",
+        f"storage   {info.bytes_on_disk / 1e6:.2f} MB on disk; {info.vector_bytes_per_second:.0f} bytes per indexed second",
+        f"encoder   {info.encoder} at {info.fps:g} fps; {ix.basis.dims}-dim 8-bit fingerprints, one per second",
+        f"basis     {info.basis_fitted_on}",
+    ]))
+
+
+@index_app.command("remove")
+def index_remove(
+    ref_ids: Annotated[list[str], typer.Argument(help="Ids of the videos to remove (see `index info --json`).")],
+    index: IndexOption,
+) -> None:
+    """Remove videos from the index (no rebuild)."""
+    from framegram.search import VideoIndex
+
+    removed = VideoIndex.open(index).remove(ref_ids)
+    typer.echo(f"{len(removed)} removed from {index}")
+
+
+@app.command("search")
+def search_command(
+    clip: Annotated[Path, typer.Argument(help="The query clip (a video file).")],
+    index: IndexOption,
+    top: Annotated[int, typer.Option("--top", "-k", help="Matches to print at most.")] = 5,
+    threshold: Annotated[float | None, typer.Option(help="Minimum score (default: the calibrated one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the matches as JSON.")] = False,
+) -> None:
+    """Which indexed video the clip comes from and where: ranked matches with timestamps."""
+    from dataclasses import asdict
+
+    from framegram.search import DEFAULT_THRESHOLD, search
+
+    if top < 1:
+        raise fail(f"--top must be at least 1, got {top}")
+    matches = search(clip, index, top_k=top, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    if as_json:
+        typer.echo(json.dumps([asdict(m) for m in matches], indent=2))
+        return
+    if not matches:
+        typer.echo(f"no match for {clip.name} (no score reaches the threshold)")
+        return
+    for rank, m in enumerate(matches, 1):
+        typer.echo(
+            f"{rank}. {m.ref_id}  {_clock(m.ref_start)}-{_clock(m.ref_end)}  "
+            f"(clip {m.query_start:.1f}-{m.query_end:.1f} s)  score {m.score:.3f}"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:05.2f}"
+
+
 def main() -> None:
     try:
         app()

@@ -287,9 +287,12 @@ class VideoHashBaseline:
 
     def add(self, ref_id: str, path: str | Path) -> None:
         """Hash one reference video file."""
+        self.add_hash(ref_id, *self.hash_video(path))
+
+    def add_hash(self, ref_id: str, bits: np.ndarray, duration: float) -> None:
+        """Add a reference whose hash was computed already (see `hash_video`)."""
         if ref_id in self._ref_ids:
             raise ValueError(f"reference {ref_id!r} is already hashed")
-        bits, duration = self.hash_video(path)
         self._ref_ids.append(ref_id)
         self._hashes.append(bits)
         self._durations.append(duration)
@@ -301,9 +304,12 @@ class VideoHashBaseline:
 
     def search(self, query_id: str, query: str | Path, top_k: int | None = None) -> list[Match]:
         """The references whose hash is nearest the query's (Hamming distance), best first."""
+        return self.search_hash(query_id, *self.hash_video(query), top_k=top_k)
+
+    def search_hash(self, query_id: str, bits: np.ndarray, duration: float, top_k: int | None = None) -> list[Match]:
+        """`search` for a query whose hash was computed already."""
         if not self._ref_ids:
             return []
-        bits, duration = self.hash_video(query)
         distances = np.count_nonzero(np.stack(self._hashes) != bits, axis=1)
         order = np.argsort(distances, kind="stable")[: top_k or self.top_k]
         return [

@@ -50,6 +50,10 @@ class FingerprintBasis:
     fitted_on: str = ""  #: what it was fitted on, in words
 
     @property
+    def encoder_name(self) -> str:
+        return self.encoder.split(";")[0]
+
+    @property
     def dims(self) -> int:
         return self.projection.shape[1]
 
@@ -77,7 +81,7 @@ class FingerprintBasis:
         if f"{spec.name};{spec.version}" != self.encoder:
             raise FramegramError(
                 f"{framegram.meta.source.path}: {what} made with encoder {spec.name} ({spec.version}); "
-                f"the index describes {self.encoder.split(';')[0]} framegrams"
+                f"the index describes {self.encoder_name} framegrams"
             )
         if abs(framegram.meta.fps - self.fps) > 1e-6:
             raise FramegramError(

@@ -84,6 +84,7 @@ class VideoIndex:
         self.vectors = vectors
         self.videos = videos
         self.generation = generation
+        self._owner: tuple[np.ndarray, list[str]] | None = None
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -162,6 +163,11 @@ class VideoIndex:
 
     def row_owner(self) -> tuple[np.ndarray, list[str]]:
         """(owner [rows] int: position in `ids`, ids): which video each row belongs to."""
+        if self._owner is None or len(self._owner[0]) != self.total_rows:
+            self._owner = self._row_owner()
+        return self._owner
+
+    def _row_owner(self) -> tuple[np.ndarray, list[str]]:
         ids = sorted(self.videos, key=lambda r: self.videos[r].first_row)
         owner = np.empty(self.total_rows, np.int64)
         for k, ref_id in enumerate(ids):
@@ -179,7 +185,7 @@ class VideoIndex:
             seconds=seconds,
             bytes_on_disk=sum(f.stat().st_size for f in files if f.exists()),
             vector_bytes_per_second=vector_bytes / seconds if seconds else float("nan"),
-            encoder=self.basis.encoder.split(";")[0],
+            encoder=self.basis.encoder_name,
             fps=self.basis.fps,
             generation=self.generation,
             basis_fitted_on=self.basis.fitted_on,
@@ -194,38 +200,52 @@ class VideoIndex:
         already present with the same content; the same ref_id with other content is an error.
         Commits every `commit_every` videos, so an interrupted run keeps what it finished.
         """
-        added: list[str] = []
-        with _write_lock(self.folder):
-            self._reload()
-            pending: list[IndexedVideo] = []
+
+        def described() -> Iterator[tuple[str, str, str, float, np.ndarray | None]]:
             for ref_id, framegram in items:
                 self.basis.check(framegram, what=f"video {ref_id!r}")
-                sha = framegram.meta.source.sha256
-                if ref_id in self.videos or any(p.ref_id == ref_id for p in pending):
-                    known = self.videos.get(ref_id) or next(p for p in pending if p.ref_id == ref_id)
+                source = framegram.meta.source
+                # descriptors are computed only for videos that will be added
+                yield ref_id, source.path, source.sha256, framegram.duration, lambda f=framegram: reference_descriptors(
+                    f, self.basis
+                ).vectors
+
+        return self.add_descriptors(described(), commit_every)
+
+    def add_descriptors(self, items: Iterable[tuple], commit_every: int = 50) -> list[str]:
+        """Add videos already described: (ref_id, path, sha256, duration in s, vectors) tuples where
+        vectors is float32 [seconds, dims] in this index's fingerprint space, or a callable giving it.
+        Same skipping and committing rules as `add`."""
+        added: list[str] = []
+        with self._writing():
+            pending: dict[str, IndexedVideo] = {}
+            known_sha = {v.sha256 for v in self.videos.values()}
+            for ref_id, path, sha, duration, vectors in items:
+                known = self.videos.get(ref_id) or pending.get(ref_id)
+                if known is not None:
                     if known.sha256 == sha:
                         continue
-                    raise SearchIndexError(f"{framegram.meta.source.path}: the index already has another video named {ref_id!r}")
-                if self._sha_known(sha) or any(p.sha256 == sha for p in pending):
+                    raise SearchIndexError(f"{path}: the index already has another video named {ref_id!r}")
+                if sha in known_sha:
                     continue
-                vectors = reference_descriptors(framegram, self.basis).vectors
-                pending.append(IndexedVideo(
-                    ref_id, framegram.meta.source.path, sha, framegram.duration, self.total_rows, len(vectors), _now()
-                ))
-                self.vectors.add(vectors)
+                vectors = vectors() if callable(vectors) else vectors
+                if vectors.ndim != 2 or vectors.shape[1] != self.basis.dims:
+                    raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.basis.dims} dims")
+                pending[ref_id] = IndexedVideo(ref_id, str(path), sha, float(duration), self.total_rows, len(vectors), _now())
+                known_sha.add(sha)
+                self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32))
                 added.append(ref_id)
                 if len(pending) >= commit_every:
-                    self._commit(pending, removed=())
-                    pending = []
+                    self._commit(list(pending.values()), removed=())
+                    pending = {}
             if pending:
-                self._commit(pending, removed=())
+                self._commit(list(pending.values()), removed=())
         return added
 
     def remove(self, ref_ids: Iterable[str]) -> list[str]:
         """Remove videos by ref_id (unknown ids are an error, nothing removed); returns them."""
         ref_ids = list(dict.fromkeys(ref_ids))
-        with _write_lock(self.folder):
-            self._reload()
+        with self._writing():
             unknown = [r for r in ref_ids if r not in self.videos]
             if unknown:
                 raise SearchIndexError(f"{self.folder}: not in the index: {', '.join(unknown)}")
@@ -236,12 +256,24 @@ class VideoIndex:
             self._commit([], removed=ref_ids)
         return ref_ids
 
-    def _sha_known(self, sha: str) -> bool:
-        return any(v.sha256 == sha for v in self.videos.values())
-
     def _reload(self) -> None:
         latest = VideoIndex.open(self.folder)
         self.vectors, self.videos, self.generation = latest.vectors, latest.videos, latest.generation
+        self._owner = None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The write lock, with this object on the latest committed state. On an error, what was
+        not committed is dropped from this object too (vectors added in memory, rows removed), so it
+        stays a consistent snapshot of the directory."""
+        with _write_lock(self.folder):
+            self._reload()
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(FramegramError):
+                    self._reload()
+                raise
 
     def _commit(self, new: list[IndexedVideo], removed: Iterable[str]) -> None:
         """Write the vectors as the next generation, then record it with the video rows."""
@@ -259,6 +291,7 @@ class VideoIndex:
             )
             db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         self.generation, self.videos, _ = _read_state(self.folder)
+        self._owner = None
         _retire_old_generations(self.folder, keep_from=generation - 1)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from framegram.framegram import Framegram
-from framegram.search.fingerprint import WINDOW_SECONDS, query_descriptors
+from framegram.search.fingerprint import WINDOW_SECONDS, Descriptors, query_descriptors
 from framegram.search.index import VideoIndex
 from framegram.search.metrics import Match
 
@@ -41,6 +41,9 @@ class MatchSettings:
     speeds: tuple[float, ...] = SPEEDS
     #: score penalty per unit |log speed| / log 1.25: prefers normal speed when content cannot tell
     speed_penalty: float = 0.01
+    #: alignment only tries offsets near those of the candidate's strongest neighbour hits
+    hint_offsets: int = 24
+    hint_radius: float = 2.0  #: seconds around a hinted offset (plus the drift a speed change allows)
 
 
 def match(
@@ -57,10 +60,23 @@ def match(
     if index.total_rows == 0:
         return []
     owner, ids = index.row_owner()
-    best: dict[str, Match] = {}
     for framegram in views.values():
         index.basis.check(framegram, what="query")
-        for m in _match_view(index, framegram, query_id, owner, ids, settings):
+    dense = {name: query_descriptors(f, index.basis) for name, f in views.items()}
+    per_window = index.basis.frames_per_window
+    # one FAISS call for the seconds of every view: the scan over stored vectors dominates at scale
+    seconds = {name: d.vectors[::per_window] for name, d in dense.items()}
+    k = min(settings.neighbours, index.total_rows)
+    sims, rows = index.vectors.search(np.ascontiguousarray(np.concatenate(list(seconds.values()))), k)
+    who = np.where(rows >= 0, owner[np.maximum(rows, 0)], -1)
+    best: dict[str, Match] = {}
+    at = 0
+    for name, d in dense.items():
+        n = len(seconds[name])
+        part = slice(at, at + n)
+        found = _match_view(index, d, views[name].duration, sims[part], rows[part], who[part], query_id, ids, settings)
+        at += n
+        for m in found:
             if m.ref_id not in best or m.score > best[m.ref_id].score:
                 best[m.ref_id] = m
     ranked = sorted(best.values(), key=lambda m: -m.score)
@@ -70,26 +86,27 @@ def match(
 
 
 def _match_view(
-    index: VideoIndex, framegram: Framegram, query_id: str, owner: np.ndarray, ids: list[str], settings: MatchSettings
+    index: VideoIndex, dense: Descriptors, query_duration: float, sims: np.ndarray, rows: np.ndarray, who: np.ndarray,
+    query_id: str, ids: list[str], settings: MatchSettings,
 ) -> list[Match]:
-    dense = query_descriptors(framegram, index.basis)
+    """Align one view: dense windows [M, K]; sims, rows, who [S, k]: its seconds' neighbours (similarity,
+    stored row, owning video)."""
     per_window = index.basis.frames_per_window
-    seconds = dense.vectors[::per_window]  # [S, K] the query's non-overlapping seconds
-    k = min(settings.neighbours, index.total_rows)
-    sims, rows = index.vectors.search(np.ascontiguousarray(seconds), k)  # [S, k]
-    valid = rows >= 0
-    who = np.where(valid, owner[np.maximum(rows, 0)], -1)
-
     candidates = _candidates(sims, who, len(ids), settings.candidates)
     # which query second each dense window belongs to, for its background
-    second_of_window = np.minimum(np.arange(len(dense.vectors)) // per_window, len(seconds) - 1)
-    query_duration = framegram.duration
+    second_of_window = np.minimum(np.arange(len(dense.vectors)) // per_window, len(sims) - 1)
+    query_second = np.broadcast_to(np.arange(len(sims))[:, None] * WINDOW_SECONDS, sims.shape)
     out = []
     for c in candidates:
         background = _background(sims, who, c, settings.background)[second_of_window]  # [M]
         reference = index.video_vectors(ids[c])  # [N, K], second j starts at j s
         relative = dense.vectors @ reference.T - background[:, None]  # [M, N]
-        out.append(_align(relative, dense.starts, query_duration, query_id, ids[c], settings))
+        # offsets the neighbour hits point to (stored second - query second), strongest first
+        hit = who == c
+        order = np.argsort(-sims[hit])[: settings.hint_offsets]
+        first_row = index.videos[ids[c]].first_row
+        hints = (rows[hit][order] - first_row) * WINDOW_SECONDS - query_second[hit][order]
+        out.append(_align(relative, dense.starts, query_duration, query_id, ids[c], settings, hints))
     return out
 
 
@@ -116,15 +133,25 @@ def _background(sims: np.ndarray, who: np.ndarray, candidate: int, count: int) -
 
 
 def _align(
-    relative: np.ndarray, starts: np.ndarray, query_duration: float, query_id: str, ref_id: str, settings: MatchSettings
+    relative: np.ndarray, starts: np.ndarray, query_duration: float, query_id: str, ref_id: str,
+    settings: MatchSettings, hints: np.ndarray,
 ) -> Match:
-    """Best line ref_time = offset + speed * query_time through `relative` [M windows, N seconds]."""
+    """Best line ref_time = offset + speed * query_time through `relative` [M windows, N seconds],
+    trying offsets within `hint_radius` (plus speed drift) of the `hints` [H] seconds."""
     m, n = relative.shape
     step = float(np.median(np.diff(starts))) if m > 1 else WINDOW_SECONDS
     best = (-np.inf, 0.0, 1.0, np.zeros(m, bool))
     for speed in settings.speeds:
         # offsets (ref time of query time 0) such that some window lands inside the video
         offsets = np.arange(-speed * starts[-1], n - 1 + step, step)
+        # a hint assumes speed 1 at its query second; another speed drifts by up to |1 - speed| x query length
+        radius = settings.hint_radius + abs(1 - speed) * starts[-1]
+        near = np.zeros(len(offsets), bool)
+        for h in hints:
+            near[np.searchsorted(offsets, h - radius) : np.searchsorted(offsets, h + radius, side="right")] = True
+        offsets = offsets[near]
+        if len(offsets) == 0:
+            continue
         x = offsets[:, None] + speed * starts[None, :]  # [A, M] ref position of each window
         inside = (x >= 0) & (x <= n - 1)
         xc = np.clip(x, 0, n - 1)

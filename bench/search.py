@@ -1,0 +1,329 @@
+"""Video search ("which video is this clip from, and where") beside three baselines, in one run.
+
+Corpus (`framegram.synth.search_corpus`, deterministic, cached): Big Buck Bunny cut into ~30-s
+pieces, six other real clips and generated distractor videos: >= 200 references, >= 2 hours.
+Queries of 5 s and 10 s from random positions under 16 distortions, and negative queries cut from
+videos that are not indexed. A calibration split (other draws, other negative sources) sets the
+score threshold; every reported figure comes from the test split.
+
+Methods, all on the same framegrams (EfficientNet-Lite0, 5 fps):
+  framegram    the index: 256-dim 8-bit per-second fingerprints, query views, temporal alignment
+  naive        every 20th frame's 1280-d float32 vector, nearest neighbour per query frame, vote
+  videohash    a 64-bit hash of the whole video file (the `videohash` package)
+  sliding      exhaustive sliding cosine of the raw framegrams at speeds 0.8/1/1.25 (the ceiling)
+
+Recall@1: the top match names the right reference (no threshold). Localisation error: mean of
+|ref_start - true start| and |ref_end - true end| for correct top-1 matches. µAP: VSC22, over all
+test queries (negatives included), from each method's top-5 rows. Query time: after extraction.
+Scale run: the real references hidden among synthetic descriptors of `--scale-hours` hours.
+
+Run: `.venv/bin/python bench/search.py` (first run renders the corpus and extracts ~2.5 h of
+video: about an hour on 2 cores; then minutes). Writes bench/results/search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from common import markdown_table, write_result
+from rich.progress import track
+
+from framegram.cache import framegram_for
+from framegram.framegram import Framegram
+from framegram.io.atomic import atomic_write_bytes
+from framegram.search import MatchSettings, VideoIndex, match
+from framegram.search.baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
+from framegram.search.basis import default_basis
+from framegram.search.metrics import Match, micro_average_precision
+from framegram.search.query import query_views
+from framegram.synth.search_corpus import SearchCorpus, SearchQuery, build_search_corpus, default_corpus_folder
+
+RESULTS = Path(__file__).parent / "results" / "search.json"
+METHODS = ("framegram", "naive", "videohash", "sliding")
+MAX_NEGATIVE_RATE = 0.01
+VIEWS_VERSION = 1  # bump when query_views changes what it computes
+
+
+def work_dir(corpus: SearchCorpus) -> Path:
+    return corpus.folder / "run"
+
+
+# ---- query framegrams (cached: extraction dominates the first run) ----------------------------
+
+
+def cached_views(corpus: SearchCorpus, q: SearchQuery) -> dict[str, Framegram]:
+    folder = work_dir(corpus) / f"views-v{VIEWS_VERSION}"
+    path = folder / f"{q.query_id}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            meta = framegram_for_meta(z["meta"].item())
+            names = [str(n) for n in z["names"]]
+            return {n: Framegram(z[f"f_{n}"], z["times"], meta) for n in names}
+    views = query_views(q.path)
+    import io
+
+    buf = io.BytesIO()
+    first = next(iter(views.values()))
+    np.savez(buf, names=np.array(list(views)), times=first.times, meta=np.array(first.meta.to_json()),
+             **{f"f_{n}": v.features for n, v in views.items()})
+    atomic_write_bytes(path, buf.getvalue())
+    return views
+
+
+def framegram_for_meta(text: str):
+    from framegram.framegram import FramegramMeta
+
+    return FramegramMeta.from_json(text)
+
+
+# ---- videohash (cached: ~2 s per file, FFmpeg-bound) ------------------------------------------
+
+
+def _hash_one(path: str) -> tuple[str, list[int], float]:
+    bits, duration = VideoHashBaseline().hash_video(path)
+    return path, [int(b) for b in bits], duration
+
+
+def videohashes(corpus: SearchCorpus, paths: list[Path], workers: int) -> dict[str, tuple[np.ndarray, float]]:
+    cache = work_dir(corpus) / "videohash.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    todo = [str(p) for p in paths if str(p) not in known]
+    if todo:
+        with ProcessPoolExecutor(workers) as pool:
+            for n, (path, bits, duration) in enumerate(
+                track(pool.map(_hash_one, todo), total=len(todo), description="videohash")
+            ):
+                known[path] = [bits, duration]
+                if n % 50 == 0:
+                    atomic_write_bytes(cache, json.dumps(known).encode())
+        atomic_write_bytes(cache, json.dumps(known).encode())
+    return {p: (np.array(known[str(p)][0], np.uint8), float(known[str(p)][1])) for p in map(str, paths)}
+
+
+# ---- scoring ----------------------------------------------------------------------------------
+
+
+def localisation_error(m: Match, q: SearchQuery) -> float:
+    return 0.5 * (abs(m.ref_start - q.ref_start) + abs(m.ref_end - q.ref_end))
+
+
+def summarise(queries: list[SearchQuery], results: dict[str, list[Match]], threshold: float | None) -> dict:
+    """Recall@1, localisation error, negatives' false-match rate and µAP of one method."""
+    positives = [q for q in queries if q.ref_id is not None]
+    negatives = [q for q in queries if q.ref_id is None]
+    top = {q.query_id: (results[q.query_id][0] if results[q.query_id] else None) for q in queries}
+    correct = [q for q in positives if top[q.query_id] is not None and top[q.query_id].ref_id == q.ref_id]
+    errors = [localisation_error(top[q.query_id], q) for q in correct]
+    out = {
+        "queries": len(positives),
+        "recall_at_1": len(correct) / len(positives) if positives else float("nan"),
+        "median_localisation_error_s": statistics.median(errors) if errors else float("nan"),
+        "uap": micro_average_precision(
+            [m for q in queries for m in results[q.query_id]], [(q.query_id, q.ref_id) for q in positives]
+        ) if positives else float("nan"),
+    }
+    if threshold is not None:
+        reported = [q for q in positives if top[q.query_id] is not None and top[q.query_id].score >= threshold
+                    and top[q.query_id].ref_id == q.ref_id]
+        out["recall_at_1_thresholded"] = len(reported) / len(positives) if positives else float("nan")
+        out["negatives"] = len(negatives)
+        out["negatives_matched"] = sum(1 for q in negatives if top[q.query_id] is not None and top[q.query_id].score >= threshold)
+    return out
+
+
+def calibrate(queries: list[SearchQuery], results: dict[str, list[Match]]) -> float:
+    """The lowest threshold at which at most MAX_NEGATIVE_RATE of the calibration negatives match:
+    just above the k-th highest negative top score, k = floor(rate x negatives)."""
+    scores = sorted((results[q.query_id][0].score for q in queries if q.ref_id is None and results[q.query_id]), reverse=True)
+    allowed = int(MAX_NEGATIVE_RATE * len(scores))
+    return round(scores[allowed] + 1e-3, 3) if len(scores) > allowed else 0.0
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scale-hours", type=float, default=1000.0, help="hours of synthetic descriptors (0: skip)")
+    parser.add_argument("--no-videohash", action="store_true")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    corpus = build_search_corpus(default_corpus_folder(), workers=args.workers)
+    print(corpus.summary())
+    refs = corpus.references
+    ref_framegrams = {r.ref_id: framegram_for(r.path)[0] for r in track(refs, description="reference framegrams")}
+
+    # our index, built fresh each run (descriptors come from the cached framegrams)
+    index_dir = work_dir(corpus) / "index"
+    shutil.rmtree(index_dir, ignore_errors=True)
+    t = time.perf_counter()
+    index = VideoIndex.create(index_dir, default_basis())
+    index.add(((r.ref_id, ref_framegrams[r.ref_id]) for r in refs), commit_every=100)
+    index_build_s = time.perf_counter() - t
+    info = index.info()
+
+    naive, sliding = NaiveFrameIndex(), SlidingCorrelation()
+    for r in refs:
+        naive.add(r.ref_id, ref_framegrams[r.ref_id])
+        sliding.add(r.ref_id, ref_framegrams[r.ref_id])
+    hasher = None
+    if not args.no_videohash:
+        hasher = VideoHashBaseline()
+        hashes = videohashes(corpus, [r.path for r in refs] + [q.path for q in corpus.queries], args.workers)
+        for r in refs:
+            hasher.add_hash(r.ref_id, *hashes[str(r.path)])
+
+    results: dict[str, dict[str, list[Match]]] = {m: {} for m in METHODS}
+    latency: dict[str, list[float]] = {m: [] for m in METHODS}
+    extract_s: list[float] = []
+    settings = MatchSettings()
+    for q in track(corpus.queries, description="queries"):
+        t = time.perf_counter()
+        views = cached_views(corpus, q)
+        extract_s.append(time.perf_counter() - t)
+        as_is = views["as-is"]
+        for name, run in (
+            ("framegram", lambda: match(index, views, q.query_id, threshold=None, settings=settings)),
+            ("naive", lambda: naive.search(q.query_id, as_is)),
+            ("sliding", lambda: sliding.search(q.query_id, as_is)),
+            ("videohash", (lambda: hasher.search_hash(q.query_id, *hashes[str(q.path)])) if hasher else None),
+        ):
+            if run is None:
+                results[name][q.query_id] = []
+                continue
+            t = time.perf_counter()
+            results[name][q.query_id] = run()
+            latency[name].append(time.perf_counter() - t)
+
+    calibration = corpus.calibration_queries
+    test = corpus.test_queries
+    threshold = calibrate(calibration, results["framegram"])
+    # the baselines' thresholds are calibrated the same way, so their false-match rates compare
+    thresholds = {m: calibrate(calibration, results[m]) for m in METHODS if latency[m]}
+
+    report = {
+        "corpus": {
+            "references": len(refs), "hours": round(corpus.total_seconds / 3600, 3),
+            "test_queries": len(test), "calibration_queries": len(calibration),
+            "folder": str(corpus.folder),
+        },
+        "index": {
+            "videos": info.videos, "seconds": info.seconds, "bytes_on_disk": info.bytes_on_disk,
+            "vector_bytes_per_second": round(info.vector_bytes_per_second, 1), "build_s": round(index_build_s, 2),
+            "basis": info.basis_fitted_on,
+        },
+        "bytes_per_second": {
+            "framegram": round(info.vector_bytes_per_second, 1), "naive": naive.bytes_per_second(),
+            "sliding": sliding.bytes_per_second(), "videohash": hasher.bytes_per_second() if hasher else None,
+        },
+        "threshold": threshold,
+        "thresholds": thresholds,
+        "latency_ms": {
+            m: {"p50": 1000 * float(np.percentile(v, 50)), "p95": 1000 * float(np.percentile(v, 95))}
+            for m, v in latency.items() if v
+        },
+        "overall": {},
+        "per_distortion": {},
+    }
+    for m in METHODS:
+        if not latency[m]:
+            continue
+        report["overall"][m] = {
+            f"{int(length)}s": summarise([q for q in test if q.length == length], results[m], thresholds[m])
+            for length in (5.0, 10.0)
+        }
+        report["overall"][m]["all"] = summarise(test, results[m], thresholds[m])
+    for d in sorted({q.distortion for q in test if q.ref_id is not None}):
+        report["per_distortion"][d] = {
+            m: {f"{int(length)}s": summarise([q for q in test if q.distortion == d and q.length == length and q.ref_id],
+                                              results[m], None) for length in (5.0, 10.0)}
+            for m in METHODS if latency[m]
+        }
+    if args.scale_hours > 0:
+        report["scale"] = scale_run(corpus, ref_framegrams, args.scale_hours, [q for q in test if q.length == 10.0][:100])
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    write_result(RESULTS, report)
+    print_tables(report)
+
+
+def print_tables(r: dict) -> None:
+    methods = [m for m in METHODS if m in r["overall"]]
+    print(f"\ncorpus: {r['corpus']['references']} references, {r['corpus']['hours']} h; "
+          f"{r['corpus']['test_queries']} test queries; threshold {r['threshold']} (calibration split)\n")
+    rows = []
+    for d, per in r["per_distortion"].items():
+        rows.append([d] + [f"{per[m]['10s']['recall_at_1']:.2f} / {per[m]['5s']['recall_at_1']:.2f}" for m in methods]
+                    + [f"{per['framegram']['10s']['median_localisation_error_s']:.2f}"])
+    print(markdown_table(["distortion (recall@1 10 s / 5 s)", *methods, "framegram loc. err. 10 s (s)"], rows))
+    print()
+    rows = []
+    for m in methods:
+        o = r["overall"][m]
+        rows.append([
+            m, f"{o['10s']['recall_at_1']:.3f}", f"{o['5s']['recall_at_1']:.3f}",
+            f"{o['10s']['median_localisation_error_s']:.2f}", f"{o['all']['uap']:.3f}",
+            f"{o['all']['negatives_matched']}/{o['all']['negatives']} at {r['thresholds'][m]}",
+            f"{o['all']['recall_at_1_thresholded']:.3f}",
+            r["bytes_per_second"][m], f"{r['latency_ms'][m]['p50']:.1f} / {r['latency_ms'][m]['p95']:.1f}",
+        ])
+    print(markdown_table(
+        ["method", "recall@1 10 s", "recall@1 5 s", "median loc. err. 10 s (s)", "µAP", "negatives matched",
+         "recall@1 at threshold", "bytes / s", "query ms p50 / p95"], rows))
+    if "scale" in r:
+        s = r["scale"]
+        print(f"\nscale: {s['hours']:.0f} h indexed ({s['rows']} seconds, {s['vector_gb']:.2f} GB of vectors): "
+              f"query p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms; "
+              f"recall@1 {s['recall_at_1']:.3f} on {s['queries']} 10-s queries; peak RSS {s['peak_rss_gb']:.2f} GB")
+
+
+def scale_run(corpus: SearchCorpus, ref_framegrams: dict[str, Framegram], hours: float, queries: list[SearchQuery]) -> dict:
+    """The real references among `hours` of synthetic descriptors: smooth random walks on the
+    unit sphere of fingerprint space, one-hour videos. Reports query latency and memory."""
+    folder = work_dir(corpus) / "scale-index"
+    shutil.rmtree(folder, ignore_errors=True)
+    index = VideoIndex.create(folder, default_basis())
+    index.add(((r.ref_id, ref_framegrams[r.ref_id]) for r in corpus.references), commit_every=1000)
+    rng = np.random.default_rng(7)
+    dims = index.basis.dims
+
+    def synthetic():
+        for k in range(int(hours)):
+            steps = rng.standard_normal((3600, dims), dtype=np.float32)
+            walk = np.cumsum(steps * 0.15, axis=0) + rng.standard_normal(dims, dtype=np.float32) * 3
+            walk /= np.linalg.norm(walk, axis=1, keepdims=True)
+            yield f"synthetic-{k:05d}", "synthetic", f"synthetic-{k}", 3600.0, walk
+
+    t = time.perf_counter()
+    index.add_descriptors(synthetic(), commit_every=10_000)
+    build_s = time.perf_counter() - t
+    index = VideoIndex.open(folder)
+    lat, correct = [], 0
+    for q in track(queries, description=f"scale queries ({hours:.0f} h)"):
+        views = cached_views(corpus, q)
+        t = time.perf_counter()
+        found = match(index, views, q.query_id, threshold=None)
+        lat.append(time.perf_counter() - t)
+        correct += bool(found) and found[0].ref_id == q.ref_id
+    out = {
+        "hours": hours + corpus.total_seconds / 3600, "rows": index.total_rows,
+        "vector_gb": index.total_rows * index.vectors.code_size / 1e9, "build_s": round(build_s, 1),
+        "latency_ms": {"p50": 1000 * float(np.percentile(lat, 50)), "p95": 1000 * float(np.percentile(lat, 95))},
+        "queries": len(queries), "recall_at_1": correct / len(queries),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
