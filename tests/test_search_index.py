@@ -1,0 +1,492 @@
+"""Content search: fingerprints, the index directory (generations, crash safety, readers), the
+matcher on generated framegrams with a known answer, and real videos end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+
+import framegram.search.index as index_module
+from framegram.align import unit_rows
+from framegram.encoders.base import EncoderSpec
+from framegram.errors import FramegramError
+from framegram.framegram import Framegram, FramegramMeta, SourceInfo
+from framegram.io.decode import sample_frames
+from framegram.media import fetch_media
+from framegram.search import (
+    DEFAULT_THRESHOLD,
+    SearchIndexError,
+    VideoIndex,
+    add_videos,
+    match,
+    search,
+)
+from framegram.search.fingerprint import (
+    FINGERPRINT_DIMS,
+    SHRINKAGE,
+    fit_basis,
+    query_descriptors,
+    reference_descriptors,
+)
+from framegram.search.query import content_box, inset_box
+from framegram.synth.distort import render_query
+
+FPS = 5.0
+#: narrower than EfficientNet-Lite0's 1280 so that fitting a basis (an eigendecomposition of D x D)
+#: stays quick; the fingerprints keep their real size (256 dims)
+DIM = 384
+SPEC = EncoderSpec("synthetic", "1", DIM, (224, 224), "none")
+LATENT = 64
+
+# ---- generated framegrams -------------------------------------------------------------------
+# Rows are a shared non-negative base plus a mean-reverting random walk (AR(1), correlation time
+# ~4 s) in a 64-dim latent space mapped to DIM dims by a fixed mixing matrix with decaying scales,
+# plus a little white noise: a spectrum with leading directions, like pooled CNN features.
+
+_world = np.random.default_rng(2024)
+BASE = (np.abs(_world.standard_normal(DIM)) * 1.5).astype(np.float32)
+MIX = (_world.standard_normal((LATENT, DIM)) / np.sqrt(np.arange(1, LATENT + 1))[:, None]).astype(np.float32)
+
+
+def random_walk(rng: np.random.Generator, rows: int) -> np.ndarray:
+    a = 0.95
+    steps = rng.standard_normal((rows, LATENT)) * np.sqrt(1 - a * a)
+    latent = np.empty_like(steps)
+    latent[0] = rng.standard_normal(LATENT)
+    for t in range(1, rows):
+        latent[t] = a * latent[t - 1] + steps[t]
+    return (BASE + latent @ MIX + 0.3 * rng.standard_normal((rows, DIM))).astype(np.float32)
+
+
+def make_framegram(features: np.ndarray, name: str, spec: EncoderSpec = SPEC, fps: float = FPS) -> Framegram:
+    """A framegram of `features` whose source content hash is that of the features."""
+    times = np.arange(len(features)) / fps
+    sha = hashlib.sha256(np.ascontiguousarray(features, dtype=np.float32).tobytes()).hexdigest()
+    source = SourceInfo(name, sha, 0, len(features) / fps, 0, 0, None, "none")
+    return Framegram(features.astype(np.float32), times, FramegramMeta(source, spec, fps, False))
+
+
+def excerpt(framegram: Framegram, start_row: int, rows: int, speed: float = 1.0, noise: float = 0.3, seed: int = 0) -> Framegram:
+    """`rows` query rows showing the reference from `start_row` on played at `speed` (rows taken at
+    `speed` times the reference's rate, interpolated), plus noise; the query's clock starts at 0."""
+    rng = np.random.default_rng(seed)
+    positions = start_row + np.arange(rows) * speed
+    low = np.floor(positions).astype(int)
+    frac = (positions - low)[:, None]
+    f = framegram.features
+    features = f[low] * (1 - frac) + f[np.minimum(low + 1, len(f) - 1)] * frac
+    return make_framegram(features + noise * rng.standard_normal(features.shape), name="query")
+
+
+@pytest.fixture(scope="module")
+def fitting() -> list[Framegram]:
+    """Framegrams the basis is fitted on; never indexed nor queried."""
+    rng = np.random.default_rng(1)
+    return [make_framegram(random_walk(rng, 300), f"fit{i}") for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def basis(fitting):
+    return fit_basis(fitting, fitted_on="generated random walks")
+
+
+@pytest.fixture(scope="module")
+def refs() -> dict[str, Framegram]:
+    """20 references of 80 to 120 s (about 2000 s in all), different lengths."""
+    rng = np.random.default_rng(7)
+    return {f"ref{i:02d}": make_framegram(random_walk(rng, int(rng.integers(400, 600))), f"ref{i:02d}") for i in range(20)}
+
+
+@pytest.fixture(scope="module")
+def extra() -> list[Framegram]:
+    """Framegrams that are not in the fixture index (new videos, unrelated queries)."""
+    rng = np.random.default_rng(99)
+    return [make_framegram(random_walk(rng, int(rng.integers(150, 250))), f"new{i}") for i in range(4)]
+
+
+def build(folder, basis, refs) -> VideoIndex:
+    ix = VideoIndex.create(folder, basis)
+    assert ix.add(refs.items()) == list(refs)
+    return ix
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(unit_rows(a) * unit_rows(b), axis=1)
+
+
+# ---- fingerprints ---------------------------------------------------------------------------
+
+
+def test_reference_descriptors_one_unit_vector_per_second(basis, refs):
+    framegram = refs["ref00"]
+    whitened = basis.whiten(framegram.features)
+    for rows in [1, 2, 3, 4, 5, 7, 8, 50, 51, 52, 53, 54, 57, 58]:
+        part = Framegram(framegram.features[:rows], framegram.times[:rows], framegram.meta)
+        d = reference_descriptors(part, basis)
+        # a last partial window is kept when it holds at least half a second: round(duration)
+        assert len(d.vectors) == len(d.starts) == max(1, round(part.duration)), rows
+        assert d.vectors.shape[1] == basis.dims == FINGERPRINT_DIMS
+        np.testing.assert_allclose(np.linalg.norm(d.vectors, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(d.starts, np.arange(len(d.vectors)), atol=1e-9)
+        for i, start in enumerate(d.starts):  # each is the normalised mean of its second's rows
+            first = round(start * FPS)
+            window = whitened[first : min(first + 5, rows)]
+            np.testing.assert_allclose(d.vectors[i], unit_rows(window.mean(axis=0)), atol=1e-5)
+
+
+def test_query_descriptors_one_window_per_frame(basis, refs):
+    framegram = refs["ref01"]
+    shifted = Framegram(framegram.features[:40], framegram.times[:40] + 3.0, framegram.meta)  # clock not at 0
+    d = query_descriptors(shifted, basis)
+    assert len(d.vectors) == 40 - 5 + 1  # every row that starts a full one-second window
+    np.testing.assert_allclose(np.linalg.norm(d.vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(d.starts, np.arange(36) / FPS, atol=1e-9)
+    whitened = basis.whiten(shifted.features)
+    np.testing.assert_allclose(d.vectors[17], unit_rows(whitened[17:22].mean(axis=0)), atol=1e-5)
+    # the stored per-second descriptors are the query windows that start on whole seconds
+    np.testing.assert_allclose(reference_descriptors(shifted, basis).vectors[:7], d.vectors[::5][:7], atol=1e-5)
+    short = Framegram(framegram.features[:3], framegram.times[:3], framegram.meta)
+    assert len(query_descriptors(short, basis).vectors) == 1  # under a second: one shorter window
+
+
+def test_fit_basis_is_deterministic_and_whitens(fitting, basis):
+    again = fit_basis(fitting, fitted_on="generated random walks")
+    assert again.digest == basis.digest
+    for name in ("mean", "projection", "quant_min", "quant_range"):
+        assert np.array_equal(getattr(again, name), getattr(basis, name)), name
+    assert basis.encoder == "synthetic;1" and basis.fps == FPS and basis.dims == FINGERPRINT_DIMS
+
+    rows = unit_rows(np.concatenate([f.features for f in fitting]))
+    z = (rows - basis.mean) @ basis.projection  # whitened, before the final normalisation
+    cov = np.cov(z.T.astype(np.float64))
+    # computed independently: shrinkage makes component k's variance lambda_k / (lambda_k + s * mean lambda)
+    eigval = np.sort(np.linalg.eigvalsh(np.cov(rows.T.astype(np.float64))))[::-1][: basis.dims]
+    expected = eigval / (eigval + SHRINKAGE * eigval.mean())
+    np.testing.assert_allclose(np.diag(cov), expected, atol=2e-3)
+    lead = cov[:16, :16]
+    np.testing.assert_allclose(lead, np.eye(16), atol=0.1)  # ~identity where the signal is
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 2e-3  # decorrelated everywhere
+    # the descriptors of the fitting footage fall (almost all) inside the 8-bit range
+    described = np.concatenate([reference_descriptors(f, basis).vectors for f in fitting])
+    inside = (described >= basis.quant_min - 1e-6) & (described <= basis.quant_min + basis.quant_range + 1e-6)
+    assert inside.mean() > 0.99
+
+
+def test_fit_basis_refuses_too_few_rows_and_mixed_encoders(fitting):
+    with pytest.raises(FramegramError, match="at least 512 rows"):
+        fit_basis(fitting[:1])
+    other = make_framegram(fitting[1].features, "other", spec=EncoderSpec("other-net", "2", DIM, (224, 224), "none"))
+    with pytest.raises(FramegramError, match="one encoder and frame rate"):
+        fit_basis([fitting[0], other])
+
+
+def test_basis_refuses_another_encoder_or_frame_rate(basis, refs, tmp_path):
+    features = refs["ref02"].features[:50]
+    other_net = make_framegram(features, "net.mp4", spec=EncoderSpec("other-net", "2", DIM, (224, 224), "none"))
+    with pytest.raises(FramegramError, match="encoder other-net") as info:
+        basis.check(other_net)
+    assert "net.mp4" in str(info.value) and "synthetic" in str(info.value)
+    other_version = make_framegram(features, "v.mp4", spec=EncoderSpec("synthetic", "3", DIM, (224, 224), "none"))
+    with pytest.raises(FramegramError, match="encoder synthetic"):
+        basis.check(other_version)
+    ten_fps = make_framegram(features, "fast.mp4", fps=10.0)
+    with pytest.raises(FramegramError, match="10 fps.*5 fps"):
+        basis.check(ten_fps)
+    # the index and the matcher apply the check: nothing is added, no query is answered
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:2]))
+    with pytest.raises(FramegramError, match="10 fps"):
+        ix.add([("fast", ten_fps)])
+    assert VideoIndex.open(ix.folder).videos.keys() == {"ref00", "ref01"}
+    with pytest.raises(FramegramError, match="other-net"):
+        match(ix, {"as-is": other_net}, "q", threshold=None)
+
+
+# ---- the index directory --------------------------------------------------------------------
+
+
+def test_index_size_reopen_and_remove(basis, refs, tmp_path):
+    ix = build(tmp_path / "ix", basis, refs)
+    descriptors = {r: reference_descriptors(f, basis).vectors for r, f in refs.items()}
+    info = ix.info()
+    assert info.videos == 20
+    assert info.seconds == sum(len(d) for d in descriptors.values()) >= 2000
+    assert 256 <= info.vector_bytes_per_second < 260  # 8 bits x 256 dims, plus a small header
+    assert (info.encoder, info.fps, info.basis_fitted_on) == ("synthetic", FPS, "generated random walks")
+
+    reopened = VideoIndex.open(tmp_path / "ix")
+    assert reopened.generation == ix.generation and reopened.videos == ix.videos
+    assert reopened.basis.digest == basis.digest
+    before = {r: reopened.video_vectors(r) for r in refs}
+    for r, d in descriptors.items():
+        assert np.array_equal(before[r], ix.video_vectors(r))
+        assert before[r].shape == d.shape
+        similarity = cosine_rows(before[r], d)  # 8-bit quantisation (clipped to the basis' range) loses little
+        assert np.median(similarity) > 0.995 and similarity.min() > 0.95
+
+    ids = list(refs)
+    gone = ids[10]
+    assert ix.remove([gone]) == [gone]
+    for snapshot in (ix, VideoIndex.open(tmp_path / "ix")):
+        assert gone not in snapshot and len(snapshot) == 19
+        with pytest.raises(KeyError):
+            snapshot.video_vectors(gone)
+        for r in ids:
+            if r != gone:
+                assert np.array_equal(snapshot.video_vectors(r), before[r]), r
+        owner, order = snapshot.row_owner()
+        assert order == [r for r in ids if r != gone]  # rows stay contiguous, in order
+        assert snapshot.total_rows == info.seconds - len(descriptors[gone]) == len(owner)
+        assert snapshot.info().seconds == snapshot.total_rows
+    with pytest.raises(SearchIndexError, match="not in the index: nope"):
+        ix.remove(["ref00", "nope"])
+    assert "ref00" in VideoIndex.open(tmp_path / "ix")  # nothing removed
+
+
+def test_index_skips_known_content_and_refuses_a_taken_id(basis, refs, extra, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))
+    generation = ix.generation
+    assert ix.add([("ref01", refs["ref01"])]) == []  # same id, same content
+    assert ix.add([("copy-of-ref02", refs["ref02"])]) == []  # same content under another name
+    assert ix.add([("a", extra[0]), ("b", extra[0])]) == ["a"]  # twice within one call
+    assert VideoIndex.open(ix.folder).generation == generation + 1
+    assert set(VideoIndex.open(ix.folder).videos) == {"ref00", "ref01", "ref02", "a"}
+
+    state = VideoIndex.open(ix.folder)
+    with pytest.raises(SearchIndexError, match="another video named 'ref01'"):
+        ix.add([("ref01", extra[1])])
+    with pytest.raises(SearchIndexError, match="another video named 'c'"):
+        ix.add([("c", extra[2]), ("c", extra[3])])
+    after = VideoIndex.open(ix.folder)
+    assert after.videos == state.videos and after.generation == state.generation
+    # the object that refused stays a consistent snapshot of what is committed
+    assert ix.videos == state.videos and ix.total_rows == state.total_rows
+    best = match(ix, {"as-is": excerpt(extra[0], 20, 50)}, "q", threshold=None)[0]
+    assert best.ref_id == "a"
+
+
+def test_a_failed_commit_leaves_the_previous_generation(basis, refs, extra, tmp_path, monkeypatch):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:4]))
+    before = VideoIndex.open(ix.folder)
+    written, failed = [], []
+    real_write, real_connect = index_module._write_vectors, index_module._connect
+
+    def write(folder, generation, vectors):
+        real_write(folder, generation, vectors)
+        written.append(generation)
+
+    @contextlib.contextmanager
+    def connect(folder):
+        with real_connect(folder) as db:
+            yield db
+            if written and not failed:  # the commit's transaction, after the new vectors file is on disk
+                failed.append(folder)
+                raise sqlite3.OperationalError("disk I/O error (simulated crash)")
+
+    monkeypatch.setattr(index_module, "_write_vectors", write)
+    monkeypatch.setattr(index_module, "_connect", connect)
+    with pytest.raises(SearchIndexError, match="simulated crash"):
+        ix.add([("new", extra[0])])
+    monkeypatch.undo()
+    assert written == [before.generation + 1] and failed
+    # the writer that failed stays on the committed state (the rows it had added in memory are dropped)
+    assert ix.videos == before.videos and ix.total_rows == before.total_rows
+    assert index_module._vectors_path(ix.folder, before.generation + 1).exists()  # the orphan
+
+    after = VideoIndex.open(ix.folder)
+    assert after.generation == before.generation and after.videos == before.videos
+    for r in before.videos:
+        assert np.array_equal(after.video_vectors(r), before.video_vectors(r))
+    # the writer recovers: the next write takes the orphan's generation number
+    assert ix.add([("new", extra[0])]) == ["new"]
+    final = VideoIndex.open(ix.folder)
+    assert final.generation == before.generation + 1 and set(final.videos) == set(before.videos) | {"new"}
+    assert final.total_rows == before.total_rows + len(reference_descriptors(extra[0], basis).vectors)
+
+
+def test_a_hand_written_next_generation_is_ignored(basis, refs, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))
+    other = build(tmp_path / "other", basis, dict(list(refs.items())[5:9]))
+    stray = index_module._vectors_path(ix.folder, ix.generation + 1)
+    stray.write_bytes(index_module._vectors_path(other.folder, other.generation).read_bytes())
+    reopened = VideoIndex.open(ix.folder)
+    assert reopened.generation == ix.generation and set(reopened.videos) == {"ref00", "ref01", "ref02"}
+    assert reopened.total_rows == ix.total_rows
+
+
+def test_a_reader_keeps_its_snapshot_while_a_writer_adds(basis, refs, extra, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:5]))
+    reader = VideoIndex.open(ix.folder)
+    writer = VideoIndex.open(ix.folder)
+    for i in range(3):  # three generations: the reader's vectors file is retired meanwhile
+        assert writer.add([(f"new{i}", extra[i])]) == [f"new{i}"]
+    assert not index_module._vectors_path(ix.folder, reader.generation).exists()
+
+    old_query = {"as-is": excerpt(refs["ref03"], 100, 50)}
+    new_query = {"as-is": excerpt(extra[1], 60, 50)}
+    assert set(reader.videos) == set(list(refs)[:5])
+    assert match(reader, old_query, "q", threshold=None)[0].ref_id == "ref03"
+    assert all(m.ref_id != "new1" for m in match(reader, new_query, "q", threshold=None))
+    assert reader.video_vectors("ref03").shape[0] == reader.videos["ref03"].n_rows
+
+    reopened = VideoIndex.open(ix.folder)
+    assert set(reopened.videos) == set(list(refs)[:5]) | {"new0", "new1", "new2"}
+    assert match(reopened, new_query, "q", threshold=None)[0].ref_id == "new1"
+    assert match(reopened, old_query, "q", threshold=None)[0].ref_id == "ref03"
+
+
+def test_readers_open_consistent_states_during_concurrent_writes(basis, refs, tmp_path):
+    items = list(refs.items())
+    ix = build(tmp_path / "ix", basis, dict(items[:2]))
+    errors = []
+
+    def write():
+        try:
+            VideoIndex.open(ix.folder).add(items[2:12], commit_every=1)  # ten generations
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen = []
+    while thread.is_alive() or not seen:
+        snapshot = VideoIndex.open(ix.folder)  # checks rows against records itself
+        ids = [r for r, _ in sorted(snapshot.videos.items(), key=lambda kv: kv[1].first_row)]
+        assert ids == [r for r, _ in items[: len(ids)]]  # always a committed prefix
+        seen.append(len(ids))
+    thread.join()
+    assert not errors
+    assert seen == sorted(seen)
+    assert len(VideoIndex.open(ix.folder)) == 12
+
+
+def test_missing_or_damaged_index_names_the_folder(basis, refs, tmp_path):
+    with pytest.raises(SearchIndexError, match=str(tmp_path / "nowhere")):
+        VideoIndex.open(tmp_path / "nowhere")
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))
+    with pytest.raises(SearchIndexError, match="already exists"):
+        VideoIndex.create(ix.folder, basis)
+    vectors = index_module._vectors_path(ix.folder, ix.generation)
+    good = vectors.read_bytes()
+
+    vectors.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
+        VideoIndex.open(ix.folder)
+    vectors.write_bytes(b"not a faiss index" * 10)
+    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
+        VideoIndex.open(ix.folder)
+    vectors.unlink()
+    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*missing"):
+        VideoIndex.open(ix.folder)
+    smaller = build(tmp_path / "smaller", basis, dict(list(refs.items())[:2]))  # a valid file, wrong rows
+    vectors.write_bytes(index_module._vectors_path(smaller.folder, smaller.generation).read_bytes())
+    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
+        VideoIndex.open(ix.folder)
+    vectors.write_bytes(good)
+    assert len(VideoIndex.open(ix.folder)) == 3
+
+    basis_file = ix.folder / "basis.npz"
+    saved = basis_file.read_bytes()
+    other = fit_basis([make_framegram(f.features, r) for r, f in list(refs.items())[:2]])
+    other.save(basis_file)  # a readable basis, but not the one the vectors were made with
+    with pytest.raises(SearchIndexError, match="does not match"):
+        VideoIndex.open(ix.folder)
+    basis_file.write_bytes(b"garbage")
+    with pytest.raises(FramegramError, match=str(basis_file)):
+        VideoIndex.open(ix.folder)
+    basis_file.write_bytes(saved)
+    (ix.folder / "index.sqlite").write_bytes(b"garbage" * 1000)
+    with pytest.raises(SearchIndexError, match=str(ix.folder)):
+        VideoIndex.open(ix.folder)
+
+
+# ---- the matcher, with a known answer -------------------------------------------------------
+
+# (reference, start row, rows, speed): 10-12 s queries
+QUERIES = [("ref03", 40, 50, 1.0), ("ref11", 333, 60, 1.0), ("ref17", 121, 50, 1.25), ("ref06", 250, 60, 1.25)]
+
+
+def test_matcher_finds_and_places_the_source(basis, refs, extra, tmp_path):
+    ix = build(tmp_path / "ix", basis, refs)
+    true_scores = []
+    for n, (ref, start_row, rows, speed) in enumerate(QUERIES):
+        query = excerpt(refs[ref], start_row, rows, speed=speed, seed=n)
+        matches = match(ix, {"as-is": query}, f"q{n}", threshold=None)
+        best = matches[0]
+        assert best.ref_id == ref, matches
+        assert best.query_id == f"q{n}"
+        assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+        assert best.score - matches[1].score > 0.3  # the runner-up is far behind
+        tolerance = 0.5 if speed == 1.0 else 1.0
+        assert abs(best.ref_start - start_row / FPS) <= tolerance, best
+        assert abs(best.ref_end - (start_row + rows * speed) / FPS) <= 2 * tolerance, best
+        assert best.query_start == pytest.approx(0.0, abs=0.2) and best.query_end == pytest.approx(rows / FPS, abs=0.2)
+        true_scores.append(best.score)
+    unrelated = [
+        match(ix, {"as-is": excerpt(f, 30, 50, seed=10 + i)}, "unrelated", threshold=None)[0].score
+        for i, f in enumerate(extra)
+    ]
+    assert max(unrelated) < 0.5 * min(true_scores), (unrelated, true_scores)
+    assert min(true_scores) >= DEFAULT_THRESHOLD > max(unrelated)
+    # with the threshold, an unrelated query gets no answer and top_k is respected
+    assert match(ix, {"as-is": excerpt(extra[0], 30, 50)}, "u") == []
+
+
+def test_matcher_keeps_each_references_best_view(basis, refs, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:6]))
+    query = excerpt(refs["ref04"], 200, 50)
+    rng = np.random.default_rng(5)
+    noise = make_framegram(random_walk(rng, 50), "noise")
+    alone = match(ix, {"as-is": query}, "q", threshold=None)[0]
+    both = match(ix, {"junk": noise, "as-is": query}, "q", threshold=None)[0]  # a useless view changes nothing
+    assert alone.ref_id == "ref04" and abs(alone.ref_start - 40.0) <= 0.5
+    assert both == alone
+    assert match(VideoIndex.create(tmp_path / "empty", basis), {"as-is": query}, "q", threshold=None) == []
+
+
+# ---- real videos end to end -----------------------------------------------------------------
+
+START = 12.0
+
+
+def test_real_videos_indexed_and_searched(tmp_path, encoder):
+    videos = [fetch_media(name) for name in ("world.mp4", "tree.avi", "box.mp4")]
+    assert add_videos(videos, tmp_path / "ix") == ["world.mp4", "tree.avi", "box.mp4"]
+    ix = VideoIndex.open(tmp_path / "ix")
+    assert ix.info().seconds == sum(round(v.duration) for v in ix.videos.values())
+    for distortion in ("none", "hflip"):
+        query = render_query(videos[0], START, 5.0, distortion, tmp_path / f"{distortion}.mp4")
+        matches = search(query.path, tmp_path / "ix")
+        assert matches and matches[0].ref_id == "world.mp4", (distortion, matches)
+        assert abs(matches[0].ref_start - query.source_start) <= 1.0, (distortion, matches[0])
+        assert all(m.score >= DEFAULT_THRESHOLD for m in matches)
+        assert len(matches) == 1, matches  # neither other video reaches the threshold
+
+    h, w = encoder.spec.input_size
+
+    def frames(path):
+        return np.concatenate([b.frames for b in sample_frames(path, FPS, (h, w), 16)])
+
+    plain = frames(tmp_path / "none.mp4")
+    assert inset_box(plain) is None
+    # world.mp4 is a globe on black: the clip's own dark border already counts as bars
+    top0, bottom0, left0, right0 = content_box(plain)
+    letterbox = render_query(videos[0], START, 5.0, "letterbox", tmp_path / "letterbox.mp4")
+    # 480x270 padded to 480x360: the picture covers rows 45..315 of 360
+    scale = 270 / 360
+    pad = (360 - 270) / 2 / 360 * h
+    top, bottom, left, right = content_box(frames(letterbox.path))
+    assert top >= pad - 1 and bottom <= h - pad + 1
+    assert abs(top - (pad + top0 * scale)) <= 2 and abs(bottom - (pad + bottom0 * scale)) <= 2
+    assert abs(left - left0) <= 2 and abs(right - right0) <= 2
+
+    pip = render_query(videos[0], START, 5.0, "picture-in-picture", tmp_path / "pip.mp4")
+    # 640x360 output; the 256x144 picture at x = 0.55 W, y = 0.35 H
+    expected = (0.35 * 360 / 360 * h, (0.35 * 360 + 144) / 360 * h, 0.55 * 640 / 640 * w, (0.55 * 640 + 256) / 640 * w)
+    box = inset_box(frames(pip.path))
+    assert box is not None
+    assert np.abs(np.array(box) - np.array(expected)).max() <= 4, (box, expected)
