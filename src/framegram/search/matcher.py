@@ -3,8 +3,9 @@
 1. Candidates. Each second of the query (every view) asks FAISS for its nearest stored seconds;
    a video's vote is the sum, over query seconds, of its best similarity. The best few videos go on.
 2. Background. A query second that resembles many videos (black, blank, a shared intro) says little.
-   Its background is the mean similarity of its nearest stored seconds from *other* videos than the
-   candidate; every similarity is taken relative to it, so such seconds contribute about nothing.
+   Its background is how similar it is to *other* videos than the candidate (their best neighbours,
+   the closest two left out in case they are copies of the candidate); every similarity is taken
+   relative to it, so such seconds contribute about nothing.
 3. Alignment. For each candidate, the dense query windows (one starting at every frame) are compared
    with all of its stored seconds; a straight line ref_time = offset + speed * query_time is searched
    exhaustively over offsets (one frame apart) and speeds 0.8-1.25. The score is the mean
@@ -37,7 +38,8 @@ class MatchSettings:
     top_k: int = 5  #: matches returned at most
     candidates: int = 10  #: videos aligned in full
     neighbours: int = 64  #: nearest stored seconds per query second
-    background: int = 5  #: neighbours from other videos averaged into the background
+    background: int = 5  #: other videos whose best similarity is averaged into the background
+    background_skip: int = 2  #: most similar other videos left out of it (copies of the candidate)
     speeds: tuple[float, ...] = SPEEDS
     #: score penalty per unit |log speed| / log 1.25: prefers normal speed when content cannot tell
     speed_penalty: float = 0.01
@@ -98,7 +100,7 @@ def _match_view(
     query_second = np.broadcast_to(np.arange(len(sims))[:, None] * WINDOW_SECONDS, sims.shape)
     out = []
     for c in candidates:
-        background = _background(sims, who, c, settings.background)[second_of_window]  # [M]
+        background = _background(sims, who, c, settings)[second_of_window]  # [M]
         reference = index.video_vectors(ids[c])  # [N, K], second j starts at j s
         relative = dense.vectors @ reference.T - background[:, None]  # [M, N]
         # offsets the neighbour hits point to (stored second - query second), strongest first
@@ -123,12 +125,18 @@ def _candidates(sims: np.ndarray, who: np.ndarray, n_videos: int, n: int) -> lis
     return [int(c) for c in order[:n] if votes[c] > 0]
 
 
-def _background(sims: np.ndarray, who: np.ndarray, candidate: int, count: int) -> np.ndarray:
-    """Per query second: mean of the `count` best similarities to seconds of other videos, [S]."""
+def _background(sims: np.ndarray, who: np.ndarray, candidate: int, settings: MatchSettings) -> np.ndarray:
+    """Per query second: how similar it is to unrelated videos, [S].
+
+    Each other video counts once (its best neighbour), and the few most similar other videos are
+    skipped, so that copies of the candidate elsewhere in the index do not cancel its match."""
     out = np.zeros(len(sims))
     for i, (s_row, w_row) in enumerate(zip(sims, who)):
-        other = s_row[(w_row >= 0) & (w_row != candidate)][:count]  # FAISS returns them sorted
-        out[i] = other.mean() if len(other) else 0.0
+        keep = (w_row >= 0) & (w_row != candidate)
+        # FAISS sorts neighbours best first: the first hit of each video is its best
+        _, first = np.unique(w_row[keep], return_index=True)
+        per_video = np.sort(s_row[keep][first])[::-1][settings.background_skip : settings.background_skip + settings.background]
+        out[i] = per_video.mean() if len(per_video) else 0.0
     return out
 
 
