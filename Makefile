@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/extract.py
 	$(PY) bench/shots.py
+	$(PY) bench/search.py
 
 clean:
 	rm -rf $(VENV) demo-output
