@@ -8,6 +8,7 @@ import sys
 from PIL import Image
 
 from framegram.demo import run_demo
+from framegram.search.report import DEMO_QUERIES
 
 
 def framegram_cli(*args, cwd=None):
@@ -34,6 +35,11 @@ def test_demo_writes_a_self_contained_report(videos, tmp_path):
         assert name in html
     assert "Extraction timings" in html and "Framegrams of the sample videos" in html
     assert "Shots and keyframes" in html and "Same content, different pixels" in html
+    # the search section finds each distorted demo clip in its own source, first
+    assert "Video search" in html
+    for name, _, _, distortion in DEMO_QUERIES:
+        first_row = re.search(rf"<tr><td>query-{re.escape(name[:-4])}-{distortion}\.mp4</td><td>[^<]*</td><td>([^<]*)</td>", html)
+        assert first_row and first_row.group(1) == name, (name, distortion)
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) >= 2 * len(videos)
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from elsewhere
     assert len(list((tmp_path / "pictures").glob("*.png"))) == len(videos)

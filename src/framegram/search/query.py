@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import binary_closing, maximum_filter1d
+from scipy.ndimage import maximum_filter1d
 
 from framegram.encoders import FrameEncoder
 from framegram.errors import TooShortError
@@ -30,6 +30,10 @@ MIN_BAR_FRACTION = 0.06
 INSET_EDGE_LEVEL = 12.0
 #: an inset picture's sides span at least this fraction of the frame's
 INSET_MIN_SIDE = 0.2
+#: share of each side of an inset's border that must lie on persistent edges
+INSET_BORDER_COVERAGE = 0.8
+#: crops are cut from frames decoded at this multiple of the encoder's input size
+CROP_SCALE = 2
 
 
 def query_views(
@@ -45,22 +49,30 @@ def query_views(
     encoder = resolve_encoder(encoder)
     info = probe_video(path)
     skip_nonref = should_skip_nonref(info.frame_rate, fps)
-    frames, times = [], []
-    for batch in sample_frames(path, fps, encoder.spec.input_size, 16, skip_nonref=skip_nonref, end=MAX_QUERY_SECONDS):
-        frames.append(batch.frames)
-        times.append(batch.times)
-    if not frames:
-        raise TooShortError(path, "no frames to search with")
-    pixels, stamps = np.concatenate(frames), np.concatenate(times)
+    size = encoder.spec.input_size
+    pixels, stamps = _decode(path, fps, size, skip_nonref)
     meta = framegram_meta(path, info, encoder, fps, skip_nonref)
     views = {"as-is": pixels}
     if mirrored:
         views["mirrored"] = pixels[:, :, ::-1]
-    for name, find in (("unbarred", content_box), ("inset", inset_box)):
-        box = find(pixels)
-        if box is not None:
-            views[name] = crop_resized(pixels, box)
-    return {name: Framegram(_encode(encoder, p), stamps, replace(meta)) for name, p in views.items()}
+    boxes = {name: box for name, find in (("unbarred", content_box), ("inset", inset_box)) if (box := find(pixels))}
+    if boxes:
+        # crops come from a decode at CROP_SCALE x the encoder's size, so a small inset keeps its detail
+        fine, _ = _decode(path, fps, (size[0] * CROP_SCALE, size[1] * CROP_SCALE), skip_nonref)
+        fine = fine[: len(pixels)]
+        for name, box in boxes.items():
+            views[name] = crop_resized(fine, tuple(v * CROP_SCALE for v in box), size)
+    return {name: Framegram(_encode(encoder, p), stamps[: len(p)], replace(meta)) for name, p in views.items()}
+
+
+def _decode(path: Path, fps: float, size: tuple[int, int], skip_nonref: bool) -> tuple[np.ndarray, np.ndarray]:
+    frames, times = [], []
+    for batch in sample_frames(path, fps, size, 16, skip_nonref=skip_nonref, end=MAX_QUERY_SECONDS):
+        frames.append(batch.frames)
+        times.append(batch.times)
+    if not frames:
+        raise TooShortError(path, "no frames to search with")
+    return np.concatenate(frames), np.concatenate(times)
 
 
 def content_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -85,59 +97,63 @@ def content_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
 def inset_box(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, bottom, left, right) of the largest picture shown inside the picture, or None.
 
-    frames: uint8 [N, H, W, 3]. The inset's border is a rectangle of edges that stay put while the
-    content on both sides changes: edges present in at least half the frames (median over time of
-    the gray-level step), whose runs along a column (row) span the rectangle's side. A static
-    camera can produce such a rectangle too; then the matcher merely gets one more view.
+    frames: uint8 [N, H, W, 3]. The inset's border is a rectangle of edges that stay put: gray-level
+    steps present in at least half the frames (median over time). A rectangle counts when at least
+    INSET_BORDER_COVERAGE of each of its four sides lies on such edges. A static camera or a static
+    background can produce such a rectangle too; then the matcher merely gets one more view.
     """
     gray = frames.astype(np.float32).mean(axis=3)
     h, w = gray.shape[1:]
     step_x = np.median(np.abs(np.diff(gray, axis=2)), axis=0)  # [H, W-1] persistent vertical edges
     step_y = np.median(np.abs(np.diff(gray, axis=1)), axis=0)  # [H-1, W]
-    # an edge blurred over 2-3 pixels by scaling, with short gaps closed
-    vertical = binary_closing(maximum_filter1d(step_x, 3, axis=1) > INSET_EDGE_LEVEL, np.ones((5, 1)))
-    horizontal = binary_closing(maximum_filter1d(step_y, 3, axis=0) > INSET_EDGE_LEVEL, np.ones((1, 5)))
-    col_len, col_start = _longest_runs(vertical.T)  # per column x: its longest vertical run
-    row_len, row_start = _longest_runs(horizontal)
-    margin, tol = 3, 4
-    cols = np.flatnonzero(col_len >= INSET_MIN_SIDE * h)
-    cols = cols[(cols >= margin) & (cols < w - 1 - margin)]
-    rows = np.flatnonzero(row_len >= INSET_MIN_SIDE * w)
-    rows = rows[(rows >= margin) & (rows < h - 1 - margin)]
-    best, best_area = None, 0
+    # an edge blurred over 2-3 pixels by scaling counts at each of them
+    vertical = maximum_filter1d(step_x, 3, axis=1) > INSET_EDGE_LEVEL
+    horizontal = maximum_filter1d(step_y, 3, axis=0) > INSET_EDGE_LEVEL
+    down = np.vstack([np.zeros((1, w - 1)), np.cumsum(vertical, axis=0)])  # [H+1, W-1]: edge pixels above row y
+    across = np.hstack([np.zeros((h - 1, 1)), np.cumsum(horizontal, axis=1)])  # [H-1, W+1]
+    margin, need = 3, INSET_BORDER_COVERAGE
+    cols = _strongest(vertical.sum(axis=0), need * INSET_MIN_SIDE * h, margin)
+    rows = _strongest(horizontal.sum(axis=1), need * INSET_MIN_SIDE * w, margin)
+    if len(cols) < 2 or len(rows) < 2:
+        return None
+    x0, x1 = np.meshgrid(cols, cols, indexing="ij")
+    wide = x1 - x0 >= INSET_MIN_SIDE * w
+    x0, x1 = x0[wide], x1[wide]  # candidate left/right sides
+    found = []  # (weakest side's coverage, area, box) of every rectangle that qualifies
     for i, y0 in enumerate(rows):
         for y1 in rows[i + 1 :]:
-            if y1 - y0 < INSET_MIN_SIDE * h:
+            span = y1 - y0
+            if span < INSET_MIN_SIDE * h:
                 continue
-            lo = max(row_start[y0], row_start[y1]) - tol
-            hi = min(row_start[y0] + row_len[y0], row_start[y1] + row_len[y1]) + tol
-            spans = (col_start[cols] <= y0 + tol) & (col_start[cols] + col_len[cols] >= y1 - tol)
-            sides = cols[spans & (cols >= lo) & (cols <= hi)]
-            if len(sides) < 2 or sides[-1] - sides[0] < INSET_MIN_SIDE * w:
-                continue
-            area = (sides[-1] - sides[0]) * (y1 - y0)
-            if area > best_area:
-                best, best_area = (int(y0) + 1, int(y1) + 1, int(sides[0]) + 1, int(sides[-1]) + 1), area
-    return best
+            coverage = np.minimum.reduce([
+                (down[y1 + 1, x0] - down[y0, x0]) / (span + 1),  # left side
+                (down[y1 + 1, x1] - down[y0, x1]) / (span + 1),  # right side
+                (across[y0, x1 + 1] - across[y0, x0]) / (x1 - x0 + 1),  # top
+                (across[y1, x1 + 1] - across[y1, x0]) / (x1 - x0 + 1),  # bottom
+            ])
+            for k in np.flatnonzero(coverage >= need):
+                found.append((coverage[k], span * (x1[k] - x0[k]), (int(y0) + 1, int(y1) + 1, int(x0[k]) + 1, int(x1[k]) + 1)))
+    if not found:
+        return None
+    # the cleanest border among the large rectangles: a busy static background can extend a
+    # side along one of its own edges, which makes a slightly larger but less clean rectangle
+    largest = max(area for _, area, _ in found)
+    _, area, box = max((c, a, b) for c, a, b in found if a >= 0.5 * largest)
+    return None if area > 0.8 * h * w else box  # the whole picture is no inset
 
 
-def _longest_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of bool [K, L]: (length, start) of its longest run of True."""
-    best = np.zeros(len(mask), np.int64)
-    start = np.zeros(len(mask), np.int64)
-    current = np.zeros(len(mask), np.int64)
-    for i in range(mask.shape[1]):
-        current = np.where(mask[:, i], current + 1, 0)
-        longer = current > best
-        best = np.where(longer, current, best)
-        start = np.where(longer, i - current + 1, start)
-    return best, start
+def _strongest(counts: np.ndarray, minimum: float, margin: int, keep: int = 32) -> np.ndarray:
+    """Positions (ascending) of the `keep` largest `counts` >= `minimum`, away from the edges;
+    bounds the rectangle search on busy static pictures."""
+    positions = np.flatnonzero(counts >= minimum)
+    positions = positions[(positions >= margin) & (positions < len(counts) - margin)]
+    return np.sort(positions[np.argsort(-counts[positions], kind="stable")[:keep]])
 
 
-def crop_resized(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Crop uint8 [N, H, W, 3] frames to `box` and resize back to H x W (bilinear)."""
+def crop_resized(frames: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Crop uint8 [N, H, W, 3] frames to `box` and resize to `size` = (height, width) (bilinear)."""
     top, bottom, left, right = box
-    h, w = frames.shape[1:3]
+    h, w = size
     return np.stack([
         np.asarray(Image.fromarray(f[top:bottom, left:right]).resize((w, h), Image.BILINEAR)) for f in frames
     ])
