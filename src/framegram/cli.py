@@ -258,6 +258,69 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:05.2f}"
 
 
+brain_app = typer.Typer(no_args_is_help=True, help="Predict fMRI responses to a film from its framegram (BIDS in, NIfTI maps out).")
+app.add_typer(brain_app, name="brain")
+
+
+@brain_app.command("synth")
+def brain_synth(
+    out: Annotated[Path, typer.Argument(help="Folder for the generated BIDS dataset.")],
+    subjects: Annotated[int, typer.Option(help="Number of participants.")] = 30,
+    small: Annotated[bool, typer.Option("--small", help="20x20x12 grid instead of 64x64x40.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Generate a BIDS dataset shaped like OpenNeuro ds003688 with a known ground truth."""
+    from framegram.synth.bids import generate_dataset
+
+    generate_dataset(out, subjects=subjects, small=small, progress=not quiet)
+    typer.echo(f"{subjects} participants -> {out}")
+
+
+@brain_app.command("fit")
+def brain_fit(
+    bids: Annotated[Path, typer.Option("--bids", help="BIDS root (derivatives/fmriprep confounds used when present).")],
+    stimulus: Annotated[Path, typer.Option("--stimulus", help="The film (video or .framegram.npz).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for maps, predictions and results.json.")],
+    subjects: Annotated[list[str] | None, typer.Option("--subjects", "-s", help="Participant labels (repeat; default: all).")] = None,
+    offset: Annotated[float, typer.Option(help="Seconds after the first scan at which the film starts.")] = 0.0,
+    basis: Annotated[str, typer.Option(help="Delays: 'fir' (0-10 s, one per TR) or 'hrf' (SPM HRF + derivatives).")] = "fir",
+    components: Annotated[int | None, typer.Option(help="Principal components of the stimulus kept (default: the pipeline's).")] = None,
+    train_fraction: Annotated[float, typer.Option(help="First part of the run used to train.")] = 0.7,
+    no_controls: Annotated[bool, typer.Option("--no-controls", help="Skip the controls and the published protocol.")] = False,
+    task: Annotated[str, typer.Option(help="BIDS task label.")] = "film",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Fit per-voxel ridge encoding models and score them on the held-out end of each run."""
+    from framegram.brain.pipeline import BrainConfig, fit_dataset
+
+    if basis not in ("fir", "hrf"):
+        raise fail(f"--basis must be 'fir' or 'hrf', got {basis!r}")
+    if not 0.2 <= train_fraction <= 0.95:
+        raise fail(f"--train-fraction must be within 0.2..0.95, got {train_fraction}")
+    config = BrainConfig(offset_s=offset, basis=basis, train_fraction=train_fraction,
+                         controls=not no_controls, published=not no_controls)
+    if components is not None:
+        config.n_components = components or None
+    results = fit_dataset(bids, stimulus, out, subjects or None, config, show_progress=not quiet, task=task)
+    for s in json.loads(results.read_text())["subjects"]:
+        typer.echo(
+            f"sub-{s['subject']}: {s['significant']}/{s['voxels']} voxels significant, "
+            f"mean r {s['mean_r']:.3f} (top 1 %: {s['top1pct_r']:.3f}), delay peak {s['profile_peak_s']} s"
+        )
+    typer.echo(f"results: {results}")
+
+
+@brain_app.command("report")
+def brain_report(
+    out: Annotated[Path, typer.Argument(help="The folder written by `framegram brain fit`.")],
+    html_path: Annotated[Path | None, typer.Option("--html", help="Report file (default: OUT/report.html).")] = None,
+) -> None:
+    """Write the HTML report of a fit: r maps, histograms, delay profiles, controls, published protocol."""
+    from framegram.brain.report import write_brain_report
+
+    typer.echo(f"report: {write_brain_report(out, html_path)}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,171 @@
+"""Reading a BIDS dataset: one BOLD run per participant, its TR, motion confounds and events.
+
+Uses pybids (`BIDSLayout(root, derivatives=True)`) for the raw files and the fMRIPrep confounds.
+Only the raw scope is searched for BOLD images, so derivative images (e.g. a generator's ground
+truth) are never taken for data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from framegram.brain.errors import NoBoldError, TRMismatchError, UnknownSubjectError
+
+#: Motion confounds regressed out of the BOLD (fMRIPrep column names); derivatives are added when present.
+MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+TR_TOLERANCE_S = 1e-3
+
+
+@dataclass(frozen=True)
+class BoldRun:
+    """One participant's run.
+
+    `tr`: seconds (from the JSON sidecar, checked against the NIfTI header); `n_volumes`: scans;
+    `shape`: the 3-D matrix; `confounds`: fMRIPrep `desc-confounds_timeseries.tsv` or None;
+    `events`: `_events.tsv` or None.
+    """
+
+    subject: str
+    bold: Path
+    tr: float
+    n_volumes: int
+    shape: tuple[int, int, int]
+    confounds: Path | None
+    events: Path | None
+
+    @property
+    def scan_times(self) -> np.ndarray:
+        """Onset of each volume in seconds from the first scan: float64 [n_volumes]."""
+        return np.arange(self.n_volumes) * self.tr
+
+    def load_bold(self):
+        """The 4-D image (nibabel, data not read until used)."""
+        import nibabel as nib
+
+        return nib.load(self.bold)
+
+    def load_confounds(self) -> np.ndarray | None:
+        """Motion parameters and their derivatives: float64 [n_volumes, C] (n/a → 0), or None."""
+        if self.confounds is None:
+            return None
+        import pandas as pd
+
+        table = pd.read_csv(self.confounds, sep="\t", na_values=["n/a"])
+        columns = [c for c in MOTION_COLUMNS if c in table]
+        columns += [f"{c}_derivative1" for c in columns if f"{c}_derivative1" in table]
+        if not columns:
+            return None
+        values = table[columns].to_numpy(dtype=np.float64)
+        if len(values) != self.n_volumes:
+            raise NoBoldError(self.confounds, f"{len(values)} rows of confounds for {self.n_volumes} volumes")
+        return np.nan_to_num(values, nan=0.0)
+
+
+def load_framewise_displacement(run: BoldRun) -> np.ndarray | None:
+    """fMRIPrep's `framewise_displacement` column (mm, first row n/a → 0): float [n_volumes], or None."""
+    if run.confounds is None:
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(run.confounds, sep="\t", na_values=["n/a"])
+    if "framewise_displacement" not in table:
+        return None
+    return np.nan_to_num(table["framewise_displacement"].to_numpy(dtype=np.float64), nan=0.0)
+
+
+def find_runs(root: str | Path, subjects: list[str] | None = None, task: str = "film") -> list[BoldRun]:
+    """The first BOLD run of `task` of each participant (all, or `subjects` in the given order).
+
+    Raises NoBoldError for a root without such runs, UnknownSubjectError for a subject without one,
+    TRMismatchError when the sidecar's RepetitionTime disagrees with the NIfTI header.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NoBoldError(root, "no such folder")
+    layout = _layout(root)
+    files = layout.get(scope="raw", task=task, suffix="bold", extension=[".nii", ".nii.gz"])
+    by_subject: dict[str, object] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        by_subject.setdefault(f.entities["subject"], f)
+    if not by_subject:
+        raise NoBoldError(root, f"no BOLD runs of task {task!r} (sub-*/[ses-*/]func/*_task-{task}_*bold.nii[.gz])")
+    wanted = sorted(by_subject) if not subjects else [s.removeprefix("sub-") for s in subjects]
+    for s in wanted:
+        if s not in by_subject:
+            raise UnknownSubjectError(s, sorted(by_subject))
+    return [_run(layout, by_subject[s]) for s in wanted]
+
+
+def _layout(root: Path):
+    import warnings
+
+    import bids
+
+    with warnings.catch_warnings():  # pybids warns about derivatives folders it cannot index
+        warnings.simplefilter("ignore")
+        if (root / "derivatives").is_dir():
+            try:
+                return bids.BIDSLayout(root, derivatives=True, validate=False)
+            except Exception:  # a derivatives folder without dataset_description.json: raw files only
+                pass
+        return bids.BIDSLayout(root, derivatives=False, validate=False)
+
+
+def _run(layout, bold_file) -> BoldRun:
+    import nibabel as nib
+
+    path = Path(bold_file.path)
+    img = nib.load(path)
+    if img.ndim != 4:
+        raise NoBoldError(path, f"a BOLD image must be 4-D, this one has shape {img.shape}")
+    meta = bold_file.get_metadata()
+    tr = meta.get("RepetitionTime")
+    zooms = img.header.get_zooms()
+    header_tr = float(zooms[3]) if len(zooms) > 3 else 0.0
+    if tr is None:
+        if header_tr <= 0:
+            raise TRMismatchError(path, "no RepetitionTime in the sidecar and none in the NIfTI header")
+        tr = header_tr
+    tr = float(tr)
+    unit = img.header.get_xyzt_units()[1]
+    if unit == "msec":
+        header_tr /= 1000.0
+    if header_tr > 0 and abs(header_tr - tr) > TR_TOLERANCE_S:
+        raise TRMismatchError(path, f"RepetitionTime {tr:g} s in the sidecar but {header_tr:g} s in the NIfTI header")
+    entities = bold_file.entities
+    query = {k: entities[k] for k in ("subject", "session", "task", "run") if k in entities}
+    confounds = layout.get(scope="derivatives", desc="confounds", suffix="timeseries", extension=".tsv", **query)
+    if not confounds:
+        confounds = _fmriprep_path(layout.root, path)
+    else:
+        confounds = Path(confounds[0].path)
+    events = layout.get(scope="raw", suffix="events", extension=".tsv", **query)
+    return BoldRun(
+        subject=entities["subject"],
+        bold=path,
+        tr=tr,
+        n_volumes=int(img.shape[3]),
+        shape=tuple(int(n) for n in img.shape[:3]),
+        confounds=confounds,
+        events=Path(events[0].path) if events else None,
+    )
+
+
+def _fmriprep_path(root: str | Path, bold: Path) -> Path | None:
+    """The fMRIPrep confounds file beside where fMRIPrep writes it, found without pybids' index."""
+    relative = bold.relative_to(root)
+    name = bold.name.split("_bold.nii")[0] + "_desc-confounds_timeseries.tsv"
+    candidate = Path(root) / "derivatives" / "fmriprep" / relative.parent / name
+    return candidate if candidate.is_file() else None
+
+
+def dataset_tr(root: str | Path, task: str = "film") -> float | None:
+    """The top-level `task-<task>_bold.json` RepetitionTime, if there is one (seconds)."""
+    sidecar = Path(root) / f"task-{task}_bold.json"
+    if not sidecar.is_file():
+        return None
+    return json.loads(sidecar.read_text()).get("RepetitionTime")

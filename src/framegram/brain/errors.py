@@ -1,0 +1,31 @@
+"""Typed errors of the brain pipeline; each names the file or subject and the problem."""
+
+from __future__ import annotations
+
+from framegram.errors import FramegramError, InputError
+
+
+class BrainError(FramegramError):
+    """Base class of the brain pipeline's user-facing errors."""
+
+
+class NoBoldError(BrainError, InputError):
+    """The BIDS root holds no BOLD run of the requested task."""
+
+
+class TRMismatchError(BrainError, InputError):
+    """The sidecar's RepetitionTime and the NIfTI header's time step disagree."""
+
+
+class StimulusTooShortError(BrainError, InputError):
+    """The stimulus framegram ends before the last volume of the run (after the start offset)."""
+
+
+class UnknownSubjectError(BrainError):
+    """A requested participant has no BOLD run in the dataset."""
+
+    def __init__(self, subject: str, available: list[str]):
+        self.subject = subject
+        self.available = available
+        shown = ", ".join(available[:10]) + (" ..." if len(available) > 10 else "")
+        super().__init__(f"unknown subject {subject!r}; the dataset has: {shown or 'none'}")

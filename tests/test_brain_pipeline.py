@@ -1,0 +1,116 @@
+"""framegram.brain end to end: a toy BIDS dataset written here, the generated ds003688-shaped
+dataset (2 participants, small grid), typed errors, the CLI and the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside this file
+from test_brain_toydata import write_toy_bids  # noqa: E402
+
+from framegram.brain import (  # noqa: E402
+    BrainConfig, NoBoldError, StimulusTooShortError, TRMismatchError, UnknownSubjectError, find_runs, fit_subject,
+)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy-bids")
+    return root, write_toy_bids(root)
+
+
+def test_find_runs_reads_tr_confounds_and_subjects(toy):
+    root, _ = toy
+    runs = find_runs(root)
+    assert [r.subject for r in runs] == ["01", "02"]
+    run = runs[0]
+    assert run.tr == pytest.approx(0.608) and run.n_volumes == 641 and run.shape == (6, 6, 4)
+    conf = run.load_confounds()
+    assert conf.shape == (641, 12) and np.all(conf[0, 6:] == 0)  # n/a derivative row → 0
+    with pytest.raises(UnknownSubjectError, match="'07'.*01, 02"):
+        find_runs(root, ["07"])
+
+
+def test_bad_datasets_get_typed_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    with pytest.raises(NoBoldError, match="no BOLD runs"):
+        find_runs(tmp_path / "empty")
+    with pytest.raises(NoBoldError, match="no such folder"):
+        find_runs(tmp_path / "missing")
+    write_toy_bids(tmp_path / "badtr", subjects=("01",), n_volumes=40, tr_header=2.0)
+    with pytest.raises(TRMismatchError, match="0.608 s in the sidecar but 2 s in the NIfTI header"):
+        find_runs(tmp_path / "badtr")
+
+
+def test_toy_fit_finds_the_region_and_the_lag(toy):
+    root, info = toy
+    run = find_runs(root, ["01"])[0]
+    mask = np.ones(run.shape, dtype=bool)
+    fit = fit_subject(run, info["features"], info["times"], BrainConfig(), mask=mask)
+    resp = info["responsive"][mask]
+    assert fit.r[resp].mean() > 0.5
+    assert fit.significant[resp].mean() > 0.8 and fit.significant[~resp].mean() < 0.05
+    assert abs(fit.profile_peak_s - info["lag_s"]) <= run.tr
+    assert all(fit.r[resp].mean() > v[resp].mean() + 0.1 for k, v in fit.controls.items() if k != "previous volume")
+    pub = fit.published
+    assert pub.n_test == 641 - 449 and pub.mse_model > 0
+    with pytest.raises(StimulusTooShortError):
+        fit_subject(run, info["features"][:500], info["times"][:500], BrainConfig(), mask=mask)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from framegram.synth.bids import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth-bids")
+    generate_dataset(root, subjects=2, small=True, progress=False)
+    return root
+
+
+def test_cli_fit_and_report_on_the_generated_dataset(synth, tmp_path):
+    import nibabel as nib
+    from typer.testing import CliRunner
+
+    from framegram.cli import app
+
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(app, ["brain", "fit", "--bids", str(synth), "--stimulus", str(synth / "stimuli" / "film.mp4"),
+                                      "--subjects", "02", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "sub-02:" in result.output
+    results = json.loads((out / "results.json").read_text())
+    [summary] = results["subjects"]
+    assert summary["subject"] == "02" and summary["n_test"] == 192
+    assert set(summary["published"]) >= {"mse_model", "mse_persistence", "mse_constant"}
+    r = nib.load(out / "sub-02" / "r.nii.gz")
+    assert r.shape == (20, 20, 12)
+    pred = nib.load(out / "sub-02" / "pred_test_bold.nii.gz")
+    assert pred.shape == (20, 20, 12, 192) and pred.header.get_zooms()[3] == pytest.approx(0.608)
+    # the fit is scored against the responsive region of the ground truth
+    truth = synth / "derivatives" / "framegram-synth"
+    resp = nib.load(truth / "desc-responsive_mask.nii.gz").get_fdata() > 0
+    mask = nib.load(out / "sub-02" / "mask.nii.gz").get_fdata() > 0
+    rmap = r.get_fdata()
+    assert rmap[resp & mask].mean() > rmap[~resp & mask].mean() + 0.05
+    result = CliRunner().invoke(app, ["brain", "report", str(out)])
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "Brain encoding" in html and "sub-02" in html and html.count("<img") >= 2
+
+
+def test_cli_user_errors_are_one_line(tmp_path):
+    import subprocess
+
+    exe = Path(sys.executable).parent / "framegram"
+    proc = subprocess.run([str(exe), "brain", "fit", "--bids", str(tmp_path), "--stimulus", "x.mp4", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no BOLD runs" in proc.stderr
+    proc = subprocess.run([str(exe), "brain", "report", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "results.json: no such file" in proc.stderr

@@ -1,0 +1,74 @@
+"""A tiny BIDS dataset with a known region and lag (no tests here: the writer used by test_brain_pipeline.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+TR = 0.608
+
+
+def toy_stimulus(seconds: float = 400.0, fps: float = 5.0, dim: int = 8, seed: int = 0):
+    """Smooth random 'framegram' rows: features float32 [T, dim], times s [T]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fps)) / fps
+    # piecewise-constant scenes of 0.6-2.5 s
+    edges = np.cumsum(rng.uniform(0.6, 2.5, size=400))
+    scene = np.searchsorted(edges, t)
+    values = rng.random((scene.max() + 1, dim)).astype(np.float32)
+    return values[scene] + 0.05 * rng.random((len(t), dim)).astype(np.float32), t
+
+
+def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shape=(6, 6, 4), lag_s: float = 5.0,
+                   snr: float = 2.0, seed: int = 0, tr_header: float = TR) -> dict:
+    """Write a BIDS root whose responsive voxels (the first two x-planes) follow the stimulus's
+    per-TR features through fixed random weights, delayed by `lag_s`; the rest is noise."""
+    import nibabel as nib
+
+    from framegram.brain.stimulus import frames_to_tr
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "toy", "BIDSVersion": "1.8.0"}))
+    (root / f"task-film_bold.json").write_text(json.dumps({"RepetitionTime": TR, "TaskName": "film"}))
+    features, times = toy_stimulus()
+    per_tr = frames_to_tr(features, times, TR, n_volumes)
+    per_tr = per_tr - per_tr.mean(0)
+    rng = np.random.default_rng(seed)
+    lag = int(round(lag_s / TR))
+    responsive = np.zeros(shape, dtype=bool)
+    responsive[:2] = True
+    weights = rng.normal(size=(per_tr.shape[1], responsive.sum()))
+    drive = np.zeros_like(per_tr)
+    drive[lag:] = per_tr[:-lag]
+    signal = drive @ weights
+    signal /= signal.std(0)
+    for sub in subjects:
+        func = root / f"sub-{sub}" / "ses-mri3t" / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        noise = rng.normal(size=(n_volumes, *shape))
+        data = 1000 + noise * 10
+        sig = np.zeros((n_volumes, *shape))
+        sig[:, responsive] = signal * 10 * np.sqrt(snr)
+        data = (data + sig).transpose(1, 2, 3, 0).astype(np.float32)
+        img = nib.Nifti1Image(data, np.diag([3.0, 3.0, 3.0, 1.0]))
+        img.header.set_zooms((3.0, 3.0, 3.0, tr_header))
+        img.header.set_xyzt_units("mm", "sec")
+        stem = f"sub-{sub}_ses-mri3t_task-film_run-1"
+        nib.save(img, func / f"{stem}_bold.nii.gz")
+        (func / f"{stem}_bold.json").write_text(json.dumps({"RepetitionTime": TR, "TaskName": "film"}))
+        conf = root / "derivatives" / "fmriprep" / f"sub-{sub}" / "ses-mri3t" / "func"
+        conf.mkdir(parents=True, exist_ok=True)
+        motion = rng.normal(scale=0.01, size=(n_volumes, 6)).cumsum(0)
+        cols = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+        lines = ["\t".join(cols + [c + "_derivative1" for c in cols])]
+        for i in range(n_volumes):
+            deriv = ["n/a"] * 6 if i == 0 else [f"{v:.6f}" for v in motion[i] - motion[i - 1]]
+            lines.append("\t".join([f"{v:.6f}" for v in motion[i]] + deriv))
+        (conf / f"{stem}_desc-confounds_timeseries.tsv").write_text("\n".join(lines) + "\n")
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(
+        json.dumps({"Name": "fmriprep", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
+                    "GeneratedBy": [{"Name": "fMRIPrep"}]}))
+    return {"features": features, "times": times, "responsive": responsive, "lag_s": lag * TR}
