@@ -7,7 +7,8 @@ Checks, per participant:
 - the delay profile peaks within one TR of the true lag;
 - our r in the region beats every control (constant features, shifted features, previous volume)
   by at least 0.1;
-and prints the published protocol's MSE beside its persistence and constant-feature controls.
+and prints the published protocol's MSE beside its persistence and constant-feature controls, and the
+r of the volume-to-volume change (the published target; the previous volume predicts no change).
 
     nice -n 19 .venv/bin/python bench/brain.py [--subjects 4] [--small] [--data DIR]
 """
@@ -76,6 +77,10 @@ def main() -> None:
         peak = fit.profile_peak_s
         controls = {k: float(v[in_region].mean()) for k, v in fit.controls.items()}
         pub = fit.published
+        # r of the volume-to-volume change (the published protocol's target): previous volume predicts 0 there
+        dpred = np.diff(np.concatenate([fit.pred_test[:1], fit.pred_test]), axis=0)[1:]
+        dtrue = np.diff(fit.y_test, axis=0)
+        r_change_in = float(pearson_r(dpred, dtrue)[in_region].mean())
         rec = {
             "subject": run.subject, "r_region": r_in, "ceiling_region": ceil_in, "ratio": r_in / ceil_in,
             "significant_outside": outside_sig, "significant_inside": inside_sig,
@@ -84,6 +89,7 @@ def main() -> None:
             "published": {"mse_model": pub.mse_model, "mse_persistence": pub.mse_persistence, "mse_constant": pub.mse_constant,
                           "r_volume_region": float(pub.r_volume[in_region].mean()),
                           "r_change_region": float(pub.r_change[in_region].mean())},
+            "r_change_region": r_change_in,
             "fit_seconds": seconds,
             "checks": {
                 "r >= 0.9 ceiling": r_in >= 0.9 * ceil_in,
@@ -102,6 +108,7 @@ def main() -> None:
         pub_rows.append([
             f"sub-{run.subject}", f"{pub.mse_model:.6f}", f"{pub.mse_persistence:.6f}", f"{pub.mse_constant:.6f}",
             f"{rec['published']['r_volume_region']:.3f}", f"{rec['published']['r_change_region']:.3f}", f"{r_in:.3f}",
+            f"{r_change_in:.3f}",
         ])
         print(f"sub-{run.subject}: r {r_in:.3f} / ceiling {ceil_in:.3f}, {seconds:.1f} s", file=sys.stderr)
 
@@ -115,7 +122,7 @@ def main() -> None:
           "70/30 split) beside its controls\n")
     print(markdown_table(
         ["participant", "MSE published", "MSE previous volume", "MSE constant features", "r region (volumes)",
-         "r region (changes)", "r region ours"], pub_rows))
+         "r region (changes)", "r region ours", "r region ours (changes)"], pub_rows))
     passed = all(all(r["checks"].values()) for r in records)
     print(f"\nall checks passed: {passed}  (generation {t_gen:.0f} s)")
     write_result(Path(__file__).resolve().parent / "results" / "brain.json", {
