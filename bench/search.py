@@ -275,7 +275,7 @@ def print_tables(r: dict) -> None:
             f"{o['10s']['median_localisation_error_s']:.2f}", f"{o['all']['uap']:.3f}",
             f"{o['all']['negatives_matched']}/{o['all']['negatives']} at {r['thresholds'][m]}",
             f"{o['all']['recall_at_1_thresholded']:.3f}",
-            f"{r['bytes_per_second'][m]:.0f}", f"{r['latency_ms'][m]['p50']:.1f} / {r['latency_ms'][m]['p95']:.1f}",
+            f"{r['bytes_per_second'][m]:.3g}", f"{r['latency_ms'][m]['p50']:.1f} / {r['latency_ms'][m]['p95']:.1f}",
         ])
     print(markdown_table(
         ["method", "recall@1 10 s", "recall@1 5 s", "median loc. err. 10 s (s)", "µAP", "negatives matched",
