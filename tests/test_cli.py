@@ -37,6 +37,7 @@ def test_demo_writes_a_self_contained_report(videos, tmp_path):
     assert "Shots and keyframes" in html and "Same content, different pixels" in html
     # the search section finds each distorted demo clip in its own source, first
     assert "Video search" in html
+    assert "Brain" in html  # the brain section: a small generated dataset fitted
     for name, _, _, distortion in DEMO_QUERIES:
         first_row = re.search(rf"<tr><td>query-{re.escape(name[:-4])}-{distortion}\.mp4</td><td>[^<]*</td><td>([^<]*)</td>", html)
         assert first_row and first_row.group(1) == name, (name, distortion)

@@ -133,6 +133,14 @@ def split(n: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(n_train), np.arange(n_train, n)
 
 
+def nuisance_cleaner(run: BoldRun, config: BrainConfig) -> BoldCleaner:
+    """The (unfitted) nuisance cleaner of `run` under `config`: drifts, motion confounds, FD spikes."""
+    confounds = run.load_confounds() if config.motion else None
+    fd = load_framewise_displacement(run) if config.fd_threshold_mm is not None else None
+    spikes = fd > config.fd_threshold_mm if fd is not None else None
+    return BoldCleaner(run.tr, config.high_pass_hz, confounds=confounds, held_out=config.held_out_cleaning, spikes=spikes)
+
+
 def fit_subject(
     run: BoldRun,
     features: np.ndarray,
@@ -153,10 +161,7 @@ def fit_subject(
         mask = compute_mask(img)
     y_raw = data[mask].T  # [n, V]
     train, test = split(run.n_volumes, config.train_fraction)
-    confounds = run.load_confounds() if config.motion else None
-    fd = load_framewise_displacement(run) if config.fd_threshold_mm is not None else None
-    spikes = fd > config.fd_threshold_mm if fd is not None else None
-    cleaner = BoldCleaner(run.tr, config.high_pass_hz, confounds=confounds, held_out=config.held_out_cleaning, spikes=spikes)
+    cleaner = nuisance_cleaner(run, config)
     y = cleaner.fit_transform(y_raw, train)
     design = replace(design, matrix=cleaner.residualize(design.matrix))
 
