@@ -98,7 +98,6 @@ def test_cleaner_fits_on_training_rows_only():
     np.testing.assert_allclose(a.coef_, b.coef_)  # held-out values do not change the fit
     out = BoldCleaner(0.608).fit_transform(y, train)  # held-out rows cleaned on their own
     assert abs(out[200:].mean()) < 1.0
-    x = rng.normal(size=(n, 3))
     assert np.abs(BoldCleaner(0.608).fit(y, train).residualize(np.ones((n, 3)))).max() < 1e-6
 
 

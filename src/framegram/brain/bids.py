@@ -7,7 +7,6 @@ truth) are never taken for data.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,10 +161,3 @@ def _fmriprep_path(root: str | Path, bold: Path) -> Path | None:
     candidate = Path(root) / "derivatives" / "fmriprep" / relative.parent / name
     return candidate if candidate.is_file() else None
 
-
-def dataset_tr(root: str | Path, task: str = "film") -> float | None:
-    """The top-level `task-<task>_bold.json` RepetitionTime, if there is one (seconds)."""
-    sidecar = Path(root) / f"task-{task}_bold.json"
-    if not sidecar.is_file():
-        return None
-    return json.loads(sidecar.read_text()).get("RepetitionTime")

@@ -19,7 +19,6 @@ def nuisance_regressors(
     `high_pass_hz` (nilearn's `make_first_level_design_matrix` basis), the confounds (high-passed
     by that basis, unit variance) and one indicator per volume flagged in `spikes` (bool [n_volumes]:
     sudden head motion, whose spin-history artefacts no motion regressor describes)."""
-    import pandas as pd
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     frame_times = np.arange(n_volumes) * tr
@@ -45,7 +44,6 @@ def nuisance_regressors(
         one = np.zeros(n_volumes)
         one[v] = 1.0
         columns.append(one)
-    del pd
     return np.stack(columns, axis=1)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framegram.brain.metrics import mse, pearson_r
+from framegram.brain.metrics import pearson_r
 
 
 def persistence_r(y: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -116,4 +116,4 @@ def published_protocol(
     )
 
 
-__all__ = ["PublishedResult", "frame_before", "mse", "persistence_r", "published_protocol"]
+__all__ = ["PublishedResult", "frame_before", "persistence_r", "published_protocol"]

@@ -157,8 +157,8 @@ def fit_subject(
         config.max_delay_s, config.n_components, source=stimulus_name,
     )
     data = np.asarray(img.dataobj, dtype=np.float32)  # [X, Y, Z, n]
-    if mask is None:
-        mask = compute_mask(img)
+    if mask is None:  # from the array already read, not the file again
+        mask = compute_mask(img.__class__(data, img.affine, img.header))
     y_raw = data[mask].T  # [n, V]
     train, test = split(run.n_volumes, config.train_fraction)
     cleaner = nuisance_cleaner(run, config)
