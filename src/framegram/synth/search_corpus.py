@@ -53,8 +53,8 @@ from framegram.io.decode import probe_video
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
+from framegram.synth.distort import _ffmpeg, render_query
 from framegram.synth.distort import distortions as all_distortions
-from framegram.synth.distort import render_query
 from framegram.synth.distractors import PHOTOS, render_distractor
 
 CORPUS_VERSION = 1
@@ -366,8 +366,8 @@ def _plan_queries(
     per, neg = s["queries_per_distortion"], s["negatives"]
     if split == "calibration":
         per, neg = (max(1, round(x * s["calibration_fraction"])) if x > 0 else 0 for x in (per, neg))
-    real = [r for r in references if r.kind != "distractor"]
-    generated = [r for r in references if r.kind == "distractor"]
+    real = [(r, r.duration) for r in references if r.kind != "distractor"]  # (candidate, duration), as _position takes
+    generated = [(r, r.duration) for r in references if r.kind == "distractor"]
     plans = []
     for name in s["distortions"]:
         for length in s["lengths"]:
@@ -377,7 +377,7 @@ def _plan_queries(
                 if not pools:
                     raise FramegramError(f"no reference is long enough for a {span:.2f}-s source span")
                 pool = pools[0] if len(pools) == 1 else (real if rng.random() < REAL_SHARE else generated)
-                ref, start = _position(rng, [(r, r.duration) for r in pool], span)
+                ref, start = _position(rng, pool, span)
                 plans.append({"ref_id": ref.ref_id, "source": ref.path, "start": start, "span": span, "length": length, "distortion": name})
     own_real = [(path, d) for path, sp, d, kind in sources if sp == split and kind != "distractor"]
     own_generated = [(path, d) for path, sp, d, kind in sources if sp == split and kind == "distractor"]
@@ -385,7 +385,7 @@ def _plan_queries(
         for _ in range(neg):
             name = s["distortions"][rng.integers(len(s["distortions"]))]
             span = length * table[name].speed
-            pools = [p for p in (own_real, own_generated) if _fits([d for _, d in p], span)]
+            pools = [p for p in (own_real, own_generated) if _fits(p, span)]
             if not pools:
                 raise FramegramError(f"no {split} negative source is long enough for a {span:.2f}-s source span")
             pool = pools[0] if len(pools) == 1 else (own_real if rng.random() < NEGATIVE_REAL_SHARE else own_generated)
@@ -420,8 +420,9 @@ def _forget_stale(plan: Path, folder: Path, jobs: list[dict]) -> None:
     atomic_write_bytes(plan, json.dumps(new, indent=0).encode())
 
 
-def _fits(items, span: float) -> bool:
-    return any((x.duration if isinstance(x, Reference) else x) - END_MARGIN >= span for x in items)
+def _fits(candidates: list[tuple], span: float) -> bool:
+    """Whether `span` seconds fit in any (candidate, duration)."""
+    return any(d - END_MARGIN >= span for _, d in candidates)
 
 
 def _position(rng: np.random.Generator, candidates: list[tuple], span: float) -> tuple:
@@ -497,9 +498,7 @@ def _render_query(job: dict) -> float:
 
 def _reencode(source: Path, out: Path, start: float, seconds: float | None) -> None:
     """H.264 (CRF 20), at most MAX_WIDTH wide, no audio; [start, start + seconds) of `source`."""
-    import imageio_ffmpeg  # in the test extra, like distort.py's renders
-
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y"]
+    cmd = [_ffmpeg(), "-loglevel", "error", "-y"]
     if start:
         cmd += ["-ss", f"{start:.3f}"]
     if seconds is not None:
