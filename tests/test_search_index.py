@@ -246,6 +246,15 @@ def test_index_size_reopen_and_remove(basis, refs, tmp_path):
         ix.remove(["ref00", "nope"])
     assert "ref00" in VideoIndex.open(tmp_path / "ix")  # nothing removed
 
+    # several at once, given lowest first: every shift of later rows must land on the right rows
+    several = [ids[2], ids[3], ids[15]]
+    ix.remove(several)
+    kept = [r for r in ids if r not in several and r != gone]
+    for snapshot in (ix, VideoIndex.open(tmp_path / "ix")):
+        assert snapshot.row_owner()[1] == kept
+        for r in kept:
+            assert np.array_equal(snapshot.video_vectors(r), before[r]), r
+
 
 def test_index_skips_known_content_and_refuses_a_taken_id(basis, refs, extra, tmp_path):
     ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))

@@ -163,7 +163,7 @@ class VideoIndex:
 
     def row_owner(self) -> tuple[np.ndarray, list[str]]:
         """(owner [rows] int: position in `ids`, ids): which video each row belongs to."""
-        if self._owner is None or len(self._owner[0]) != self.total_rows:
+        if self._owner is None:  # reset whenever this object moves to another state
             self._owner = self._row_owner()
         return self._owner
 
@@ -176,9 +176,10 @@ class VideoIndex:
         return owner, ids
 
     def info(self) -> IndexInfo:
-        files = [_vectors_path(self.folder, self.generation), self.folder / _DB, self.folder / _BASIS]
+        vectors = _vectors_path(self.folder, self.generation)
+        files = [vectors, self.folder / _DB, self.folder / _BASIS]
         seconds = self.total_rows
-        vector_bytes = _vectors_path(self.folder, self.generation).stat().st_size
+        vector_bytes = vectors.stat().st_size
         return IndexInfo(
             folder=self.folder,
             videos=len(self.videos),
@@ -281,7 +282,8 @@ class VideoIndex:
         generation = self.generation + 1
         _write_vectors(self.folder, generation, self.vectors)
         with _connect(self.folder) as db:
-            for ref_id in removed:
+            # highest rows first: each shift then only moves rows that no later removal refers to
+            for ref_id in sorted(removed, key=lambda r: -self.videos[r].first_row):
                 gone = self.videos[ref_id]
                 db.execute("DELETE FROM videos WHERE ref_id = ?", (ref_id,))
                 db.execute("UPDATE videos SET first_row = first_row - ? WHERE first_row > ?", (gone.n_rows, gone.first_row))
