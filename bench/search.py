@@ -24,6 +24,7 @@ video: about an hour on 2 cores; then minutes). Writes bench/results/search.json
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import resource
 import shutil
@@ -38,7 +39,7 @@ from rich.progress import track
 from scipy.signal import lfilter
 
 from framegram.cache import framegram_for
-from framegram.framegram import Framegram
+from framegram.framegram import Framegram, FramegramMeta
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search import MatchSettings, VideoIndex, match
 from framegram.search.baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
@@ -65,24 +66,16 @@ def cached_views(corpus: SearchCorpus, q: SearchQuery) -> dict[str, Framegram]:
     path = folder / f"{q.query_id}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
-            meta = framegram_for_meta(z["meta"].item())
+            meta = FramegramMeta.from_json(z["meta"].item())
             names = [str(n) for n in z["names"]]
             return {n: Framegram(z[f"f_{n}"], z["times"], meta) for n in names}
     views = query_views(q.path)
-    import io
-
     buf = io.BytesIO()
     first = next(iter(views.values()))
     np.savez(buf, names=np.array(list(views)), times=first.times, meta=np.array(first.meta.to_json()),
              **{f"f_{n}": v.features for n, v in views.items()})
     atomic_write_bytes(path, buf.getvalue())
     return views
-
-
-def framegram_for_meta(text: str):
-    from framegram.framegram import FramegramMeta
-
-    return FramegramMeta.from_json(text)
 
 
 # ---- videohash (cached: ~2 s per file, FFmpeg-bound) ------------------------------------------

@@ -179,7 +179,7 @@ def index_add(
     found = find_videos(videos)
     added = add_videos(found, index, show_progress=not quiet, on_error=lambda v, e: failed.setdefault(v, str(e)))
     typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
-    for video, reason in failed.items():
+    for reason in failed.values():  # each reason names its file
         typer.echo(f"failed: {reason}", err=True)
     if failed:
         raise typer.Exit(1)

@@ -281,16 +281,19 @@ def _check_complete(path: Path, info: VideoInfo, last_time: float, fps: float, e
         )
 
 
-def sample_strip(path: str | Path, count: int = 8, height: int = 96) -> FrameBatch:
-    """About `count` frames spread evenly over the video, `height` pixels high with the aspect kept.
+def sample_strip(
+    path: str | Path, count: int = 8, height: int = 96, start: float = 0.0, end: float | None = None
+) -> FrameBatch:
+    """About `count` frames spread evenly over [start, end) seconds of the video (end None: its
+    end), `height` pixels high with the aspect kept.
 
-    For previews (contact strips); decodes the whole stream once, like `sample_frames`.
+    For previews (contact strips); decodes that stretch once, like `sample_frames`.
     """
     info = probe_video(path)
-    duration = info.duration or 10.0
+    stop = end if end is not None else (info.duration or 10.0)
     width = max(2, round(height * info.width / max(info.height, 1) / 2) * 2)
-    fps = count / duration
-    batches = list(sample_frames(path, fps=fps, size=(height, width), batch_size=count))
+    fps = count / max(stop - start, 0.5)
+    batches = list(sample_frames(path, fps=fps, size=(height, width), batch_size=count, start=start, end=end))
     frames = np.concatenate([b.frames for b in batches])[:count]
     times = np.concatenate([b.times for b in batches])[:count]
     return FrameBatch(frames, times)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 from framegram.align import unit_rows
 from framegram.errors import EncoderMismatchError, NotAVideoError, VideoNotFoundError
 from framegram.framegram import Framegram
+from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.search.metrics import Match
 
 FramegramLike = Framegram | str | Path
@@ -354,7 +354,7 @@ def _videohash() -> Iterator[tuple[type, type, Path]]:
     with tempfile.TemporaryDirectory(prefix="framegram-videohash-") as tmp:
         tools = Path(tmp) / "bin"
         tools.mkdir()
-        (tools / "ffmpeg").symlink_to(_ffmpeg_executable())
+        (tools / "ffmpeg").symlink_to(ffmpeg_executable("VideoHashBaseline"))
         workdir = Path(tmp) / "work"
         workdir.mkdir()
         old_path = os.environ.get("PATH", "")
@@ -371,16 +371,3 @@ def _videohash() -> Iterator[tuple[type, type, Path]]:
             os.environ["PATH"] = old_path
             if added_alias:
                 del Image.ANTIALIAS
-
-
-def _ffmpeg_executable() -> str:
-    """imageio-ffmpeg's FFmpeg binary, else an `ffmpeg` on PATH."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        found = shutil.which("ffmpeg")
-        if found is None:
-            raise RuntimeError("VideoHashBaseline needs FFmpeg: pip install imageio-ffmpeg, or put ffmpeg on PATH") from None
-        return found

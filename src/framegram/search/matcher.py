@@ -72,11 +72,14 @@ def match(
     sims, rows = index.vectors.search(np.ascontiguousarray(np.concatenate(list(seconds.values()))), k)
     who = np.where(rows >= 0, owner[np.maximum(rows, 0)], -1)
     best: dict[str, Match] = {}
+    decoded: dict[int, np.ndarray] = {}  # a candidate's stored seconds, decoded once for all views
     at = 0
     for name, d in dense.items():
         n = len(seconds[name])
         part = slice(at, at + n)
-        found = _match_view(index, d, views[name].duration, sims[part], rows[part], who[part], query_id, ids, settings)
+        found = _match_view(
+            index, d, views[name].duration, sims[part], rows[part], who[part], query_id, ids, settings, decoded
+        )
         at += n
         for m in found:
             if m.ref_id not in best or m.score > best[m.ref_id].score:
@@ -89,7 +92,7 @@ def match(
 
 def _match_view(
     index: VideoIndex, dense: Descriptors, query_duration: float, sims: np.ndarray, rows: np.ndarray, who: np.ndarray,
-    query_id: str, ids: list[str], settings: MatchSettings,
+    query_id: str, ids: list[str], settings: MatchSettings, decoded: dict[int, np.ndarray],
 ) -> list[Match]:
     """Align one view: dense windows [M, K]; sims, rows, who [S, k]: its seconds' neighbours (similarity,
     stored row, owning video)."""
@@ -101,7 +104,9 @@ def _match_view(
     out = []
     for c in candidates:
         background = _background(sims, who, c, settings)[second_of_window]  # [M]
-        reference = index.video_vectors(ids[c])  # [N, K], second j starts at j s
+        if c not in decoded:
+            decoded[c] = index.video_vectors(ids[c])  # [N, K], second j starts at j s
+        reference = decoded[c]
         relative = dense.vectors @ reference.T - background[:, None]  # [M, N]
         # offsets the neighbour hits point to (stored second - query second), strongest first
         hit = who == c

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from framegram.io.decode import probe_video, sample_frames
+from framegram.io.decode import sample_strip
 from framegram.plotting import frame_strip_figure
 from framegram.report.html import Section, figure_img, paragraph, table
 from framegram.report.sections import DemoContext, demo_section
@@ -69,12 +67,5 @@ def search_section(ctx: DemoContext) -> Section:
 
 def _strip(path: Path, start: float, end: float, title: str):
     """STRIP_FRAMES frames spread over [start, end) seconds of `path`, 96 px high."""
-    info = probe_video(path)
-    width = max(2, round(96 * info.width / max(info.height, 1) / 2) * 2)
-    fps = STRIP_FRAMES / max(end - start, 0.5)
-    frames, times = [], []
-    for batch in sample_frames(path, fps=fps, size=(96, width), start=start, end=end):
-        frames.append(batch.frames)
-        times.append(batch.times)
-    frames, times = np.concatenate(frames)[:STRIP_FRAMES], np.concatenate(times)[:STRIP_FRAMES]
-    return frame_strip_figure(frames, times, title=title)
+    strip = sample_strip(path, STRIP_FRAMES, 96, start, end)
+    return frame_strip_figure(strip.frames, strip.times, title=title)

@@ -75,6 +75,7 @@ import numpy as np
 
 from framegram.errors import FramegramError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
+from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.media import fetch_media
 from framegram.paths import cache_dir
 
@@ -107,14 +108,6 @@ class SynthBidsError(FramegramError):
 # the stimulus
 
 
-def _ffmpeg() -> str:
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise FramegramError("making the stimulus film needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def stimulus_film() -> Path:
     """The stimulus: the first 390 s of Big Buck Bunny, centre-cropped to 4:3, 640x480, 25 fps, H.264
     (CRF 23, one thread: reproducible), no audio; rendered once into the cache folder."""
@@ -123,7 +116,7 @@ def stimulus_film() -> Path:
         return target
     source = fetch_media("bbb-full.mp4")
     cmd = [
-        _ffmpeg(), "-loglevel", "error", "-y", "-i", str(source), "-t", f"{FILM_SECONDS:.3f}",
+        ffmpeg_executable("making the stimulus film"), "-loglevel", "error", "-y", "-i", str(source), "-t", f"{FILM_SECONDS:.3f}",
         "-vf", "crop=ih*4/3:ih,scale=640:480,setsar=1,fps=25", "-an",
         "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-threads", "1", "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", "-f", "mp4",

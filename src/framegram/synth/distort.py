@@ -16,6 +16,7 @@ from pathlib import Path
 
 from framegram.errors import FramegramError
 from framegram.io.atomic import atomic_path
+from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.decode import probe_video
 
 
@@ -106,7 +107,7 @@ def render_query(
     """Cut `seconds` of `source` from `start`, apply `distortion`, write `out` (MP4, atomically)."""
     source, out = Path(source), Path(out)
     d = distortions()[distortion] if isinstance(distortion, str) else distortion
-    ffmpeg = _ffmpeg()
+    ffmpeg = ffmpeg_executable("rendering queries")
     cmd = [ffmpeg, "-loglevel", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{seconds:.3f}", "-i", str(source)]
     for extra in d.overlays:
         cmd += _overlay_input(extra, out.parent)
@@ -140,11 +141,3 @@ def _logo_png(folder: Path) -> Path:
         with atomic_path(path, suffix=".png") as tmp:
             image.save(tmp, format="PNG")
     return path
-
-
-def _ffmpeg() -> str:
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise FramegramError("rendering queries needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()

@@ -53,7 +53,8 @@ from framegram.io.decode import probe_video
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
-from framegram.synth.distort import _ffmpeg, render_query
+from framegram.io.ffmpeg import ffmpeg_executable
+from framegram.synth.distort import render_query
 from framegram.synth.distort import distortions as all_distortions
 from framegram.synth.distractors import PHOTOS, render_distractor
 
@@ -498,7 +499,7 @@ def _render_query(job: dict) -> float:
 
 def _reencode(source: Path, out: Path, start: float, seconds: float | None) -> None:
     """H.264 (CRF 20), at most MAX_WIDTH wide, no audio; [start, start + seconds) of `source`."""
-    cmd = [_ffmpeg(), "-loglevel", "error", "-y"]
+    cmd = [ffmpeg_executable("re-encoding corpus videos"), "-loglevel", "error", "-y"]
     if start:
         cmd += ["-ss", f"{start:.3f}"]
     if seconds is not None:
