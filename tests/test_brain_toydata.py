@@ -21,28 +21,30 @@ def toy_stimulus(seconds: float = 400.0, fps: float = 5.0, dim: int = 8, seed: i
     return values[scene] + 0.05 * rng.random((len(t), dim)).astype(np.float32), t
 
 
-def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shape=(6, 6, 4), lag_s: float = 5.0,
-                   snr: float = 2.0, seed: int = 0, tr_header: float = TR) -> dict:
+def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shape=(6, 6, 4), lag_s: float = 6.0,
+                   snr: float = 2.0, seed: int = 0, tr_header: float = TR, with_tr: bool = True,
+                   nan_voxel: tuple[int, int, int] | None = None) -> dict:
     """Write a BIDS root whose responsive voxels (the first two x-planes) follow the stimulus's
-    per-TR features through fixed random weights, delayed by `lag_s`; the rest is noise."""
+    per-TR features through fixed random weights and the SPM HRF peaking `lag_s` after each
+    volume's stimulus; the rest is noise. with_tr=False leaves RepetitionTime out of the sidecars;
+    nan_voxel puts NaN into that voxel's 10th volume."""
     import nibabel as nib
 
-    from framegram.brain.stimulus import frames_to_tr
+    from framegram.brain.stimulus import convolve_kernel, frames_to_tr, hrf_kernel, hrf_peak_s
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset_description.json").write_text(json.dumps({"Name": "toy", "BIDSVersion": "1.8.0"}))
-    (root / f"task-film_bold.json").write_text(json.dumps({"RepetitionTime": TR, "TaskName": "film"}))
-    features, times = toy_stimulus()
+    sidecar = json.dumps({"RepetitionTime": TR, "TaskName": "film"} if with_tr else {"TaskName": "film"})
+    (root / "task-film_bold.json").write_text(sidecar)
+    features, times = toy_stimulus(seconds=n_volumes * TR)
     per_tr = frames_to_tr(features, times, TR, n_volumes)
     per_tr = per_tr - per_tr.mean(0)
     rng = np.random.default_rng(seed)
-    lag = int(round(lag_s / TR))
     responsive = np.zeros(shape, dtype=bool)
     responsive[:2] = True
     weights = rng.normal(size=(per_tr.shape[1], responsive.sum()))
-    drive = np.zeros_like(per_tr)
-    drive[lag:] = per_tr[:-lag]
+    drive = convolve_kernel(per_tr, hrf_kernel(TR, lag_s - hrf_peak_s(0.0)))
     signal = drive @ weights
     signal /= signal.std(0)
     for sub in subjects:
@@ -53,12 +55,14 @@ def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shap
         sig = np.zeros((n_volumes, *shape))
         sig[:, responsive] = signal * 10 * np.sqrt(snr)
         data = (data + sig).transpose(1, 2, 3, 0).astype(np.float32)
+        if nan_voxel is not None:
+            data[nan_voxel][10] = np.nan
         img = nib.Nifti1Image(data, np.diag([3.0, 3.0, 3.0, 1.0]))
         img.header.set_zooms((3.0, 3.0, 3.0, tr_header))
         img.header.set_xyzt_units("mm", "sec")
         stem = f"sub-{sub}_ses-mri3t_task-film_run-1"
         nib.save(img, func / f"{stem}_bold.nii.gz")
-        (func / f"{stem}_bold.json").write_text(json.dumps({"RepetitionTime": TR, "TaskName": "film"}))
+        (func / f"{stem}_bold.json").write_text(sidecar)
         conf = root / "derivatives" / "fmriprep" / f"sub-{sub}" / "ses-mri3t" / "func"
         conf.mkdir(parents=True, exist_ok=True)
         motion = rng.normal(scale=0.01, size=(n_volumes, 6)).cumsum(0)
@@ -71,4 +75,4 @@ def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shap
     (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(
         json.dumps({"Name": "fmriprep", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
                     "GeneratedBy": [{"Name": "fMRIPrep"}]}))
-    return {"features": features, "times": times, "responsive": responsive, "lag_s": lag * TR}
+    return {"features": features, "times": times, "responsive": responsive, "lag_s": lag_s}

@@ -11,7 +11,7 @@ from framegram.brain.controls import frame_before, published_protocol
 from framegram.brain.errors import StimulusTooShortError
 from framegram.brain.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
 from framegram.brain.model import BrainEncoder, contiguous_folds
-from framegram.brain.stimulus import add_delays, build_design, fir_delays, frames_to_tr
+from framegram.brain.stimulus import Design, add_delays, build_design, fir_delays, frames_to_tr, hrf_peak_s
 
 
 def test_frames_to_tr_averages_the_frames_inside_each_volume():
@@ -49,10 +49,23 @@ def test_fir_delays_shift_each_block():
 def test_build_design_shapes():
     times = np.arange(500) / 5.0
     feats = np.random.default_rng(0).random((500, 6)).astype(np.float32)
-    d = build_design(feats, times, 0.608, 150)
+    d = build_design(feats, times, 0.608, 150, basis="fir")
     assert d.matrix.shape == (150, 6 * 17) and d.n_blocks == 17 and d.lags_s[-1] == pytest.approx(16 * 0.608)
     h = build_design(feats, times, 0.608, 150, basis="hrf", n_components=3)
-    assert h.matrix.shape == (150, 9) and h.n_blocks == 3
+    assert h.matrix.shape == (150, 3) and h.n_blocks == 1
+
+
+def test_delayed_hrf_design_peaks_at_the_kernels_peak_time():
+    tr = 0.608
+    impulse = np.zeros((120, 1), dtype=np.float32)
+    impulse[10] = 1.0
+    base = Design(impulse, impulse, np.zeros(0), "hrf", tr)
+    for delay in (0.0, 1.5, 3.0):
+        response = base.with_hrf_delay(delay).matrix[:, 0]
+        assert np.abs(response[:10]).max() < 0.05 * response.max()  # causal: (almost) nothing before the stimulus
+        assert abs((np.argmax(response) - 10) * tr - hrf_peak_s(delay)) <= tr / 2
+    assert hrf_peak_s(1.5) - hrf_peak_s(0.0) == pytest.approx(1.5)
+    assert 4.5 < hrf_peak_s(0.0) < 5.5  # the SPM canonical HRF peaks near 5 s
 
 
 def test_contiguous_folds_cover_everything_once_with_gaps():
@@ -95,7 +108,10 @@ def test_cleaner_fits_on_training_rows_only():
     train = np.arange(200)
     a = BoldCleaner(0.608, held_out="train").fit(y, train)
     b = BoldCleaner(0.608, held_out="train").fit(np.r_[y[:200], np.zeros((100, 4))], train)
-    np.testing.assert_allclose(a.coef_, b.coef_)  # held-out values do not change the fit
+    # held-out values change neither the training statistics nor the cleaned training rows
+    np.testing.assert_allclose(a.mean_, b.mean_)
+    np.testing.assert_allclose(a.scale_, b.scale_)
+    np.testing.assert_allclose(a.transform(y)[:200], b.transform(y)[:200])
     out = BoldCleaner(0.608).fit_transform(y, train)  # held-out rows cleaned on their own
     assert abs(out[200:].mean()) < 1.0
     assert np.abs(BoldCleaner(0.608).fit(y, train).residualize(np.ones((n, 3)))).max() < 1e-6

@@ -283,7 +283,7 @@ def brain_fit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for maps, predictions and results.json.")],
     subjects: Annotated[list[str] | None, typer.Option("--subjects", "-s", help="Participant labels (repeat; default: all).")] = None,
     offset: Annotated[float, typer.Option(help="Seconds after the first scan at which the film starts.")] = 0.0,
-    basis: Annotated[str, typer.Option(help="Delays: 'fir' (0-10 s, one per TR) or 'hrf' (SPM HRF + derivatives).")] = "fir",
+    basis: Annotated[str, typer.Option(help="Response shape: 'hrf' (SPM HRF, its delay fitted per participant) or 'fir' (a weight per delay 0-10 s).")] = "hrf",
     components: Annotated[int | None, typer.Option(help="Principal components of the stimulus kept (default: the pipeline's).")] = None,
     train_fraction: Annotated[float, typer.Option(help="First part of the run used to train.")] = 0.7,
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Skip the controls and the published protocol.")] = False,
@@ -305,7 +305,7 @@ def brain_fit(
     for s in json.loads(results.read_text())["subjects"]:
         typer.echo(
             f"sub-{s['subject']}: {s['significant']}/{s['voxels']} voxels significant, "
-            f"mean r {s['mean_r']:.3f} (top 1 %: {s['top1pct_r']:.3f}), delay peak {s['profile_peak_s']} s"
+            f"mean r {s['mean_r']:.3f} (top 1 %: {s['top1pct_r']:.3f}), response peak {s['profile_peak_s']:.2f} s"
         )
     typer.echo(f"results: {results}")
 

@@ -7,9 +7,12 @@ Scikit-learn conventions: hyperparameters in `__init__`, `fit(X, Y)`, `predict(X
 from __future__ import annotations
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin
 
-DEFAULT_ALPHAS = np.logspace(0, 7, 15)
+#: Per-voxel ridge penalties tried (features z-scored): responsive voxels of the generated data
+#: choose 1-100 with the HRF basis, ~100-1000 with FIR; 1e7 is "predict nothing" for the rest.
+DEFAULT_ALPHAS = np.logspace(-2, 7, 10)
 
 
 def contiguous_folds(n: int, n_folds: int = 5, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -32,12 +35,13 @@ class BrainEncoder(RegressorMixin, BaseEstimator):
 
     X: float [n_volumes, F] (e.g. D features x K delays); Y: float [n_volumes, V] cleaned BOLD.
     Features are z-scored with the training statistics. `solver`: "kernel" (KernelRidgeCV, fast
-    when F > n) or "primal" (RidgeCV). `cv`: number of contiguous folds; `gap`: volumes dropped
-    from training on each side of a validation fold. After fit: `best_alphas_` float [V],
-    `cv_scores_` float [V] (best mean validation R² per voxel).
+    when F > n), "primal" (RidgeCV, fast when F < n) or "auto" (whichever of the two is faster
+    for the X given). `cv`: number of contiguous folds; `gap`: volumes dropped from training on
+    each side of a validation fold. After fit: `best_alphas_` float [V], `cv_scores_` float [V]
+    (validation R² per voxel at its best alpha, averaged over the folds).
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, cv: int = 5, gap: int = 8, solver: str = "kernel", n_alphas_batch: int | None = None):
+    def __init__(self, alphas=DEFAULT_ALPHAS, cv: int = 5, gap: int = 8, solver: str = "auto", n_alphas_batch: int | None = None):
         self.alphas = alphas
         self.cv = cv
         self.gap = gap
@@ -46,6 +50,7 @@ class BrainEncoder(RegressorMixin, BaseEstimator):
 
     def fit(self, X, Y):
         from himalaya.backend import set_backend
+        from himalaya.scoring import r2_score
 
         set_backend("numpy", on_error="warn")
         X = np.asarray(X, dtype=np.float32)
@@ -57,30 +62,36 @@ class BrainEncoder(RegressorMixin, BaseEstimator):
         Xs = (X - self.x_mean_) / self.x_scale_
         folds = contiguous_folds(len(X), self.cv, self.gap)
         alphas = np.asarray(self.alphas, dtype=np.float64)
-        if self.solver == "kernel":
+        solver = self.solver
+        if solver == "auto":
+            solver = "primal" if X.shape[1] < X.shape[0] else "kernel"
+        self.solver_ = solver
+        params = {"n_targets_batch": 2000, "score_func": r2_score}  # himalaya's default score is -MSE
+        if solver == "kernel":
             from himalaya.kernel_ridge import KernelRidgeCV
 
-            params = {"n_targets_batch": 2000}
             if self.n_alphas_batch:
                 params["n_alphas_batch"] = self.n_alphas_batch
             model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=folds, solver_params=params, warn=False)
-        elif self.solver == "primal":
+        elif solver == "primal":
             from himalaya.ridge import RidgeCV
 
-            model = RidgeCV(alphas=alphas, cv=folds, solver_params={"n_targets_batch": 2000})
+            model = RidgeCV(alphas=alphas, cv=folds, solver_params=params)
         else:
-            raise ValueError(f"solver must be 'kernel' or 'primal', got {self.solver!r}")
-        model.fit(Xs, Y - self.y_mean_)
+            raise ValueError(f"solver must be 'auto', 'kernel' or 'primal', got {self.solver!r}")
+        with config_context(assume_finite=True):  # BOLD checked on reading; himalaya's check copies Y
+            model.fit(Xs, Y - self.y_mean_)
         self.model_ = model
         self.best_alphas_ = np.asarray(model.best_alphas_)
-        self.cv_scores_ = np.asarray(model.cv_scores_).max(0)
+        self.cv_scores_ = np.asarray(model.cv_scores_)
         self.n_features_in_ = X.shape[1]
         return self
 
     def predict(self, X) -> np.ndarray:
         """Predicted BOLD: float32 [n, V]."""
         Xs = (np.asarray(X, dtype=np.float32) - self.x_mean_) / self.x_scale_
-        return np.asarray(self.model_.predict(Xs), dtype=np.float32) + self.y_mean_
+        with config_context(assume_finite=True):
+            return np.asarray(self.model_.predict(Xs), dtype=np.float32) + self.y_mean_
 
     def score(self, X, Y) -> np.ndarray:
         """Per-voxel Pearson r on (X, Y): float [V]."""
@@ -98,7 +109,7 @@ class BrainEncoder(RegressorMixin, BaseEstimator):
         out = np.zeros((n_blocks, len(voxels)))
         for a in range(0, len(voxels), batch):
             sel = voxels[a : a + batch]
-            if self.solver == "kernel":
+            if self.solver_ == "kernel":
                 w = self._primal(sel)
             else:
                 w = np.asarray(self.model_.coef_)[:, sel]

@@ -5,6 +5,8 @@ writes everything with `outputs.write_subject`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import numpy as np
 from framegram.brain.bids import BoldRun, find_runs, load_framewise_displacement
 from framegram.brain.clean import BoldCleaner
 from framegram.brain.controls import PublishedResult, persistence_r, published_protocol
+from framegram.brain.delays import DelayProfile, fir_profile, search_hrf_delay
+from framegram.brain.errors import RunTooShortError
 from framegram.brain.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
 from framegram.brain.model import DEFAULT_ALPHAS, BrainEncoder
 from framegram.brain.stimulus import Design, build_design
@@ -22,26 +26,27 @@ from framegram.brain.stimulus import Design, build_design
 class BrainConfig:
     """Settings of a fit. Times in seconds.
 
-    offset_s: scan time at which the film starts; basis: "fir" (delays 0..max_delay_s) or "hrf";
-    n_components: principal components of the per-TR stimulus kept (None: all D features; the
-    default 20 is what worked on the generated data, whose signal lives in 20 components: with all
-    1280 features x 17 delays and ~450 training volumes the ridge is variance-limited);
-    train_fraction: the first part of the run used to fit cleaning and model, the rest is held out;
-    cv/gap: contiguous inner folds for the per-voxel alphas; high_pass_hz: cosine drift cut-off;
-    motion: regress the motion confounds; fd_threshold_mm: volumes whose framewise displacement
-    exceeds it get an indicator regressor (None: none); held_out_cleaning: see `BoldCleaner`;
-    fdr_q: false discovery rate of the significance map; controls/published: also run those.
+    offset_s: scan time at which the film starts; basis: "hrf" (the SPM HRF with a delay chosen
+    per participant on the training volumes, see `framegram.brain.delays`) or "fir" (one weight
+    per delay 0..max_delay_s: any response shape, ~17x the parameters, so noisier with ~450
+    training volumes); n_components: principal components of the per-TR stimulus kept (None: all
+    D features); train_fraction: the first part of the run used to fit cleaning and model, the
+    rest is held out; cv/gap: contiguous inner folds for the per-voxel alphas; high_pass_hz:
+    cosine drift cut-off; motion: regress the motion confounds; fd_threshold_mm: volumes whose
+    framewise displacement exceeds it get an indicator regressor (None: none); held_out_cleaning:
+    see `BoldCleaner`; fdr_q: false discovery rate of the significance map; controls/published:
+    also run those.
     """
 
     offset_s: float = 0.0
-    basis: str = "fir"
+    basis: str = "hrf"
     max_delay_s: float = 10.0
     n_components: int | None = 20
     train_fraction: float = 0.7
     cv: int = 5
     gap: int = 8
     alphas: tuple[float, ...] = tuple(float(a) for a in DEFAULT_ALPHAS)
-    solver: str = "kernel"
+    solver: str = "auto"
     high_pass_hz: float = 0.01
     motion: bool = True
     fd_threshold_mm: float | None = 0.3
@@ -56,9 +61,9 @@ class SubjectFit:
     """What one participant's fit produced. V = voxels inside `mask` (bool [X, Y, Z]).
 
     r, r2, pvalues, significant, alphas: [V] on the held-out part; pred_test, y_test: float32
-    [n_test, V] predicted and cleaned measured BOLD; delay_profile: [K] mean share of the weight
-    norm per delay over significant voxels (lags in `lags_s`); controls: name → r [V];
-    published: the published protocol's result.
+    [n_test, V] predicted and cleaned measured BOLD; profile: the delay profile; peak_delay_s:
+    float [V] each voxel's peak delay (FIR basis) or None; hrf_delay_s: the chosen late start
+    of the HRF (HRF basis); controls: name → r [V]; published: the published protocol's result.
     """
 
     run: BoldRun
@@ -73,15 +78,15 @@ class SubjectFit:
     alphas: np.ndarray
     pred_test: np.ndarray
     y_test: np.ndarray
-    lags_s: np.ndarray
-    delay_profile: np.ndarray
-    peak_delay_s: np.ndarray
+    profile: DelayProfile
+    peak_delay_s: np.ndarray | None
+    hrf_delay_s: float | None = None
     controls: dict[str, np.ndarray] = field(default_factory=dict)
     published: PublishedResult | None = None
 
     @property
     def profile_peak_s(self) -> float | None:
-        return float(self.lags_s[int(np.argmax(self.delay_profile))]) if len(self.lags_s) else None
+        return self.profile.peak_s
 
     def summary(self) -> dict:
         """Scalars for results.json and the report."""
@@ -97,9 +102,11 @@ class SubjectFit:
             "mean_r": float(self.r.mean()),
             "mean_r_significant": float(self.r[sig].mean()) if sig.any() else None,
             "top1pct_r": float(np.mean(np.sort(self.r)[-max(1, len(self.r) // 100):])),
-            "delay_profile": [float(v) for v in self.delay_profile],
-            "lags_s": [float(v) for v in self.lags_s],
+            "delay_profile": [float(v) for v in self.profile.values],
+            "profile_times_s": [float(v) for v in self.profile.times_s],
+            "profile_kind": self.profile.kind,
             "profile_peak_s": self.profile_peak_s,
+            "hrf_delay_s": self.hrf_delay_s,
             "controls_mean_r": {k: float(v.mean()) for k, v in self.controls.items()},
             "controls_mean_r_significant": {k: float(v[sig].mean()) if sig.any() else None for k, v in self.controls.items()},
         }
@@ -141,6 +148,24 @@ def nuisance_cleaner(run: BoldRun, config: BrainConfig) -> BoldCleaner:
     return BoldCleaner(run.tr, config.high_pass_hz, confounds=confounds, held_out=config.held_out_cleaning, spikes=spikes)
 
 
+#: How much longer than the run the film may last (s): a fraction of a second is rounding of the
+#: video's length; more means scans are missing and the end of the film would be fitted to nothing.
+RUN_SHORTFALL_TOLERANCE_S = 2.0
+
+
+def check_run_covers_stimulus(run: BoldRun, frame_times: np.ndarray, offset_s: float) -> None:
+    """RunTooShortError (naming the BOLD file and both durations) when the run stops more than
+    `RUN_SHORTFALL_TOLERANCE_S` before the film ends."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    period = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    film_end = offset_s + times[-1] + period  # scan time at which the film ends
+    run_s = run.n_volumes * run.tr
+    if film_end > run_s + RUN_SHORTFALL_TOLERANCE_S:
+        raise RunTooShortError(run.bold, f"{run.n_volumes} volumes x {run.tr:g} s = {run_s:.2f} s of scanning, but the "
+                                         f"stimulus lasts {times[-1] + period:.2f} s (starting {offset_s:g} s after "
+                                         f"the first scan): the run is {film_end - run_s:.2f} s too short")
+
+
 def fit_subject(
     run: BoldRun,
     features: np.ndarray,
@@ -148,80 +173,68 @@ def fit_subject(
     config: BrainConfig | None = None,
     stimulus_name: str = "stimulus",
     mask: np.ndarray | None = None,
+    bold: tuple | None = None,
 ) -> SubjectFit:
-    """Fit and score one participant. features: float [T, D] framegram rows at `frame_times` (film s)."""
+    """Fit and score one participant. features: float [T, D] framegram rows at `frame_times` (film s);
+    mask: bool [X, Y, Z] (default: nilearn's EPI mask of the run); bold: `run.read_bold()` when
+    already read (`fit_dataset` reads the next run while this one is fitted)."""
     config = config or BrainConfig()
-    img = run.load_bold()
+    check_run_covers_stimulus(run, frame_times, config.offset_s)
     design = build_design(
         features, frame_times, run.tr, run.n_volumes, config.offset_s, config.basis,
         config.max_delay_s, config.n_components, source=stimulus_name,
     )
-    data = np.asarray(img.dataobj, dtype=np.float32)  # [X, Y, Z, n]
+    img, data = bold if bold is not None else run.read_bold()  # data float32 [X, Y, Z, n]
     if mask is None:  # from the array already read, not the file again
         mask = compute_mask(img.__class__(data, img.affine, img.header))
-    y_raw = data[mask].T  # [n, V]
+    # nibabel returns the array in NIfTI's column-major order: viewed as [n, X*Y*Z] it is row-major
+    # with voxels in Fortran order, free of copies; `columns` lists the mask's voxels in the C order
+    # of data[mask] (the order of every per-voxel array here and in the outputs)
+    flat = data.reshape(-1, run.n_volumes, order="F").T
+    columns = np.arange(mask.size).reshape(mask.shape, order="F")[mask]
+    y_raw = np.take(flat, columns, axis=1)  # [n, V] row-major (flat[:, columns] is neither, and slower)
     train, test = split(run.n_volumes, config.train_fraction)
     cleaner = nuisance_cleaner(run, config)
     y = cleaner.fit_transform(y_raw, train)
-    design = replace(design, matrix=cleaner.residualize(design.matrix))
 
     def encoder() -> BrainEncoder:
         return BrainEncoder(alphas=config.alphas, cv=config.cv, gap=config.gap, solver=config.solver)
 
+    hrf_delay = None
+    if design.basis == "hrf":
+        hrf_delay, profile = search_hrf_delay(design, y, train, cleaner.residualize, encoder)
+        design = design.with_hrf_delay(hrf_delay)
+    design = replace(design, matrix=cleaner.residualize(design.matrix))
     model = encoder().fit(design.matrix[train], y[train])
     pred = model.predict(design.matrix[test])
     r = pearson_r(pred, y[test])
     pvalues = shift_null_pvalues(pred, y[test])
     significant = fdr_bh(pvalues, config.fdr_q)
-    lags, profile, peak = _delay_profile(model, design, r, significant)
+    peak = None
+    if design.basis == "fir":
+        profile, peak = fir_profile(model.coef_blocks(design.n_blocks), design, r, significant)
     fit = SubjectFit(
         run=run, mask=mask, affine=img.affine, train=train, test=test, r=r, r2=r2_score(pred, y[test]),
         pvalues=pvalues, significant=significant, alphas=model.best_alphas_, pred_test=pred, y_test=y[test],
-        lags_s=lags, delay_profile=profile, peak_delay_s=peak,
+        profile=profile, peak_delay_s=peak, hrf_delay_s=hrf_delay,
     )
     if config.controls:
         fit.controls = _controls(design, y, train, test, encoder, cleaner)
     if config.published:
-        fit.published = published_protocol(
-            data.reshape(-1, run.n_volumes).T, features, frame_times, run.tr, config.offset_s, mask=mask.reshape(-1)
-        )
+        fit.published = published_protocol(flat, features, frame_times, run.tr, config.offset_s, columns=columns)
     return fit
-
-
-def _delay_profile(model: BrainEncoder, design: Design, r: np.ndarray, significant: np.ndarray):
-    """Mean over the significant voxels (else the best 1 %) of each delay's share of the weight norm."""
-    if design.basis != "fir":
-        return np.zeros(0), np.zeros(0), np.zeros(len(r))
-    voxels = np.flatnonzero(significant)
-    if len(voxels) == 0:
-        voxels = np.argsort(r)[-max(1, len(r) // 100):]
-    blocks = model.coef_blocks(design.n_blocks)  # [K, V]
-    share = blocks / np.maximum(blocks.sum(0, keepdims=True), 1e-30)
-    profile = share[:, voxels].mean(1)
-    peak = design.lags_s[np.argmax(blocks, axis=0)]
-    return design.lags_s, profile, peak
 
 
 def _controls(design: Design, y: np.ndarray, train: np.ndarray, test: np.ndarray, encoder, cleaner) -> dict[str, np.ndarray]:
     n = len(y)
     out = {}
-    constant = np.ones((n, 1), dtype=np.float32)
-    out["constant features"] = pearson_r(encoder().fit(constant[train], y[train]).predict(constant[test]), y[test])
-    rolled = np.roll(design.per_tr, n // 2, axis=0)
-    shifted = cleaner.residualize(build_shifted(design, rolled))
+    # a ridge on a constant feature predicts the training mean: computed directly (a himalaya fit
+    # over every voxel costs as much as the real model's)
+    out["constant features"] = pearson_r(np.broadcast_to(y[train].mean(0), (len(test), y.shape[1])), y[test])
+    shifted = cleaner.residualize(design.with_per_tr(np.roll(design.per_tr, n // 2, axis=0)).matrix)
     out["shifted features"] = pearson_r(encoder().fit(shifted[train], y[train]).predict(shifted[test]), y[test])
     out["previous volume"] = persistence_r(y, test)
     return out
-
-
-def build_shifted(design: Design, rolled_per_tr: np.ndarray) -> np.ndarray:
-    """The design rebuilt from circularly shifted per-TR features (same basis and delays)."""
-    from framegram.brain.stimulus import add_delays, convolve_basis, hrf_basis
-
-    centred = rolled_per_tr - rolled_per_tr.mean(0)
-    if design.basis == "fir":
-        return add_delays(centred, np.round(design.lags_s / design.tr).astype(int))
-    return convolve_basis(centred, hrf_basis(design.tr))
 
 
 def fit_dataset(
@@ -232,22 +245,44 @@ def fit_dataset(
     config: BrainConfig | None = None,
     show_progress: bool = False,
     task: str = "film",
+    on_fit: Callable[[SubjectFit], None] | None = None,
 ) -> Path:
     """Fit every (or the listed) participant's run against the stimulus video (or .framegram.npz)
-    and write the maps, predictions and summaries under `out`. Returns the path of results.json."""
-    from framegram.brain.outputs import write_results, write_subject
+    and write the maps, predictions and summaries under `out`. Returns the path of results.json.
+
+    Resumes: a participant whose summary.json is already in `out` (written last, atomically) is
+    not fitted again, provided `out` was started with the same settings (settings.json; other
+    settings are refused). While one participant is fitted, the next one's BOLD is read and the
+    previous one's files are written in background threads (gzip runs outside the GIL).
+    `on_fit(fit)` is called with each new fit (the benchmark scores it against the ground truth).
+    """
+    from framegram.brain.outputs import read_summary, write_results, write_settings, write_subject
     from framegram.cache import framegram_for
     from framegram.progress import extraction_progress
 
     config = config or BrainConfig()
+    out = Path(out)
     runs = find_runs(bids_root, subjects, task)
     framegram, _ = framegram_for(stimulus, show_progress=show_progress)
-    summaries = []
-    with extraction_progress(show_progress) as bars:
-        task_id = bars.add_task("fitting participants", total=len(runs))
-        for run in runs:
+    inputs = {"bids": str(bids_root), "stimulus": str(stimulus), "task": task}
+    write_settings(out, asdict(config), inputs)
+    todo = [run for run in runs if read_summary(out, run.subject) is None]
+    with extraction_progress(show_progress) as bars, ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        task_id = bars.add_task("fitting participants", total=len(runs), completed=len(runs) - len(todo))
+        next_bold = reader.submit(todo[0].read_bold) if todo else None
+        written: list[Future] = []
+        for i, run in enumerate(todo):
             bars.update(task_id, description=f"sub-{run.subject}")
-            fit = fit_subject(run, framegram.features, framegram.times, config, stimulus_name=str(stimulus))
-            summaries.append(write_subject(fit, Path(out)))
+            bold = next_bold.result()
+            next_bold = reader.submit(todo[i + 1].read_bold) if i + 1 < len(todo) else None
+            fit = fit_subject(run, framegram.features, framegram.times, config, stimulus_name=str(stimulus), bold=bold)
+            del bold
+            for job in written:  # at most one participant's files wait to be written
+                job.result()
+            written = [writer.submit(write_subject, fit, out)]
+            if on_fit is not None:
+                on_fit(fit)
             bars.advance(task_id)
-    return write_results(Path(out), summaries, asdict(config), {"bids": str(bids_root), "stimulus": str(stimulus), "task": task})
+        for job in written:
+            job.result()
+    return write_results(out, [read_summary(out, run.subject) for run in runs], asdict(config), inputs)

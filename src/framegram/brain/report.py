@@ -27,7 +27,9 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
     parts = [
         paragraph(
             "Each participant's BOLD is predicted from the film's framegram: frames averaged within each "
-            "TR, delayed copies (FIR 0-10 s), ridge per voxel (alpha chosen per voxel by cross-validation "
+            "TR, reduced to principal components, passed through the SPM haemodynamic response started "
+            "late by the participant's own delay (chosen on the training volumes; or FIR delays 0-10 s "
+            "with --basis fir), ridge per voxel (alpha chosen per voxel by cross-validation "
             "over contiguous blocks of time), trained on the first part of the run and scored on the "
             "held-out rest (Pearson r per voxel; significance: circular-shift null, FDR 0.05). Controls: "
             "constant features, circularly shifted features, the previous volume. The published protocol "
@@ -41,12 +43,12 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
         p = s.get("published", {})
         rows.append([
             f"sub-{s['subject']}", s["voxels"], s["significant"], _fmt(s["mean_r_significant"]), _fmt(s["top1pct_r"]),
-            _fmt(s["profile_peak_s"]),
+            _fmt(s["profile_peak_s"]), _fmt(s.get("hrf_delay_s")),
             _fmt(c.get("shifted features")), _fmt(c.get("previous volume")),
             _fmt(p.get("mse_model")), _fmt(p.get("mse_persistence")), _fmt(p.get("mse_constant")),
         ])
     parts.append(table(
-        ["participant", "voxels", "significant", "mean r (sig.)", "mean r (top 1 %)", "delay peak s",
+        ["participant", "voxels", "significant", "mean r (sig.)", "mean r (top 1 %)", "response peak s", "HRF delay s",
          "shifted r (sig.)", "prev. volume r (sig.)", "published MSE", "persistence MSE", "constant MSE"],
         rows,
     ))
@@ -87,11 +89,12 @@ def _subject_figures(out: Path, summary: dict) -> str:
     h.set_ylabel("voxels")
     h.set_yscale("log")
     h.legend(fontsize=8)
-    if summary["lags_s"]:
-        d.plot(summary["lags_s"], summary["delay_profile"], marker="o")
-        d.set_xlabel("delay (s)")
-        d.set_ylabel("share of weight norm")
-        d.set_title("delay profile (significant voxels)")
+    if summary.get("profile_times_s"):  # absent in fits written before delay profiles had times
+        d.plot(summary["profile_times_s"], summary["delay_profile"], marker="o")
+        d.axvline(summary["profile_peak_s"], color="gray", linestyle=":")
+        d.set_xlabel("response peak after the stimulus (s)")
+        d.set_ylabel(summary["profile_kind"])
+        d.set_title("delay profile")
     fig.tight_layout()
     return maps + figure_img(fig, alt=f"r histogram and delay profile of sub-{summary['subject']}")
 

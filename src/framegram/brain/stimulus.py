@@ -15,6 +15,9 @@ from framegram.brain.errors import StimulusTooShortError
 #: FIR delays from 0 to 10 s.
 DEFAULT_MAX_DELAY_S = 10.0
 
+#: Candidate late starts of the SPM HRF (s): peaks from about 4 s to 9 s.
+HRF_DELAYS_S = tuple(float(d) for d in np.arange(-1.0, 4.001, 0.25))
+
 
 def frames_to_tr(
     features: np.ndarray,
@@ -83,31 +86,48 @@ def add_delays(x: np.ndarray, delays: np.ndarray) -> np.ndarray:
     return out
 
 
-def hrf_basis(tr: float, length_s: float = 32.0) -> np.ndarray:
-    """SPM canonical HRF, its time derivative and dispersion derivative sampled at the TR: [L, 3]."""
-    from nilearn.glm.first_level import spm_dispersion_derivative, spm_hrf, spm_time_derivative
+def _spm_fine(oversampling: int = 64, length_s: float = 32.0) -> tuple[np.ndarray, np.ndarray]:
+    """nilearn's SPM canonical HRF on a fine grid: (times s, values), peak near 5 s."""
+    from nilearn.glm.first_level import spm_hrf
 
-    kernels = [f(tr, oversampling=1, time_length=length_s) for f in (spm_hrf, spm_time_derivative, spm_dispersion_derivative)]
-    return np.stack(kernels, axis=1)
+    values = spm_hrf(1.0, oversampling=oversampling, time_length=length_s)
+    return np.linspace(0.0, length_s, len(values)), values  # nilearn samples linspace(0, length, n)
 
 
-def convolve_basis(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """Causal convolution of every column with every basis kernel: [n, D] x [L, B] → [n, D * B]."""
-    n, d = x.shape
-    out = np.zeros((n, d * basis.shape[1]), dtype=np.float32)
-    for b in range(basis.shape[1]):
-        kernel = basis[:, b]
-        conv = np.apply_along_axis(lambda col: np.convolve(col, kernel)[:n], 0, x)
-        out[:, b * d : (b + 1) * d] = conv
-    return out
+def hrf_kernel(tr: float, delay_s: float = 0.0, length_s: float = 32.0) -> np.ndarray:
+    """The SPM canonical HRF started `delay_s` seconds late, sampled at whole-TR lags 0, TR, 2 TR, ...
+    up to `length_s`: float [L], peak 1. Volume i responds to the stimulus of volume j through
+    kernel[i - j]."""
+    t_fine, fine = _spm_fine(length_s=length_s)
+    lags = np.arange(int(length_s / tr)) * tr
+    kernel = np.interp(lags - delay_s, t_fine, fine, left=0.0, right=0.0)
+    return kernel / kernel.max()
+
+
+def hrf_peak_s(delay_s: float) -> float:
+    """Peak time in seconds of the SPM HRF started `delay_s` seconds late."""
+    t_fine, fine = _spm_fine()
+    return float(t_fine[int(np.argmax(fine))] + delay_s)
+
+
+def convolve_kernel(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Causal convolution of every column with `kernel` (whole-TR lags): [n, D] → float32 [n, D]."""
+    n = len(x)
+    out = np.zeros(x.shape, dtype=np.float64)
+    for lag, h in enumerate(kernel[:n]):
+        if h != 0.0:
+            out[lag:] += h * x[: n - lag]
+    return out.astype(np.float32)
 
 
 @dataclass(frozen=True)
 class Design:
     """The stimulus on the scan clock.
 
-    `per_tr`: float32 [n_volumes, D] (frames averaged per TR); `matrix`: float32 [n_volumes, D * K]
-    (K delays or basis functions); `lags_s`: seconds of each FIR delay (empty for an HRF basis).
+    `per_tr`: float32 [n_volumes, D] (frames averaged per TR, centred; principal components when
+    asked); `matrix`: float32 [n_volumes, D * K], K = FIR delays (basis "fir") or 1 (basis "hrf":
+    per_tr convolved with the HRF started `hrf_delay_s` late); `lags_s`: seconds of each FIR delay
+    (empty for "hrf").
     """
 
     per_tr: np.ndarray
@@ -115,10 +135,24 @@ class Design:
     lags_s: np.ndarray
     basis: str
     tr: float
+    hrf_delay_s: float = 0.0
 
     @property
     def n_blocks(self) -> int:
         return self.matrix.shape[1] // self.per_tr.shape[1]
+
+    def with_per_tr(self, per_tr: np.ndarray) -> Design:
+        """The same basis and delays applied to other per-TR rows [n_volumes, D] (e.g. shifted)."""
+        centred = (per_tr - per_tr.mean(0)).astype(np.float32)
+        if self.basis == "fir":
+            matrix = add_delays(centred, np.round(self.lags_s / self.tr).astype(int))
+        else:
+            matrix = convolve_kernel(centred, hrf_kernel(self.tr, self.hrf_delay_s))
+        return Design(centred, matrix, self.lags_s, self.basis, self.tr, self.hrf_delay_s)
+
+    def with_hrf_delay(self, delay_s: float) -> Design:
+        """This design's stimulus through the HRF started `delay_s` late (basis "hrf")."""
+        return Design(self.per_tr, self.matrix, np.zeros(0), "hrf", self.tr, float(delay_s)).with_per_tr(self.per_tr)
 
 
 def build_design(
@@ -127,14 +161,16 @@ def build_design(
     tr: float,
     n_volumes: int,
     offset_s: float = 0.0,
-    basis: str = "fir",
+    basis: str = "hrf",
     max_delay_s: float = DEFAULT_MAX_DELAY_S,
     n_components: int | None = None,
     source: str = "stimulus",
+    hrf_delay_s: float = 0.0,
 ) -> Design:
     """Frames → TR averages → (optionally) the top `n_components` principal components → delays.
 
-    basis: "fir" (delays 0..max_delay_s, one block per TR) or "hrf" (SPM HRF + derivatives).
+    basis: "fir" (delays 0..max_delay_s, one block per TR) or "hrf" (the SPM HRF started
+    `hrf_delay_s` late; `framegram.brain.pipeline` chooses that delay per participant).
     The PCA here uses the stimulus only (no BOLD), so fitting it on the whole film leaks nothing.
     """
     per_tr = frames_to_tr(features, times, tr, n_volumes, offset_s, source=source)
@@ -142,10 +178,9 @@ def build_design(
         centred = per_tr - per_tr.mean(0)
         u, s, _ = np.linalg.svd(centred, full_matrices=False)
         per_tr = (u[:, :n_components] * s[:n_components]).astype(np.float32)
-    centred = per_tr - per_tr.mean(0)  # the zeros padded before the start are then "average stimulus"
     if basis == "fir":
-        delays = fir_delays(tr, max_delay_s)
-        return Design(per_tr, add_delays(centred, delays), delays * tr, "fir", tr)
+        lags = fir_delays(tr, max_delay_s) * tr
+        return Design(per_tr, per_tr, lags, "fir", tr).with_per_tr(per_tr)
     if basis == "hrf":
-        return Design(per_tr, convolve_basis(centred, hrf_basis(tr)), np.zeros(0), "hrf", tr)
+        return Design(per_tr, per_tr, np.zeros(0), "hrf", tr, float(hrf_delay_s)).with_per_tr(per_tr)
     raise ValueError(f"basis must be 'fir' or 'hrf', got {basis!r}")
