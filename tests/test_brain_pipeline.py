@@ -14,14 +14,17 @@ sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside 
 from test_brain_toydata import write_toy_bids  # noqa: E402
 
 from framegram.brain import (  # noqa: E402
-    BrainConfig, NoBoldError, StimulusTooShortError, TRMismatchError, UnknownSubjectError, find_runs, fit_subject,
+    BadBoldError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
+    TRMismatchError, UnknownSubjectError, find_runs, fit_subject,
 )
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy-bids")
-    return root, write_toy_bids(root)
+    # 10x10x4: 80 responsive voxels and 320 others, enough for "<= 5 % of the others significant"
+    # to measure the test rather than a few voxels' luck
+    return root, write_toy_bids(root, shape=(10, 10, 4))
 
 
 def test_find_runs_reads_tr_confounds_and_subjects(toy):
@@ -29,7 +32,7 @@ def test_find_runs_reads_tr_confounds_and_subjects(toy):
     runs = find_runs(root)
     assert [r.subject for r in runs] == ["01", "02"]
     run = runs[0]
-    assert run.tr == pytest.approx(0.608) and run.n_volumes == 641 and run.shape == (6, 6, 4)
+    assert run.tr == pytest.approx(0.608) and run.n_volumes == 641 and run.shape == (10, 10, 4)
     conf = run.load_confounds()
     assert conf.shape == (641, 12) and np.all(conf[0, 6:] == 0)  # n/a derivative row → 0
     with pytest.raises(UnknownSubjectError, match="'07'.*01, 02"):
@@ -46,22 +49,39 @@ def test_bad_datasets_get_typed_errors(tmp_path):
     write_toy_bids(tmp_path / "badtr", subjects=("01",), n_volumes=40, tr_header=2.0)
     with pytest.raises(TRMismatchError, match="0.608 s in the sidecar but 2 s in the NIfTI header"):
         find_runs(tmp_path / "badtr")
+    write_toy_bids(tmp_path / "notr", subjects=("01",), n_volumes=40, with_tr=False)
+    with pytest.raises(MissingMetadataError, match=r"sub-01_ses-mri3t_task-film_run-1_bold.nii.gz: no RepetitionTime.*0.608 s"):
+        find_runs(tmp_path / "notr")
 
 
-def test_toy_fit_finds_the_region_and_the_lag(toy):
+def test_bad_runs_are_refused_naming_the_file(tmp_path):
+    info = write_toy_bids(tmp_path / "nan", subjects=("01",), nan_voxel=(2, 3, 1))
+    run = find_runs(tmp_path / "nan")[0]
+    with pytest.raises(BadBoldError, match=r"_bold.nii.gz: 1 voxels hold NaN.*voxel \(2, 3, 1\), volume 10"):
+        fit_subject(run, info["features"], info["times"])
+    info = write_toy_bids(tmp_path / "short", subjects=("01",), n_volumes=400)
+    run = find_runs(tmp_path / "short")[0]
+    film = write_toy_bids(tmp_path / "full", subjects=("01",))  # its film lasts 641 volumes
+    with pytest.raises(RunTooShortError, match=r"_bold.nii.gz: 400 volumes x 0.608 s = 243.20 s of scanning, but the stimulus lasts 389.60 s"):
+        fit_subject(run, film["features"], film["times"])
+
+
+@pytest.mark.parametrize("basis", ["hrf", "fir"])
+def test_toy_fit_finds_the_region_and_the_lag(toy, basis):
     root, info = toy
     run = find_runs(root, ["01"])[0]
     mask = np.ones(run.shape, dtype=bool)
-    fit = fit_subject(run, info["features"], info["times"], BrainConfig(), mask=mask)
+    fit = fit_subject(run, info["features"], info["times"], BrainConfig(basis=basis), mask=mask)
     resp = info["responsive"][mask]
     assert fit.r[resp].mean() > 0.5
     assert fit.significant[resp].mean() > 0.8 and fit.significant[~resp].mean() < 0.05
     assert abs(fit.profile_peak_s - info["lag_s"]) <= run.tr
-    assert all(fit.r[resp].mean() > v[resp].mean() + 0.1 for k, v in fit.controls.items() if k != "previous volume")
+    assert all(fit.r[resp].mean() > v[resp].mean() + 0.1 for v in fit.controls.values())
+    assert (fit.peak_delay_s is None) == (basis == "hrf")
     pub = fit.published
     assert pub.n_test == 641 - 449 and pub.mse_model > 0
     with pytest.raises(StimulusTooShortError):
-        fit_subject(run, info["features"][:500], info["times"][:500], BrainConfig(), mask=mask)
+        fit_subject(run, info["features"][:500], info["times"][:500], BrainConfig(basis=basis), mask=mask)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +134,22 @@ def test_cli_user_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "no BOLD runs" in proc.stderr
     proc = subprocess.run([str(exe), "brain", "report", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "results.json: no such file" in proc.stderr
+
+
+def test_fit_dataset_resumes_and_refuses_other_settings(synth, tmp_path):
+    from framegram.brain import fit_dataset
+    from framegram.brain.errors import BrainError
+
+    stimulus = synth / "stimuli" / "film.mp4"
+    out = tmp_path / "fit"
+    fitted = []
+    config = BrainConfig(controls=False, published=False)
+    fit_dataset(synth, stimulus, out, config=config, on_fit=lambda f: fitted.append(f.run.subject))
+    assert fitted == ["01", "02"]
+    first = json.loads((out / "results.json").read_text())
+    (out / "sub-02" / "summary.json").unlink()  # as if interrupted while writing sub-02
+    fit_dataset(synth, stimulus, out, config=config, on_fit=lambda f: fitted.append(f.run.subject))
+    assert fitted == ["01", "02", "02"]  # sub-01 kept, sub-02 fitted again, identically
+    assert json.loads((out / "results.json").read_text()) == first
+    with pytest.raises(BrainError, match="other settings"):
+        fit_dataset(synth, stimulus, out, config=BrainConfig(basis="fir", controls=False, published=False))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.errors import NoBoldError, TRMismatchError, UnknownSubjectError
+from framegram.brain.errors import BadBoldError, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
 
 #: Motion confounds regressed out of the BOLD (fMRIPrep column names); derivatives are added when present.
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -46,6 +46,20 @@ class BoldRun:
         import nibabel as nib
 
         return nib.load(self.bold)
+
+    def read_bold(self):
+        """(image, data float32 [X, Y, Z, n_volumes]); BadBoldError naming the file when a value is
+        NaN or infinite (a half-written or badly resampled run: no fit can use it)."""
+        img = self.load_bold()
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        if not np.isfinite(data.sum(dtype=np.float64)):  # one pass; NaN or inf make the sum non-finite
+            bad = ~np.isfinite(data)
+            voxels = np.argwhere(bad.any(axis=3))
+            first = tuple(int(v) for v in voxels[0])
+            volume = int(np.flatnonzero(bad[first])[0])
+            raise BadBoldError(self.bold, f"{len(voxels)} voxels hold NaN or infinite values "
+                                          f"(the first at voxel {first}, volume {volume})")
+        return img, data
 
     def load_confounds(self) -> np.ndarray | None:
         """Motion parameters and their derivatives: float64 [n_volumes, C] (n/a → 0), or None."""
@@ -125,14 +139,13 @@ def _run(layout, bold_file) -> BoldRun:
     tr = meta.get("RepetitionTime")
     zooms = img.header.get_zooms()
     header_tr = float(zooms[3]) if len(zooms) > 3 else 0.0
-    if tr is None:
-        if header_tr <= 0:
-            raise TRMismatchError(path, "no RepetitionTime in the sidecar and none in the NIfTI header")
-        tr = header_tr
-    tr = float(tr)
     unit = img.header.get_xyzt_units()[1]
     if unit == "msec":
         header_tr /= 1000.0
+    if tr is None:
+        hint = f"; the NIfTI header says {header_tr:g} s" if header_tr > 0 else ""
+        raise MissingMetadataError(path, f"no RepetitionTime in its JSON sidecar (BIDS requires one for BOLD{hint})")
+    tr = float(tr)
     if header_tr > 0 and abs(header_tr - tr) > TR_TOLERANCE_S:
         raise TRMismatchError(path, f"RepetitionTime {tr:g} s in the sidecar but {header_tr:g} s in the NIfTI header")
     entities = bold_file.entities

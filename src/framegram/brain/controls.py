@@ -56,7 +56,7 @@ def published_protocol(
     frame_times: np.ndarray,
     tr: float,
     offset_s: float = 0.0,
-    mask: np.ndarray | None = None,
+    columns: np.ndarray | None = None,
     delta_s: float = 5.0,
     alpha: float = 1000.0,
     train_fraction: float = 0.7,
@@ -66,7 +66,8 @@ def published_protocol(
 
     bold: raw BOLD float [n_volumes, V_all] (every voxel of the matrix); features: [T, D] framegram
     rows at `frame_times` (film seconds); tr, offset_s (scan time at which the film starts), delta_s:
-    seconds; mask: bool [V_all] for the r's (all voxels when None).
+    seconds; columns: int [V], the voxels (columns of `bold`) whose r's are returned, in that order
+    (all, in order, when None).
     """
     n = len(bold)
     lo, hi = float(np.min(bold)), float(np.max(bold))
@@ -82,35 +83,40 @@ def published_protocol(
     xc = xtr - x_mean
     kernel = xc @ xc.T
     solve = np.linalg.solve(kernel + alpha * np.eye(len(train)), np.eye(len(train)))  # (K + aI)^-1
-    cross = (x[test] - x_mean) @ xc.T @ solve  # [n_test, n_train]
-    mask = np.ones(bold.shape[1], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    # float32 for the big product over every voxel (2x faster); sums of squares stay float64
+    cross = ((x[test] - x_mean) @ xc.T @ solve).astype(np.float32)  # [n_test, n_train]
     se_model = se_pers = se_const = 0.0
-    r_vol, r_chg, r_pers = [], [], []
+    r_vol, r_chg, r_pers = (np.zeros(bold.shape[1]) for _ in range(3))
+    wanted = np.ones(bold.shape[1], dtype=bool)
+    if columns is not None:
+        wanted[:] = False
+        wanted[np.asarray(columns)] = True
     for a in range(0, bold.shape[1], batch):
-        y = (np.asarray(bold[:, a : a + batch], dtype=np.float64) - lo) / scale
+        y = ((np.asarray(bold[:, a : a + batch], dtype=np.float64) - lo) / scale).astype(np.float32)
         diff = y[1:] - y[:-1]  # row t-1 holds the change into volume t
         dtr = diff[train - 1]
         d_mean = dtr.mean(0)
         pred_change = cross @ (dtr - d_mean) + d_mean
         prev = y[test - 1]
         truth = y[test]
-        se_model += ((prev + pred_change - truth) ** 2).sum()
-        se_pers += ((prev - truth) ** 2).sum()
-        se_const += ((prev + d_mean - truth) ** 2).sum()
-        m = mask[a : a + batch]
-        if m.any():
-            r_vol.append(pearson_r((prev + pred_change)[:, m], truth[:, m]))
-            r_chg.append(pearson_r(pred_change[:, m], diff[test - 1][:, m]))
-            r_pers.append(pearson_r(prev[:, m], truth[:, m]))
+        sse = lambda e: float(np.square(e, dtype=np.float64).sum())  # noqa: E731
+        se_model += sse(prev + pred_change - truth)
+        se_pers += sse(prev - truth)
+        se_const += sse(prev + d_mean - truth)
+        m = wanted[a : a + batch]
+        at = a + np.flatnonzero(m)
+        r_vol[at] = pearson_r((prev + pred_change)[:, m], truth[:, m])
+        r_chg[at] = pearson_r(pred_change[:, m], diff[test - 1][:, m])
+        r_pers[at] = pearson_r(prev[:, m], truth[:, m])
     total = len(test) * bold.shape[1]
-    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+    pick = slice(None) if columns is None else np.asarray(columns)
     return PublishedResult(
         mse_model=se_model / total,
         mse_persistence=se_pers / total,
         mse_constant=se_const / total,
-        r_volume=cat(r_vol),
-        r_change=cat(r_chg),
-        r_volume_persistence=cat(r_pers),
+        r_volume=r_vol[pick],
+        r_change=r_chg[pick],
+        r_volume_persistence=r_pers[pick],
         n_train=len(train) + 1,
         n_test=len(test),
     )

@@ -21,6 +21,18 @@ class StimulusTooShortError(BrainError, InputError):
     """The stimulus framegram ends before the last volume of the run (after the start offset)."""
 
 
+class RunTooShortError(BrainError, InputError):
+    """The BOLD run ends before the stimulus does."""
+
+
+class BadBoldError(BrainError, InputError):
+    """The BOLD data hold values no fit can use (NaN or infinite)."""
+
+
+class MissingMetadataError(BrainError, InputError):
+    """A sidecar lacks a field BIDS requires (e.g. RepetitionTime)."""
+
+
 class UnknownSubjectError(BrainError):
     """A requested participant has no BOLD run in the dataset."""
 
