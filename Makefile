@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/extract.py
 	$(PY) bench/shots.py
 	$(PY) bench/search.py
+	$(PY) bench/brain.py --twice
 
 clean:
 	rm -rf $(VENV) demo-output
