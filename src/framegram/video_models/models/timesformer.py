@@ -1,0 +1,146 @@
+"""TimeSformer (Bertasius et al. 2021): a video transformer with divided space-time attention.
+
+The clip is cut into non-overlapping patches (8x8 pixels by default), one token per patch per frame,
+plus a class token. Each block attends in time, then in space, then applies an MLP:
+- temporal attention: a patch token attends to the tokens at the same position in the other frames;
+- spatial attention: a patch token attends to the tokens of its own frame and the class token
+  (the class token attends within each frame; its per-frame results are averaged).
+Divided attention costs T*N*(T + N) instead of (T*N)^2 for joint attention over N patches x T frames.
+Learned positional embeddings: one per patch position (bicubically resized for another frame size)
+and one per frame (linearly resized for another clip length). Defaults are small for CPU training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from framegram.video_models.models.layers import ModelConfigError, ModelInputError, batch_input
+from framegram.video_models.registry import register_model
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over [N, L, D] sequences."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        q, k, v = self.qkv(x).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)  # [N, heads, L, D/heads]
+        return self.proj(y.transpose(1, 2).reshape(n, length, dim))
+
+
+class DividedSpaceTimeBlock(nn.Module):
+    """Tokens [B, 1 + T*N, D] (class token first, then frame-major patches) -> same shape."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.time_norm = nn.LayerNorm(dim)
+        self.time_attention = Attention(dim, heads)
+        self.space_norm = nn.LayerNorm(dim)
+        self.space_attention = Attention(dim, heads)
+        self.mlp_norm = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def attend_in_time(self, tokens: torch.Tensor, frames: int) -> torch.Tensor:
+        """Residual temporal attention: each patch position's T tokens attend among themselves; class token untouched."""
+        b, length, dim = tokens.shape
+        patches = (length - 1) // frames
+        x = tokens[:, 1:].reshape(b, frames, patches, dim).transpose(1, 2).reshape(b * patches, frames, dim)
+        update = self.time_attention(self.time_norm(x))
+        update = update.view(b, patches, frames, dim).transpose(1, 2).reshape(b, frames * patches, dim)
+        return torch.cat([tokens[:, :1], tokens[:, 1:] + update], dim=1)
+
+    def attend_in_space(self, tokens: torch.Tensor, frames: int) -> torch.Tensor:
+        """Residual spatial attention: each frame's N tokens plus the class token attend among themselves."""
+        b, length, dim = tokens.shape
+        patches = (length - 1) // frames
+        cls = tokens[:, :1].expand(b, frames, dim).reshape(b * frames, 1, dim)
+        x = torch.cat([cls, tokens[:, 1:].reshape(b * frames, patches, dim)], dim=1)  # [B*T, 1 + N, D]
+        update = self.space_attention(self.space_norm(x))
+        cls_update = update[:, 0].view(b, frames, dim).mean(dim=1, keepdim=True)
+        patch_update = update[:, 1:].reshape(b, frames * patches, dim)
+        return tokens + torch.cat([cls_update, patch_update], dim=1)
+
+    def forward(self, tokens: torch.Tensor, frames: int) -> torch.Tensor:
+        tokens = self.attend_in_space(self.attend_in_time(tokens, frames), frames)
+        return tokens + self.mlp(self.mlp_norm(tokens))
+
+
+class TimeSformer(nn.Module):
+    """rgb [B, 3, T, H, W] -> logits [B, num_classes]; H and W multiples of `patch`.
+
+    patch: patch side in pixels; dim, depth, heads, mlp_ratio: transformer size;
+    image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        patch: int = 8,
+        dim: int = 192,
+        depth: int = 4,
+        heads: int = 3,
+        mlp_ratio: float = 4.0,
+        image_size: int = 64,
+        num_frames: int = 8,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        if dim % heads or image_size % patch:
+            raise ModelConfigError(
+                f"timesformer: dim must be a multiple of heads and image_size of patch, got {dim}, {heads}, {image_size}, {patch}"
+            )
+        self.patch = patch
+        self.grid = image_size // patch
+        self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
+        self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames))
+        for p in (self.cls_token, self.space_pos, self.time_pos):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.blocks = nn.ModuleList(DividedSpaceTimeBlock(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
+
+    def tokens(self, rgb: torch.Tensor) -> torch.Tensor:
+        """rgb [B, 3, T, H, W] -> tokens [B, 1 + T*N, D] with positional embeddings, N = (H/patch)*(W/patch)."""
+        b, _, t, h, w = rgb.shape
+        if h % self.patch or w % self.patch:
+            raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch}, got {h}x{w}")
+        x = self.patch_embed(rgb.transpose(1, 2).reshape(b * t, 3, h, w))  # [B*T, D, H/p, W/p]
+        grid = x.shape[2:]
+        space = self.space_pos if tuple(grid) == (self.grid, self.grid) else F.interpolate(
+            self.space_pos, size=grid, mode="bicubic", align_corners=False
+        )
+        time = self.time_pos if t == self.time_pos.shape[2] else F.interpolate(
+            self.time_pos, size=t, mode="linear", align_corners=False
+        )
+        x = x + space  # [B*T, D, h', w']
+        x = x.view(b, t, x.shape[1], -1).transpose(2, 3)  # [B, T, N, D]
+        x = x + time.transpose(1, 2).unsqueeze(2)  # [1, T, 1, D]
+        x = x.reshape(b, -1, x.shape[-1])
+        return torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        rgb = batch_input(batch, "rgb", "timesformer")
+        x = self.tokens(rgb)
+        for block in self.blocks:
+            x = block(x, rgb.shape[2])
+        return self.head(self.norm(x[:, 0]))
+
+
+@register_model(
+    "timesformer",
+    inputs=("rgb",),
+    summary="TimeSformer: 8x8 patches, divided space-time attention, 4 blocks of width 192",
+)
+def timesformer(num_classes: int, **cfg) -> TimeSformer:
+    return TimeSformer(num_classes, **cfg)
