@@ -321,6 +321,83 @@ def brain_report(
     typer.echo(f"report: {write_brain_report(out, html_path)}")
 
 
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered video model (framegram.video_models.list_models()).")],
+    data: Annotated[Path, typer.Option("--data", help="UCF101-style folder: a subfolder of videos per class, train/test split.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint.pt, metrics.jsonl, learning_curve.png); run again to resume.")],
+    epochs: Annotated[int, typer.Option(help="Passes over the training clips.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Clips per optimizer step.")] = 8,
+    clip_len: Annotated[int, typer.Option(help="Frames per clip.")] = 8,
+    stride: Annotated[int, typer.Option(help="Video frames between two clip frames.")] = 1,
+    size: Annotated[int, typer.Option(help="Clip height and width in pixels.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="Decoupled weight decay.")] = 0.05,
+    optimizer: Annotated[str, typer.Option(help="'adamw' or 'sgd' (Nesterov momentum 0.9).")] = "adamw",
+    clips_per_video: Annotated[int, typer.Option(help="Test-time clips averaged per video.")] = 3,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (wrong for left/right motion classes; default: the dataset's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a video classifier on a folder of videos, validating on its test split after every epoch."""
+    from framegram.video_models.registry import model_entry
+    from framegram.video_models.train import TrainConfig, train
+
+    for name, value in [("epochs", epochs), ("batch-size", batch_size), ("clip-len", clip_len), ("stride", stride),
+                        ("size", size), ("clips-per-video", clips_per_video)]:
+        if value < 1:
+            raise fail(f"--{name} must be at least 1, got {value}")
+    inputs = model_entry(model).inputs  # an unknown model fails before any video is read
+    from framegram.video_models.data import VideoFolder
+
+    clips = {"clip_len": clip_len, "stride": stride, "size": (size, size), "inputs": inputs, "seed": seed}
+    train_set = VideoFolder(data, split="train", train=True, flip=flip, **clips)
+    val_set = VideoFolder(data, split="test", train=False, clips_per_video=clips_per_video, **clips)
+    config = TrainConfig(model=model, num_classes=len(train_set.classes), class_names=tuple(train_set.classes),
+                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+                         seed=seed, clip_len=clip_len, stride=stride, size=(size, size), clips_per_video=clips_per_video)
+    result = train(config, train_set, val_set, out, show_progress=not quiet)
+    if result.resumed_from == epochs:
+        typer.echo(f"{out} is trained already ({epochs} epochs): nothing to do")
+    elif result.resumed_from:
+        typer.echo(f"resumed after epoch {result.resumed_from}")
+    last = result.history[-1]
+    typer.echo(f"epoch {last['epoch']}: train loss {last['train_loss']:.3f}, acc {last['train_acc']:.3f}; "
+               f"test accuracy {last['val_acc']:.3f} (videos), {last['val_clip_acc']:.3f} (single clips)")
+    typer.echo(f"run: {out} ({result.checkpoint.name}, {result.metrics_log.name}, {result.learning_curve.name})")
+
+
+@app.command()
+def classify(
+    video: Annotated[Path, typer.Argument(help="The video to classify.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `framegram train`.")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Refuse a checkpoint of any other model.")] = None,
+    clips: Annotated[int | None, typer.Option("--clips", help="Clips averaged (default: as in the run's testing).")] = None,
+    top: Annotated[int, typer.Option("--top", "-k", help="Classes printed per line.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every probability as JSON.")] = False,
+) -> None:
+    """Classify a video: top classes of each clip and of the whole video (clip probabilities averaged)."""
+    from framegram.video_models.infer import classify_video
+
+    if clips is not None and clips < 1:
+        raise fail(f"--clips must be at least 1, got {clips}")
+    if top < 1:
+        raise fail(f"--top must be at least 1, got {top}")
+    names, clip_probs, video_probs = classify_video(video, checkpoint, expect_model=model, n_clips=clips)
+    if as_json:
+        typer.echo(json.dumps({"video": str(video), "classes": names,
+                               "clip_probabilities": clip_probs.round(6).tolist(),
+                               "video_probabilities": video_probs.round(6).tolist()}, indent=2))
+        return
+
+    def best(probs) -> str:
+        return ", ".join(f"{names[i]} {probs[i]:.3f}" for i in probs.argsort()[::-1][:top])
+
+    for k, probs in enumerate(clip_probs, 1):
+        typer.echo(f"clip {k}/{len(clip_probs)}: {best(probs)}")
+    typer.echo(f"video: {best(video_probs)}")
+
+
 def main() -> None:
     try:
         app()
