@@ -1,0 +1,328 @@
+"""Training, resuming, evaluating and classifying with a tiny 3D CNN on clips with a known answer:
+brightness rising (label 1) or falling (label 0) over time, under random texture and jitter."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from framegram.cli import main
+from framegram.errors import TooShortError
+from framegram.video_models.infer import (
+    classify_video,
+    clip_inputs,
+    video_clips,
+    video_frames,
+)
+from framegram.video_models.inputs import FLOW_SCALE, rgb_tensor
+from framegram.video_models.registry import register_model
+from framegram.video_models.train import (
+    CheckpointError,
+    CheckpointMismatchError,
+    TrainConfig,
+    evaluate,
+    load_checkpoint,
+    train,
+)
+
+CLASSES = ("falling", "rising")
+CLIP_LEN, SIZE = 4, 12
+STEP = 24  # brightness change per frame of the toy clips, in pixel levels
+
+
+class TinyVideoNet(nn.Module):
+    """3x3x3 convolution (sees the brightness change between frames), ReLU, global mean, dropout, linear."""
+
+    def __init__(self, num_classes: int, width: int = 8):
+        super().__init__()
+        self.conv = nn.Conv3d(3, width, kernel_size=3, padding=1)
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        features = torch.relu(self.conv(batch["rgb"])).mean(dim=(2, 3, 4))
+        return self.head(self.drop(features))
+
+
+@register_model("test-tiny", summary="test only: one 3D conv and a linear head")
+def tiny(num_classes: int, **cfg) -> nn.Module:
+    return TinyVideoNet(num_classes, **cfg)
+
+
+@register_model("test-tiny-other", summary="test only: a second model name for refusals")
+def tiny_other(num_classes: int, **cfg) -> nn.Module:
+    return TinyVideoNet(num_classes, **cfg)
+
+
+class PooledInputsNet(nn.Module):
+    """A linear head on the time-and-space means of rgb, flow and framegram rows."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.head = nn.Linear(3 + 2 + 1280, num_classes)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        pooled = [batch["rgb"].mean(dim=(2, 3, 4)), batch["flow"].mean(dim=(2, 3, 4)), batch["framegram"].mean(dim=1)]
+        return self.head(torch.cat(pooled, dim=1))
+
+
+@register_model("test-all-inputs", inputs=("rgb", "flow", "framegram"), summary="test only: every input kind")
+def all_inputs(num_classes: int) -> nn.Module:
+    return PooledInputsNet(num_classes)
+
+
+def ramp_frames(rising: bool, middle: float, rng: np.random.Generator, n_frames: int = CLIP_LEN, size: int = SIZE):
+    """uint8 [T, H, W, 3]: a fixed random texture whose brightness moves by STEP per frame."""
+    t = np.arange(n_frames) - (n_frames - 1) / 2
+    levels = middle + (STEP if rising else -STEP) * t
+    texture = rng.normal(0, 12, (size, size, 3))
+    return np.clip(levels[:, None, None, None] + texture, 0, 255).astype(np.uint8)
+
+
+class BrightnessRamps(Dataset):
+    """`videos` toy videos, half rising; `clips_per_video` clips each (own texture and level).
+    Items: (batch dict, label), the dict with "video_index" if asked; each access adds brightness
+    jitter drawn from torch's global generator, as augmentations do."""
+
+    def __init__(self, videos: int, clips_per_video: int = 1, seed: int = 0, with_video: bool = False):
+        rng = np.random.default_rng(seed)
+        self.labels = [v % 2 for v in range(videos) for _ in range(clips_per_video)]
+        self.videos = [v for v in range(videos) for _ in range(clips_per_video)]
+        self.clips = [rgb_tensor(ramp_frames(bool(label), rng.uniform(70, 185), rng)) for label in self.labels]
+        self.with_video = with_video
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        inputs = {"rgb": self.clips[i] + 0.05 * torch.randn(())}
+        if self.with_video:
+            inputs["video_index"] = torch.tensor(self.videos[i])
+        return inputs, self.labels[i]
+
+
+class CrashingDataset(Dataset):
+    """`base` that raises on its `crash_at`-th item: a run killed in the middle of an epoch."""
+
+    def __init__(self, base: Dataset, crash_at: int):
+        self.base, self.crash_at, self.served = base, crash_at, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        self.served += 1
+        if self.served == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return self.base[i]
+
+
+def config(**changes) -> TrainConfig:
+    settings = {"model": "test-tiny", "num_classes": 2, "class_names": CLASSES, "epochs": 5, "batch_size": 8,
+                "lr": 0.1, "weight_decay": 0.01, "seed": 3, "clip_len": CLIP_LEN, "size": (SIZE, SIZE),
+                "clips_per_video": 3}
+    return TrainConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def toy_data():
+    return BrightnessRamps(64, seed=1), BrightnessRamps(24, clips_per_video=2, seed=2, with_video=True)
+
+
+@pytest.fixture(scope="module")
+def trained(toy_data, tmp_path_factory):
+    """A finished 5-epoch run of test-tiny: (TrainResult, run folder)."""
+    out = tmp_path_factory.mktemp("run")
+    return train(config(), *toy_data, out), out
+
+
+def test_learns_rising_versus_falling(trained, toy_data):
+    result, _ = trained
+    history = result.history
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["val_acc"] >= 0.95
+    assert history[-1]["lr"] < 0.01 * config().lr  # the cosine schedule ends near zero
+    evaluation = evaluate(result.model, toy_data[1])
+    assert evaluation.video_probabilities.shape == (24, 2)  # 48 clips averaged into 24 videos
+    np.testing.assert_allclose(evaluation.video_probabilities.sum(axis=1), 1.0, atol=1e-9)
+    assert evaluation.video_labels.tolist() == [v % 2 for v in range(24)]
+    assert evaluation.confusion.sum() == 24 and np.trace(evaluation.confusion) >= 23
+    assert evaluation.accuracy == history[-1]["val_acc"]
+
+
+def test_metrics_log_and_learning_curve(trained):
+    result, out = trained
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines == result.history
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"} <= lines[0].keys()
+    assert all(line["seconds"] > 0 for line in lines)
+    with Image.open(out / "learning_curve.png") as picture:
+        assert picture.format == "PNG" and picture.width >= 600
+    assert not list(out.glob(".*partial"))  # no temporary file left behind
+    checkpoint = load_checkpoint(out)
+    assert checkpoint["epoch"] == 5 and checkpoint["settings"]["class_names"] == list(CLASSES)
+    assert checkpoint["model_meta"]["parameters"] == sum(p.numel() for p in result.model.parameters())
+
+
+def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
+    train_set, val_set = BrightnessRamps(32, seed=1), BrightnessRamps(8, clips_per_video=2, seed=2, with_video=True)
+    settings = config(epochs=3)
+    straight = train(settings, train_set, val_set, tmp_path / "straight")
+
+    crashing = CrashingDataset(train_set, crash_at=len(train_set) + 12)  # in the middle of epoch 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(settings, crashing, val_set, tmp_path / "resumed")
+    assert load_checkpoint(tmp_path / "resumed")["epoch"] == 1
+    resumed = train(settings, train_set, val_set, tmp_path / "resumed")
+
+    assert resumed.resumed_from == 1
+    weights, expected = resumed.model.state_dict(), straight.model.state_dict()
+    assert weights.keys() == expected.keys()
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    without_time = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (resumed, straight)]
+    assert without_time[0] == without_time[1]
+
+
+def test_rerun_resumes_finished_run_and_refuses_other_runs(trained, toy_data):
+    result, out = trained
+    checkpoint_bytes = (out / "checkpoint.pt").read_bytes()
+    again = train(config(), *toy_data, out)
+    assert again.resumed_from == 5 and again.history == result.history
+    with pytest.raises(CheckpointMismatchError, match="model 'test-tiny', not 'test-tiny-other'") as refused:
+        train(config(model="test-tiny-other"), *toy_data, out)
+    assert str(out / "checkpoint.pt") in str(refused.value)
+    with pytest.raises(CheckpointMismatchError, match=r"lr=0\.1 there, 0\.3 now"):
+        train(config(lr=0.3), *toy_data, out)
+    with pytest.raises(CheckpointMismatchError, match="64 training clips there, 32 now"):
+        train(config(), BrightnessRamps(32), toy_data[1], out)
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint_bytes  # refusals leave the run alone
+
+
+def write_video(path, frames: np.ndarray, fps: int = 8) -> None:
+    """uint8 [T, H, W, 3] → H.264 (near-lossless) with PyAV."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, fps)
+        stream.options = {"crf": "4"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_classify_generated_video(trained, tmp_path):
+    _, out = trained
+    video = tmp_path / "rising.mp4"
+    write_video(video, ramp_frames(True, 128.0, np.random.default_rng(5), n_frames=6, size=32))
+    names, clip_probs, video_probs = classify_video(video, out)
+    assert names == list(CLASSES)
+    assert clip_probs.shape == (3, 2)  # the run's clips_per_video
+    np.testing.assert_allclose(clip_probs.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(video_probs, clip_probs.mean(axis=0))
+    assert names[video_probs.argmax()] == "rising"
+    assert classify_video(video, out, n_clips=5).clip_probabilities.shape == (5, 2)
+
+
+def test_classify_refuses_bad_checkpoints_and_short_videos(trained, tmp_path):
+    _, out = trained
+    video = tmp_path / "short.mp4"
+    write_video(video, ramp_frames(True, 128.0, np.random.default_rng(5), n_frames=3, size=16))
+    with pytest.raises(TooShortError, match="3 frames, a clip needs 4") as short:
+        classify_video(video, out)
+    assert str(video) in str(short.value)
+    with pytest.raises(CheckpointMismatchError, match="'test-tiny', not 'c3d'"):
+        classify_video(video, out, expect_model="c3d")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "checkpoint.pt").write_bytes((out / "checkpoint.pt").read_bytes()[:3000])
+    with pytest.raises(CheckpointError, match="damaged") as broken:
+        classify_video(video, damaged)
+    assert str(damaged / "checkpoint.pt") in str(broken.value)
+    with pytest.raises(CheckpointError, match="no checkpoint here"):
+        classify_video(video, tmp_path)
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """`framegram ARGS` in this process (where the test models are registered): (status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["framegram", *map(str, args)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def test_cli_classify_and_user_errors(trained, tmp_path, monkeypatch, capsys):
+    _, out = trained
+    video = tmp_path / "falling.mp4"
+    write_video(video, ramp_frames(False, 128.0, np.random.default_rng(6), n_frames=8, size=32))
+    status, text, _ = run_cli(monkeypatch, capsys, "classify", video, "--checkpoint", out, "--top", "1")
+    assert status == 0
+    assert text.splitlines()[-1].startswith("video: falling ")
+    assert len(text.splitlines()) == 4  # three clips, then the video
+    status, text, _ = run_cli(monkeypatch, capsys, "classify", video, "-c", out, "--json", "--clips", "2")
+    report = json.loads(text)
+    assert status == 0 and report["classes"] == list(CLASSES)
+    assert np.allclose(np.sum(report["clip_probabilities"], axis=1), 1.0, atol=1e-5)
+
+    status, text, error = run_cli(monkeypatch, capsys, "classify", video, "-c", out, "-m", "c3d")
+    assert status == 2 and text == ""
+    assert error.count("\n") == 1 and "holds a checkpoint of model 'test-tiny', not 'c3d'" in error
+    status, _, error = run_cli(monkeypatch, capsys, "train", "--model", "no-such-model", "--data", tmp_path, "--out", tmp_path / "r")
+    assert status == 2 and error.count("\n") == 1 and "unknown model 'no-such-model'" in error
+
+
+def test_video_clips_cover_the_video_evenly(tmp_path):
+    video = tmp_path / "ramp.mp4"
+    frames = ramp_frames(True, 128.0, np.random.default_rng(7), n_frames=10, size=32)
+    write_video(video, frames)
+    clips = video_clips(video, clip_len=3, stride=2, size=(16, 16), n_clips=3)
+    assert clips.shape == (3, 3, 16, 16, 3) and clips.dtype == np.uint8
+    # clips start at frames 0, 2 (2.5 rounded to even) and 5 (so the last ends on frame 9); brightness tells which
+    levels = clips.mean(axis=(2, 3, 4))
+    expected = frames.mean(axis=(1, 2, 3))[[[0, 2, 4], [2, 4, 6], [5, 7, 9]]]
+    np.testing.assert_allclose(levels, expected, atol=4)
+
+
+def test_flow_input_measures_the_motion(tmp_path):
+    # a texture sliding right by 2 pixels a frame: flow (dx, dy) = (2, 0) pixels per frame
+    rng = np.random.default_rng(8)
+    texture = np.repeat(np.kron(rng.integers(0, 256, (16, 40)), np.ones((4, 4))).astype(np.uint8)[..., None], 3, axis=2)
+    frames = np.stack([texture[:, 80 - 2 * t : 144 - 2 * t] for t in range(10)])  # [10, 64, 64, 3]
+    video = tmp_path / "slide.mp4"
+    write_video(video, frames)
+    decoded, rate = video_frames(video, (64, 64))
+    assert len(decoded) == 10 and rate == 8
+    inputs = clip_inputs(video, decoded, rate, np.array([[0, 1, 2, 3], [6, 7, 8, 9]]), ("rgb", "flow"))
+    assert inputs["rgb"].shape == (2, 3, 4, 64, 64) and inputs["flow"].shape == (2, 2, 4, 64, 64)
+    centre = inputs["flow"][:, :, :, 16:48, 16:48] * FLOW_SCALE
+    assert abs(centre[:, 0].median() - 2.0) < 0.2 and abs(centre[:, 1].median()) < 0.2
+
+
+def test_classify_with_flow_and_framegram_inputs(tmp_path):
+    class AllInputs(Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            x = torch.full((), float(i % 2))
+            return {"rgb": x.expand(3, 4, 8, 8), "flow": x.expand(2, 4, 8, 8), "framegram": x.expand(4, 1280)}, i % 2
+
+    settings = config(model="test-all-inputs", epochs=1, size=(32, 32), clips_per_video=2)
+    train(settings, AllInputs(), None, tmp_path / "run")
+    video = tmp_path / "rising.mp4"
+    write_video(video, ramp_frames(True, 128.0, np.random.default_rng(9), n_frames=6, size=32))
+    result = classify_video(video, tmp_path / "run")
+    assert result.clip_probabilities.shape == (2, 2) and result.video_probabilities.shape == (2,)
+    np.testing.assert_allclose(result.clip_probabilities.sum(axis=1), 1.0, atol=1e-9)
