@@ -82,7 +82,7 @@ class R2Plus1D(nn.Module):
         )
         stages = []
         in_channels = channels[0]
-        for index, (count, out_channels) in enumerate(zip(blocks, channels)):
+        for index, (count, out_channels) in enumerate(zip(blocks, channels, strict=True)):
             stride = 1 if index == 0 else 2
             stage = [BasicBlock(in_channels, out_channels, stride)]
             stage += [BasicBlock(out_channels, out_channels, 1) for _ in range(count - 1)]
