@@ -217,6 +217,15 @@ def test_crops_resize_and_flip_pixels_and_flow_together():
     assert np.array_equal(pixels, frames[:, 20:60, 20:60][:, :, ::-1])
 
 
+def test_framegram_rows_follow_the_clip_frames(appearance, encoder):
+    data = VideoFolder(appearance, split="test", train=False, clips_per_video=2, clip_len=4, stride=3, inputs=("framegram",))
+    item, _ = data[1]  # the second clip of the first video: frames 6, 9, 12, 15
+    frames = decode_frames(data.videos[0], encoder.spec.input_size, actions.FPS)
+    expected = encoder.encode(frames[6::3])
+    assert item["framegram"].shape == (4, encoder.spec.dim)
+    assert np.allclose(item["framegram"].numpy(), expected, atol=0.01 * np.abs(expected).max())  # float16 on disk
+
+
 def test_flow_is_cached_by_video_content_and_size(motion, tmp_path):
     video = motion / "move_left" / "move_left-test-000.mp4"
     frames = decode_frames(video, (40, 40), actions.FPS)
