@@ -60,6 +60,8 @@ _UCF_LABEL = re.compile(r"\s+\d+$")  #: UCF101's trainlist lines end with " <1-b
 
 @dataclass(frozen=True)
 class SkippedVideo:
+    """A video the dataset left out, and why (e.g. "12 frames, a clip needs 15 (8 frames, stride 2)")."""
+
     path: Path
     reason: str
 
@@ -74,6 +76,7 @@ class VideoFolder(torch.utils.data.Dataset):
     size: (height, width) of the clips in pixels.
     train: random clips and crops (one clip a video per item) or evenly spaced centre clips.
     inputs: the item keys to make, a subset of "rgb", "flow", "framegram".
+    seed: mixed into every training draw, which otherwise follows torch's global RNG.
     flip: whether training crops may be flipped left-right; None: what root/manifest.json says
         ("flip_ok", as the generated benchmarks write it), else True.
     cache_mb: memory for decoded frames (and flows, framegram rows).
@@ -115,7 +118,7 @@ class VideoFolder(torch.utils.data.Dataset):
         self.videos: list[Path] = []  #: the usable videos; item "video_index" indexes this list
         self.labels: list[int] = []  #: class index of each usable video
         self.frame_counts: list[int] = []  #: decoded frames of each usable video
-        self.frame_rates: list[float] = []
+        self.frame_rates: list[float] = []  #: frames per second each usable video is decoded at
         self.skipped: list[SkippedVideo] = []
         candidates, missing = self._candidates(split, split_file)
         self.skipped += missing
