@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from framegram.video_models.models.layers import ModelConfigError, ModelInputError, batch_input
+from framegram.video_models.models.layers import (
+    ModelConfigError,
+    ModelInputError,
+    batch_input,
+)
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.registry import register_model
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from framegram.video_models.models.layers import batch_input, check_frames, classifier, frames_to_channels
+from framegram.video_models.models.layers import (
+    batch_input,
+    check_frames,
+    classifier,
+    frames_to_channels,
+)
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
 from framegram.video_models.registry import register_model
 

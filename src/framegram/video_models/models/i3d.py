@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from framegram.video_models.models.layers import ModelConfigError, batch_input, classifier
+from framegram.video_models.models.layers import (
+    ModelConfigError,
+    batch_input,
+    classifier,
+)
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
 from framegram.video_models.registry import register_model
@@ -92,8 +96,8 @@ class InflatedMBConv(nn.Module):
         self.project = nn.Sequential(inflate_conv(block._project_conv, 1), inflate_bn(block._bn2))
         args = block._block_args
         # The 2D block's own rule (repeats of a stage have stride 1 and equal widths); no skip when time shrinks.
-        self.residual = bool(args.id_skip and args.stride == 1 and args.input_filters == args.output_filters)
-        self.residual = self.residual and t_stride == 1
+        same_shape = args.stride == 1 and args.input_filters == args.output_filters and t_stride == 1
+        self.residual = bool(args.id_skip and same_shape)
         self.drop_rate = drop_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

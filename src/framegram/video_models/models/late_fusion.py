@@ -12,7 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from framegram.video_models.models.layers import ModelInputError, TemporalPoolMLP, batch_input, frames_to_images
+from framegram.video_models.models.layers import (
+    ModelInputError,
+    TemporalPoolMLP,
+    batch_input,
+    frames_to_images,
+)
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
 from framegram.video_models.registry import register_model
 

@@ -64,7 +64,7 @@ class Lite0Trunk(nn.Module):
             self.requires_grad_(False)
             self.eval()
 
-    def train(self, mode: bool = True) -> "Lite0Trunk":
+    def train(self, mode: bool = True) -> Lite0Trunk:
         # A frozen trunk keeps its ImageNet batch-norm statistics.
         return super().train(mode and self.trainable)
 

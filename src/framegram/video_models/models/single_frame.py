@@ -8,7 +8,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from framegram.video_models.models.layers import batch_input, classifier, frames_to_images, log_mean_softmax
+from framegram.video_models.models.layers import (
+    batch_input,
+    classifier,
+    frames_to_images,
+    log_mean_softmax,
+)
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
 from framegram.video_models.registry import register_model
 
