@@ -17,13 +17,9 @@ from torch.utils.data import Dataset
 
 from framegram.cli import main
 from framegram.errors import TooShortError
-from framegram.video_models.infer import (
-    classify_video,
-    clip_inputs,
-    video_clips,
-    video_frames,
-)
-from framegram.video_models.inputs import FLOW_SCALE, rgb_tensor
+from framegram.video_models.data import evaluation_clips
+from framegram.video_models.infer import classify_video
+from framegram.video_models.inputs import FLOW_SCALE, PIXEL_OFFSET, PIXEL_SCALE, rgb_tensor
 from framegram.video_models.registry import register_model
 from framegram.video_models.train import (
     CheckpointError,
@@ -283,14 +279,14 @@ def test_cli_classify_and_user_errors(trained, tmp_path, monkeypatch, capsys):
     assert status == 2 and error.count("\n") == 1 and "unknown model 'no-such-model'" in error
 
 
-def test_video_clips_cover_the_video_evenly(tmp_path):
+def test_evaluation_clips_cover_the_video_evenly(tmp_path):
     video = tmp_path / "ramp.mp4"
     frames = ramp_frames(True, 128.0, np.random.default_rng(7), n_frames=10, size=32)
     write_video(video, frames)
-    clips = video_clips(video, clip_len=3, stride=2, size=(16, 16), n_clips=3)
-    assert clips.shape == (3, 3, 16, 16, 3) and clips.dtype == np.uint8
+    clips = evaluation_clips(video, clip_len=3, stride=2, size=(16, 16), n_clips=3, inputs=("rgb",))["rgb"]
+    assert clips.shape == (3, 3, 3, 16, 16)
     # clips start at frames 0, 2 (2.5 rounded to even) and 5 (so the last ends on frame 9); brightness tells which
-    levels = clips.mean(axis=(2, 3, 4))
+    levels = clips.mean(dim=(1, 3, 4)).numpy() * PIXEL_SCALE + PIXEL_OFFSET
     expected = frames.mean(axis=(1, 2, 3))[[[0, 2, 4], [2, 4, 6], [5, 7, 9]]]
     np.testing.assert_allclose(levels, expected, atol=4)
 
@@ -302,12 +298,11 @@ def test_flow_input_measures_the_motion(tmp_path):
     frames = np.stack([texture[:, 80 - 2 * t : 144 - 2 * t] for t in range(10)])  # [10, 64, 64, 3]
     video = tmp_path / "slide.mp4"
     write_video(video, frames)
-    decoded, rate = video_frames(video, (64, 64))
-    assert len(decoded) == 10 and rate == 8
-    inputs = clip_inputs(video, decoded, rate, np.array([[0, 1, 2, 3], [6, 7, 8, 9]]), ("rgb", "flow"))
+    inputs = evaluation_clips(video, clip_len=4, stride=1, size=(64, 64), n_clips=2, inputs=("rgb", "flow"))
     assert inputs["rgb"].shape == (2, 3, 4, 64, 64) and inputs["flow"].shape == (2, 2, 4, 64, 64)
+    # decoded at 74x74 and centre-cropped to 64: the vectors keep the decoded picture's scale (2 x 74/64)
     centre = inputs["flow"][:, :, :, 16:48, 16:48] * FLOW_SCALE
-    assert abs(centre[:, 0].median() - 2.0) < 0.2 and abs(centre[:, 1].median()) < 0.2
+    assert abs(centre[:, 0].median() - 2.0 * 74 / 64) < 0.25 and abs(centre[:, 1].median()) < 0.2
 
 
 def test_classify_with_flow_and_framegram_inputs(tmp_path):

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from framegram.errors import FramegramError, InputError
+from framegram.errors import FramegramError, InputError, TooShortError
 from framegram.io.decode import VIDEO_EXTENSIONS, probe_video, sample_frames
 from framegram.video_models.inputs import FLOW_SCALE, INPUT_KINDS, rgb_tensor
 
@@ -107,7 +107,7 @@ class VideoFolder(torch.utils.data.Dataset):
         self.root = Path(root)
         self.clip_len, self.stride, self.span = clip_len, stride, (clip_len - 1) * stride + 1
         self.size = (int(size[0]), int(size[1]))
-        self.decode_size = tuple(math.ceil(side * DECODE_MARGIN) for side in self.size)
+        self.decode_size = decode_size_for(self.size)
         self.train, self.clips_per_video = train, clips_per_video
         self.inputs, self.seed = tuple(inputs), seed
         self.flip = _manifest_flip_ok(self.root) if flip is None else flip
@@ -195,17 +195,12 @@ class VideoFolder(torch.utils.data.Dataset):
         return flow
 
     def _framegram_rows(self, index: int) -> np.ndarray:
-        from framegram.cache import framegram_for
         from framegram.encoders import get_encoder
 
         rows = self._cache.get((index, "framegram"))
         if rows is None:
             self._encoder = self._encoder or get_encoder()
-            framegram, _ = framegram_for(self.videos[index], self._encoder, fps=self.frame_rates[index])
-            rows = framegram.features
-            # one row per decoded frame (both sample the same grid; a last partial frame may differ)
-            count = self.frame_counts[index]
-            rows = np.concatenate([rows[:count], np.repeat(rows[-1:], max(0, count - len(rows)), axis=0)])
+            rows = framegram_rows(self.videos[index], self.frame_rates[index], self.frame_counts[index], self._encoder)
             self._cache.put((index, "framegram"), rows)
         return rows
 
@@ -225,7 +220,7 @@ class VideoFolder(torch.utils.data.Dataset):
         else:
             index, clip = divmod(item, self.clips_per_video)
             start = int(clip_starts(self.frame_counts[index], self.span, self.clips_per_video)[clip])
-            box, flip = self._centre_view(), False
+            box, flip = centre_box(self.decode_size, self.size), False
         frames = np.arange(start, start + self.span, self.stride)
         batch: dict[str, torch.Tensor] = {}
         if "rgb" in self.inputs:
@@ -245,9 +240,6 @@ class VideoFolder(torch.utils.data.Dataset):
         top, left = int(rng.integers(0, full_h - height + 1)), int(rng.integers(0, full_w - width + 1))
         return (top, left, height, width), bool(self.flip and rng.random() < 0.5)
 
-    def _centre_view(self) -> tuple[int, int, int, int]:
-        (full_h, full_w), (height, width) = self.decode_size, self.size
-        return (full_h - height) // 2, (full_w - width) // 2, height, width
 
 
 # --- the folder -----------------------------------------------------------------------------------
@@ -283,6 +275,57 @@ def _manifest_flip_ok(root: Path) -> bool:
         return bool(json.loads((root / "manifest.json").read_text()).get("flip_ok", True))
     except (OSError, ValueError, AttributeError):
         return True  # no manifest (any UCF101-style folder): flipping keeps the class
+
+
+# --- one video's test-time clips (what `classify_video` feeds a trained model) ---------------------
+
+
+def decode_size_for(size: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) videos are decoded at before cropping to `size`."""
+    return tuple(math.ceil(side * DECODE_MARGIN) for side in size)
+
+
+def centre_box(decode_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The test-time crop: (top, left, height, width) of the centre `size` of `decode_size`."""
+    (full_h, full_w), (height, width) = decode_size, size
+    return (full_h - height) // 2, (full_w - width) // 2, height, width
+
+
+def evaluation_clips(path: str | Path, clip_len: int, stride: int, size: tuple[int, int], n_clips: int,
+               inputs: Sequence[str]) -> dict[str, torch.Tensor]:
+    """`n_clips` evenly spaced centre clips of one video, cut exactly as `VideoFolder`'s test view:
+    the batch dict of `inputs` ("rgb" [n, 3, T, H, W], "flow" [n, 2, T, H, W], "framegram" [n, T, D]).
+    Raises TooShortError (both frame counts) when the video is shorter than one clip."""
+    path = Path(path)
+    rate = probe_video(path).frame_rate or FALLBACK_FRAME_RATE
+    decode_size = decode_size_for(size)
+    frames = decode_frames(path, decode_size, rate)
+    span = (clip_len - 1) * stride + 1
+    if len(frames) < span:
+        raise TooShortError(path, f"{len(frames)} frames, a clip needs {span} ({clip_len} frames, stride {stride})")
+    box = centre_box(decode_size, size)
+    clips = [np.arange(start, start + span, stride) for start in clip_starts(len(frames), span, n_clips)]
+    batch: dict[str, torch.Tensor] = {}
+    if "rgb" in inputs:
+        batch["rgb"] = torch.stack([rgb_tensor(crop_frames(frames[c], box, size, False)) for c in clips])
+    if "flow" in inputs:
+        from framegram.video_models.flow import cached_flow
+
+        flow, _ = cached_flow(path, frames)
+        batch["flow"] = torch.stack([crop_flow(flow[c], box, size, False) for c in clips]) / FLOW_SCALE
+    if "framegram" in inputs:
+        rows = framegram_rows(path, rate, len(frames))
+        batch["framegram"] = torch.stack([torch.from_numpy(rows[c].astype(np.float32)) for c in clips])
+    return batch
+
+
+def framegram_rows(path: Path, frame_rate: float, count: int, encoder=None) -> np.ndarray:
+    """The default encoder's framegram of `path` at `frame_rate` (cached), one row per decoded
+    frame: float [count, D] (both sample the same grid; a last partial frame may differ)."""
+    from framegram.cache import framegram_for
+
+    rows = framegram_for(path, encoder, fps=frame_rate)[0].features
+    return np.concatenate([rows[:count], np.repeat(rows[-1:], max(0, count - len(rows)), axis=0)])
 
 
 # --- decoding and cropping ------------------------------------------------------------------------
