@@ -340,7 +340,7 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a video classifier on a folder of videos, validating on its test split after every epoch."""
-    from framegram.video_models.registry import model_entry
+    from framegram.video_models.registry import model_cfg_for, model_entry
     from framegram.video_models.train import TrainConfig, train
 
     for name, value in [("epochs", epochs), ("batch-size", batch_size), ("clip-len", clip_len), ("stride", stride),
@@ -355,7 +355,8 @@ def train_command(
     val_set = VideoFolder(data, split="test", train=False, clips_per_video=clips_per_video, **clips)
     config = TrainConfig(model=model, num_classes=len(train_set.classes), class_names=tuple(train_set.classes),
                          epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-                         seed=seed, clip_len=clip_len, stride=stride, size=(size, size), clips_per_video=clips_per_video)
+                         seed=seed, clip_len=clip_len, stride=stride, size=(size, size), clips_per_video=clips_per_video,
+                         model_cfg=model_cfg_for(model, clip_len))
     result = train(config, train_set, val_set, out, show_progress=not quiet)
     if result.resumed_from == epochs:
         typer.echo(f"{out} is trained already ({epochs} epochs): nothing to do")

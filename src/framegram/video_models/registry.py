@@ -27,6 +27,7 @@ class ModelEntry:
     factory: Callable
     inputs: tuple[str, ...]
     summary: str
+    fixed_clip_len: bool = False  #: built for one clip length (frames stacked as channels)
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,14 @@ class ModelMeta:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, inputs: tuple[str, ...] = ("rgb",), summary: str = "") -> Callable:
+def register_model(name: str, inputs: tuple[str, ...] = ("rgb",), summary: str = "",
+                   fixed_clip_len: bool = False) -> Callable:
+    """fixed_clip_len: the factory takes `clip_len` (see `model_cfg_for`)."""
+
     def decorate(factory: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, tuple(inputs), summary)
+        _REGISTRY[name] = ModelEntry(name, factory, tuple(inputs), summary, fixed_clip_len)
         return factory
 
     return decorate
@@ -69,6 +73,11 @@ def model_entry(name: str) -> ModelEntry:
     if name not in _REGISTRY:
         raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def model_cfg_for(name: str, clip_len: int, **cfg) -> dict:
+    """`cfg` plus the clip length for the models built for one (early fusion, two-stream)."""
+    return {"clip_len": clip_len, **cfg} if model_entry(name).fixed_clip_len else dict(cfg)
 
 
 def get_model(name: str, num_classes: int, **cfg):

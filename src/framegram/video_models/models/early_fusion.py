@@ -45,6 +45,7 @@ class EarlyFusion(nn.Module):
 
 @register_model(
     "early-fusion",
+    fixed_clip_len=True,
     inputs=("rgb",),
     summary="frames stacked as channels (3 x clip_len) of one pretrained EfficientNet-Lite0",
 )

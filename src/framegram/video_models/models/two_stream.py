@@ -63,6 +63,7 @@ class TwoStream(nn.Module):
 
 @register_model(
     "two-stream",
+    fixed_clip_len=True,
     inputs=("rgb", "flow"),
     summary="RGB stream (single-frame) + stacked optical-flow stream, class probabilities averaged",
 )
