@@ -27,6 +27,7 @@ from framegram.report.sections import SECTIONS, DemoContext, demo_section
 import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyframes section)
 import framegram.search.report  # noqa: E402,F401,I001  (registers the search section)
 import framegram.brain.report  # noqa: E402,F401,I001  (registers the brain section)
+import framegram.video_models.report  # noqa: E402,F401,I001  (registers the classification section)
 
 
 def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) -> Path:

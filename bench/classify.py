@@ -1,0 +1,131 @@
+"""Video classification benchmark: every registered model trained and tested on the two generated
+benchmarks (`framegram.synth.actions`: motion, where no single frame reveals the class, and
+appearance, where one does) at 8 frames of 64x64.
+
+For each (benchmark, model): train on the train split (validated every epoch on one clip per test
+video, for the learning curve), then test with 3 clips per video averaged. Columns: test accuracy,
+trainable parameters, GMACs per clip, training seconds, clips/s at inference. Runs live in
+`<cache>/bench/classify-v1/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
+learning_curve.png) and resume: a rerun trains only what is missing.
+
+    nice -n 19 .venv/bin/python bench/classify.py [--models c3d,i3d] [--benchmarks motion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import markdown_table, write_result  # noqa: E402
+
+from framegram.paths import cache_dir  # noqa: E402
+from framegram.synth.actions import build_actions  # noqa: E402
+from framegram.video_models import list_models, model_meta  # noqa: E402
+from framegram.video_models.data import VideoFolder  # noqa: E402
+from framegram.video_models.registry import model_cfg_for, model_entry  # noqa: E402
+from framegram.video_models.train import TrainConfig, evaluate, train  # noqa: E402
+
+CLIP_LEN = 8
+SIZE = (64, 64)
+TEST_CLIPS = 3
+#: chance level of the 8-class benchmarks
+CHANCE = 1 / 8
+
+#: Training settings per model (epochs, lr, batch, model cfg): small variants of the heavy 3D
+#: networks so the whole table trains on 2 CPU cores; the pretrained 2D trunks are fine-tuned.
+SETTINGS: dict[str, dict] = {
+    "single-frame": {"epochs": 6, "lr": 1e-3},
+    "late-fusion": {"epochs": 6, "lr": 1e-3},
+    "late-fusion-framegram": {"epochs": 30, "lr": 1e-3},
+    "early-fusion": {"epochs": 8, "lr": 1e-3},
+    "slow-fusion": {"epochs": 15, "lr": 1e-3},
+    "c3d": {"epochs": 15, "lr": 1e-3, "model_cfg": {"width": 0.25, "fc_dim": 256, "batch_norm": True}},
+    "c3d-nonlocal": {"epochs": 15, "lr": 1e-3, "model_cfg": {"width": 0.25, "fc_dim": 256, "batch_norm": True}},
+    "r2plus1d": {"epochs": 15, "lr": 1e-3},
+    "i3d": {"epochs": 6, "lr": 1e-3},
+    "i3d-nonlocal": {"epochs": 6, "lr": 1e-3},
+    "two-stream": {"epochs": 6, "lr": 1e-3},
+    "cnn-lstm": {"epochs": 8, "lr": 1e-3, "model_cfg": {"source": "diff"}},
+    "cnn-lstm-flow": {"epochs": 8, "lr": 1e-3},
+    "timesformer": {"epochs": 30, "lr": 5e-4},
+    "super-image": {"epochs": 6, "lr": 1e-3},
+}
+BATCH_SIZE = 16
+
+
+def run_folder(benchmark: str, config: TrainConfig) -> Path:
+    digest = hashlib.sha256(json.dumps(config.settings(), sort_keys=True).encode()).hexdigest()[:10]
+    return cache_dir() / "bench" / "classify-v1" / benchmark / f"{config.model}-{digest}"
+
+
+def datasets(root: Path, inputs: tuple[str, ...]) -> tuple[VideoFolder, VideoFolder, VideoFolder]:
+    """(train clips, one test clip per video for the curve, TEST_CLIPS test clips per video)."""
+    common = {"clip_len": CLIP_LEN, "size": SIZE, "inputs": inputs}
+    return (VideoFolder(root, split="train", train=True, **common),
+            VideoFolder(root, split="test", train=False, clips_per_video=1, **common),
+            VideoFolder(root, split="test", train=False, clips_per_video=TEST_CLIPS, **common))
+
+
+def bench_one(benchmark: str, root: Path, model: str) -> dict:
+    settings = SETTINGS.get(model, {"epochs": 10, "lr": 1e-3})
+    inputs = model_entry(model).inputs
+    train_set, curve_set, test_set = datasets(root, inputs)
+    config = TrainConfig(model=model, num_classes=len(train_set.classes), epochs=settings["epochs"],
+                         batch_size=BATCH_SIZE, lr=settings["lr"], clip_len=CLIP_LEN, size=SIZE,
+                         clips_per_video=TEST_CLIPS, model_cfg=model_cfg_for(model, CLIP_LEN, **settings.get("model_cfg", {})),
+                         class_names=tuple(train_set.classes))
+    out = run_folder(benchmark, config)
+    result = train(config, train_set, curve_set, out, show_progress=sys.stderr.isatty())
+    train_seconds = sum(h["seconds"] for h in result.history)
+    t0 = time.perf_counter()
+    ev = evaluate(result.model, test_set, batch_size=BATCH_SIZE)
+    clips_per_s = len(test_set) / (time.perf_counter() - t0)
+    meta = model_meta(model, len(train_set.classes), clip=(CLIP_LEN, *SIZE), **config.model_cfg)
+    return {
+        "benchmark": benchmark, "model": model, "accuracy": ev.accuracy, "clip_accuracy": ev.clip_accuracy,
+        "parameters": meta.parameters, "gmacs": meta.gmacs, "train_seconds": train_seconds,
+        "clips_per_s": clips_per_s, "epochs": config.epochs, "lr": config.lr, "model_cfg": config.model_cfg,
+        "confusion": ev.confusion.tolist(), "classes": list(train_set.classes), "run": str(out),
+        "curve": [{k: h[k] for k in ("epoch", "train_loss", "train_acc", "val_acc")} for h in result.history],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="comma-separated registry names (default: all)")
+    ap.add_argument("--benchmarks", default="motion,appearance")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "classify.json")
+    args = ap.parse_args()
+    models = args.models.split(",") if args.models else [m for m in list_models() if m in SETTINGS]
+    records = []
+    for benchmark in args.benchmarks.split(","):
+        root = build_actions(benchmark, show_progress=sys.stderr.isatty())
+        for model in models:
+            t = time.perf_counter()
+            rec = bench_one(benchmark, root, model)
+            records.append(rec)
+            print(f"{benchmark} {model}: accuracy {rec['accuracy']:.3f} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    rows = [[r["model"], r["benchmark"], f"{r['accuracy']:.3f}", f"{r['clip_accuracy']:.3f}", f"{r['parameters'] / 1e6:.2f}",
+             f"{r['gmacs']:.3f}", r["epochs"], f"{r['train_seconds']:.0f}", f"{r['clips_per_s']:.0f}"] for r in records]
+    print(f"\n## Video classification at {CLIP_LEN} frames of {SIZE[0]}x{SIZE[1]}, 8 classes (chance {CHANCE:.3f}), "
+          f"test accuracy with {TEST_CLIPS} clips per video averaged\n")
+    print(markdown_table(["model", "benchmark", "accuracy", "single-clip accuracy", "parameters (M)", "GMACs / clip",
+                          "epochs", "training s", "clips/s (inference)"], rows))
+    total = sum(r["train_seconds"] for r in records)
+    print(f"\ntotal training time {total / 60:.1f} min ({torch.get_num_threads()} threads)")
+    previous = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
+    keep = {(r["benchmark"], r["model"]): r for r in previous}
+    keep.update({(r["benchmark"], r["model"]): r for r in records})  # a partial rerun updates its rows only
+    write_result(args.out, {"clip_len": CLIP_LEN, "size": list(SIZE), "test_clips": TEST_CLIPS,
+                            "records": sorted(keep.values(), key=lambda r: (r["benchmark"], r["model"]))})
+
+
+if __name__ == "__main__":
+    main()

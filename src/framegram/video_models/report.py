@@ -1,0 +1,83 @@
+"""The classification section of the demo report: the model families compared on the generated
+benchmarks (`bench/results/classify.json`, written by `bench/classify.py`) and the confusion matrix
+of the best model on the motion benchmark.
+
+Training every family takes most of an hour on 2 CPU cores, too long for `make demo`, so the
+section shows the benchmark's recorded result and names the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from framegram.report.html import Section, figure_img, paragraph, table
+from framegram.report.sections import DemoContext, demo_section
+
+#: the repository's benchmark result (src/framegram/video_models/report.py -> repo root)
+RESULT = Path(__file__).resolve().parents[3] / "bench" / "results" / "classify.json"
+
+
+def classification_section(result_path: Path = RESULT) -> Section:
+    if not result_path.is_file():
+        return Section("Video classification", paragraph(
+            f"No benchmark result at {result_path}: run `.venv/bin/python bench/classify.py` to train and compare "
+            "every model family on the generated motion and appearance benchmarks."), order=50)
+    result = json.loads(result_path.read_text())
+    records = result["records"]
+    by_model: dict[str, dict[str, dict]] = {}
+    for r in records:
+        by_model.setdefault(r["model"], {})[r["benchmark"]] = r
+    rows = []
+    for model, per in sorted(by_model.items()):
+        any_rec = next(iter(per.values()))
+        acc = lambda b: f"{per[b]['accuracy']:.3f}" if b in per else "-"  # noqa: E731
+        rows.append([model, acc("motion"), acc("appearance"), f"{any_rec['parameters'] / 1e6:.2f}",
+                     f"{any_rec['gmacs']:.3f}", f"{sum(r['train_seconds'] for r in per.values()):.0f}",
+                     f"{np.mean([r['clips_per_s'] for r in per.values()]):.0f}"])
+    parts = [
+        paragraph(
+            f"Every model family trained and tested on two generated 8-class benchmarks at {result['clip_len']} "
+            f"frames of {result['size'][0]}x{result['size'][1]} ({result['test_clips']} test clips averaged per "
+            "video; chance 0.125). Motion: an object cut from real footage moves left/right/up/down, turns or "
+            "approaches/recedes, with position, angle and size uniform at every frame, so no single frame tells "
+            "the class. Appearance: each class is a different real video. Source: bench/results/classify.json "
+            "(`bench/classify.py`)."
+        ),
+        table(["model", "motion accuracy", "appearance accuracy", "parameters (M)", "GMACs / clip",
+               "training s (both)", "clips/s"], rows),
+    ]
+    motion = [r for r in records if r["benchmark"] == "motion"]
+    if motion:
+        best = max(motion, key=lambda r: r["accuracy"])
+        parts.append(f"<h3>Confusion matrix: {best['model']} on motion (accuracy {best['accuracy']:.3f})</h3>")
+        parts.append(figure_img(_confusion_figure(np.array(best["confusion"]), best["classes"]),
+                                alt=f"confusion matrix of {best['model']}"))
+    return Section("Video classification", "\n".join(parts), order=50)
+
+
+def _confusion_figure(confusion: np.ndarray, classes: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), n in np.ndenumerate(confusion):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                    color="white" if n > confusion.max() / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+@demo_section
+def classification_demo_section(ctx: DemoContext) -> Section:
+    return classification_section()
