@@ -5,7 +5,7 @@ appearance, where one does) at 8 frames of 64x64.
 For each (benchmark, model): train on the train split (validated every epoch on one clip per test
 video, for the learning curve), then test with 3 clips per video averaged. Columns: test accuracy,
 trainable parameters, GMACs per clip, training seconds, clips/s at inference. Runs live in
-`<cache>/bench/classify-v1/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
+`<cache>/bench/classify-v2/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
 learning_curve.png) and resume: a rerun trains only what is missing.
 
     nice -n 19 .venv/bin/python bench/classify.py [--models c3d,i3d] [--benchmarks motion]
@@ -53,7 +53,7 @@ SETTINGS: dict[str, dict] = {
     "i3d-nonlocal": {"epochs": 6, "lr": 1e-3},
     "two-stream": {"epochs": 6, "lr": 1e-3},
     "cnn-lstm": {"epochs": 8, "lr": 1e-3, "model_cfg": {"source": "diff"}},
-    "cnn-lstm-flow": {"epochs": 8, "lr": 1e-3},
+    "cnn-lstm-flow": {"epochs": 20, "lr": 1e-3},
     "timesformer": {"epochs": 30, "lr": 5e-4},
     "super-image": {"epochs": 6, "lr": 1e-3},
 }
@@ -62,7 +62,7 @@ BATCH_SIZE = 16
 
 def run_folder(benchmark: str, config: TrainConfig) -> Path:
     digest = hashlib.sha256(json.dumps(config.settings(), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / "bench" / "classify-v1" / benchmark / f"{config.model}-{digest}"
+    return cache_dir() / "bench" / "classify-v2" / benchmark / f"{config.model}-{digest}"
 
 
 def datasets(root: Path, inputs: tuple[str, ...]) -> tuple[VideoFolder, VideoFolder, VideoFolder]:
