@@ -270,19 +270,19 @@ def fit_dataset(
     with extraction_progress(show_progress) as bars, ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         task_id = bars.add_task("fitting participants", total=len(runs), completed=len(runs) - len(todo))
         next_bold = reader.submit(todo[0].read_bold) if todo else None
-        written: list[Future] = []
+        writing: Future | None = None  # at most one participant's files wait to be written
         for i, run in enumerate(todo):
             bars.update(task_id, description=f"sub-{run.subject}")
             bold = next_bold.result()
             next_bold = reader.submit(todo[i + 1].read_bold) if i + 1 < len(todo) else None
             fit = fit_subject(run, framegram.features, framegram.times, config, stimulus_name=str(stimulus), bold=bold)
             del bold
-            for job in written:  # at most one participant's files wait to be written
-                job.result()
-            written = [writer.submit(write_subject, fit, out)]
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(write_subject, fit, out)
             if on_fit is not None:
                 on_fit(fit)
             bars.advance(task_id)
-        for job in written:
-            job.result()
+        if writing is not None:
+            writing.result()
     return write_results(out, [read_summary(out, run.subject) for run in runs], asdict(config), inputs)
