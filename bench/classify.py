@@ -46,7 +46,7 @@ SETTINGS: dict[str, dict] = {
     "late-fusion-framegram": {"epochs": 30, "lr": 1e-3},
     "early-fusion": {"epochs": 8, "lr": 1e-3},
     "slow-fusion": {"epochs": 15, "lr": 1e-3},
-    "c3d": {"epochs": 15, "lr": 1e-3, "model_cfg": {"width": 0.25, "fc_dim": 256, "batch_norm": True}},
+    "c3d": {"epochs": 60, "lr": 1e-3, "model_cfg": {"width": 0.25, "fc_dim": 256, "batch_norm": True}},
     "c3d-nonlocal": {"epochs": 15, "lr": 1e-3, "model_cfg": {"width": 0.25, "fc_dim": 256, "batch_norm": True}},
     "r2plus1d": {"epochs": 15, "lr": 1e-3},
     "i3d": {"epochs": 6, "lr": 1e-3},
