@@ -41,7 +41,7 @@ CHANCE = 1 / 8
 #: Training settings per model (epochs, lr, batch, model cfg): small variants of the heavy 3D
 #: networks so the whole table trains on 2 CPU cores; the pretrained 2D trunks are fine-tuned.
 SETTINGS: dict[str, dict] = {
-    "single-frame": {"epochs": 6, "lr": 1e-3},
+    "single-frame": {"epochs": 10, "lr": 1e-3},
     "late-fusion": {"epochs": 6, "lr": 1e-3},
     "late-fusion-framegram": {"epochs": 30, "lr": 1e-3},
     "early-fusion": {"epochs": 8, "lr": 1e-3},
@@ -53,7 +53,7 @@ SETTINGS: dict[str, dict] = {
     "i3d-nonlocal": {"epochs": 6, "lr": 1e-3},
     "two-stream": {"epochs": 6, "lr": 1e-3},
     "cnn-lstm": {"epochs": 8, "lr": 1e-3, "model_cfg": {"source": "diff"}},
-    "cnn-lstm-flow": {"epochs": 20, "lr": 1e-3},
+    "cnn-lstm-flow": {"epochs": 35, "lr": 1e-3},
     "timesformer": {"epochs": 30, "lr": 5e-4},
     "super-image": {"epochs": 6, "lr": 1e-3},
 }

@@ -71,7 +71,7 @@ def search_hrf_delay(
     """
     n_vox = y.shape[1]
     sample = np.unique(np.linspace(0, n_vox - 1, min(max_voxels, n_vox)).round().astype(int))
-    y_train = y[np.asarray(train)][:, sample]
+    y_train = y[np.ix_(np.asarray(train), sample)]  # only the sampled columns are copied
     scores = np.stack([
         make_encoder().fit(residualize(design.with_hrf_delay(d).matrix)[train], y_train).cv_scores_
         for d in delays_s
