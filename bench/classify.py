@@ -53,7 +53,7 @@ SETTINGS: dict[str, dict] = {
     "i3d-nonlocal": {"epochs": 6, "lr": 1e-3},
     "two-stream": {"epochs": 6, "lr": 1e-3},
     "cnn-lstm": {"epochs": 8, "lr": 1e-3, "model_cfg": {"source": "diff"}},
-    "cnn-lstm-flow": {"epochs": 35, "lr": 1e-3},
+    "cnn-lstm-flow": {"epochs": 50, "lr": 1e-3},
     "timesformer": {"epochs": 30, "lr": 5e-4},
     "super-image": {"epochs": 6, "lr": 1e-3},
 }
