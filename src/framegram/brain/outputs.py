@@ -85,18 +85,12 @@ def write_settings(out: Path, config: dict, inputs: dict) -> None:
     (BrainError otherwise: resuming under other settings would mix two fits)."""
     from framegram.brain.errors import BrainError
 
-    path = Path(out) / SETTINGS
+    from framegram.io.settings import claim_folder
+
     settings = json.loads(json.dumps({"inputs": inputs, "config": config}, default=float))
-    if path.is_file():
-        try:
-            before = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            before = None
-        if before != settings:
-            raise BrainError(f"{out}: holds a fit with other settings or inputs (see {SETTINGS}); "
-                             "choose another --out or delete it")
-        return
-    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())
+    if claim_folder(Path(out), settings, SETTINGS) is not None:
+        raise BrainError(f"{out}: holds a fit with other settings or inputs (see {SETTINGS}); "
+                         "choose another --out or delete it")
 
 
 def read_summary(out: Path, subject: str) -> dict | None:

@@ -41,6 +41,7 @@ from framegram.errors import FramegramError, InputError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.decode import probe_video, sample_frames
 from framegram.io.ffmpeg import ffmpeg_executable
+from framegram.io.settings import claim_folder, read_settings
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
@@ -162,20 +163,16 @@ def build_actions(
 
 def _claim_folder(root: Path, settings: dict) -> None:
     """Write settings.json into a new or empty folder; refuse a folder made with other settings."""
-    path = root / SETTINGS
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        if previous != settings:
-            differ = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
-            raise InputError(
-                root,
-                f"holds a benchmark made with other settings ({', '.join(f'{k}: {previous.get(k)} here, {settings.get(k)} asked' for k in differ)}); "
-                "pass another root or delete the folder",
-            )
-        return
-    if root.is_dir() and any(root.iterdir()):
+    if not (root / SETTINGS).is_file() and root.is_dir() and any(root.iterdir()):
         raise InputError(root, f"is not empty and has no {SETTINGS}: not a benchmark folder, refusing to write into it")
-    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())
+    differ = claim_folder(root, settings, SETTINGS)
+    if differ:
+        previous = read_settings(root, SETTINGS)
+        raise InputError(
+            root,
+            f"holds a benchmark made with other settings ({', '.join(f'{k}: {previous.get(k)} here, {settings.get(k)} asked' for k in differ)}); "
+            "pass another root or delete the folder",
+        )
 
 
 def _video_seed(seed: int, name: str, class_name: str, split: str, number: int) -> list[int]:

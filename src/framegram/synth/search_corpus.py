@@ -54,6 +54,7 @@ from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 from framegram.io.ffmpeg import ffmpeg_executable
+from framegram.io.settings import claim_folder
 from framegram.synth.distort import render_query
 from framegram.synth.distort import distortions as all_distortions
 from framegram.synth.distractors import PHOTOS, render_distractor
@@ -283,21 +284,13 @@ def build_search_corpus(
 
 def _claim_folder(folder: Path, settings: dict) -> None:
     """Record the settings in a new folder; refuse a folder holding a corpus of other settings."""
-    path = folder / SETTINGS
-    if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SearchCorpusError(path, f"unreadable corpus settings ({exc}); delete the folder to rebuild") from None
-        if existing != settings:
-            changed = sorted(k for k in settings.keys() | existing.keys() if settings.get(k) != existing.get(k))
-            raise SearchCorpusError(
-                folder,
-                f"holds a search corpus built with other settings ({', '.join(changed)} differ); "
-                "use another folder or delete this one",
-            )
-    else:
-        atomic_write_bytes(path, json.dumps(settings, indent=1).encode())
+    changed = claim_folder(folder, settings, SETTINGS)
+    if changed:
+        raise SearchCorpusError(
+            folder,
+            f"holds a search corpus built with other settings ({', '.join(changed)} differ); "
+            "use another folder or delete this one",
+        )
 
 
 def _plan_references(rng: np.random.Generator, folder: Path, s: dict) -> list[dict]:
