@@ -123,6 +123,25 @@ def nearest_class_mean_accuracy(features: np.ndarray, labels: np.ndarray) -> flo
     return correct / len(labels)
 
 
+def test_disc_stands_out_from_a_matching_background_and_its_hand_shows_the_angle():
+    """A disc whose texture is the background's own colour is still outlined (black and white rim),
+    and its white hand points along the angle: right at 0, down at pi/2 (clockwise on screen)."""
+    from PIL import Image
+
+    grey = np.full((actions.SIZE, actions.SIZE, 3), 128, np.uint8)
+    texture = Image.fromarray(np.full((32, 32, 3), 128, np.uint8))
+    centre, diameter = 48.0, 40.0
+    for angle, (hx, hy) in [(0.0, (1, 0)), (np.pi / 2, (0, 1)), (np.pi, (-1, 0))]:
+        frame = actions._draw_disc(grey, texture, centre, centre, angle, diameter)[..., 0].astype(int)
+        assert (frame[int(centre), :] < 20).sum() >= 2  # the black outer ring, crossed twice
+        assert (frame > 235).sum() > 0.1 * np.pi * (diameter / 2) ** 2  # white inner ring and hand
+        # along the hand, half way to the rim: white; the opposite side: the texture's grey
+        tip = round(centre + hx * diameter / 4 - 0.5), round(centre + hy * diameter / 4 - 0.5)
+        back = round(centre - hx * diameter / 4 - 0.5), round(centre - hy * diameter / 4 - 0.5)
+        assert frame[tip[1], tip[0]] > 235 and frame[back[1], back[0]] == 128, angle
+        assert (frame[:8, :8] == 128).all()  # outside the disc: the background untouched
+
+
 def test_a_single_frame_tells_the_appearance_class_but_not_the_motion_class(motion, appearance):
     chance = 1 / 8
     motion_accuracy = nearest_class_mean_accuracy(*first_frame_features(VideoFolder(motion, train=False, clips_per_video=1)))

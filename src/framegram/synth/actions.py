@@ -1,7 +1,8 @@
 """Two generated video-classification benchmarks made of real footage: one that only motion solves,
 one that a single frame solves.
 
-  motion      8 classes: a disc of texture cut from a real frame moves left, right, up or down, turns
+  motion      8 classes: a disc of texture cut from a real frame (outlined by a black and white rim,
+              with a white hand from its centre: see `_draw_disc`) moves left, right, up or down, turns
               clockwise or anticlockwise (as seen on screen), approaches (grows) or recedes (shrinks),
               over a background cut from another real frame that drifts slowly in a random direction.
               No single frame tells the class: in every class and at every frame the object's centre is
@@ -46,7 +47,7 @@ from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 
-BENCH_VERSION = 1  #: bump when a renderer changes: the same settings would then give other pixels
+BENCH_VERSION = 2  #: bump when a renderer changes: the same settings would then give other pixels
 FOOTAGE_VERSION = 1
 FORMAT = "framegram-actions-benchmark"
 SETTINGS = "settings.json"
@@ -79,6 +80,7 @@ SPEED = (1.5, 3.0)  #: pixels per frame of the moving classes
 TURN = (np.radians(5.0), np.radians(10.0))  #: radians per frame of the turning classes
 GROWTH = (1.4, 1.8)  #: diameter ratio between the last and the first frame of approach / recede
 DRIFT = (0.0, 0.4)  #: pixels per frame of the background's drift (every class)
+RIM = 0.06  #: width of each of the disc rim's two rings (black outside, white inside), share of the diameter
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,9 @@ def _drifting_background(rng: np.random.Generator, footage: dict[str, np.ndarray
     width, height = image.size
     side = rng.uniform(0.55, 0.95) * min(width, height)
     heading = rng.uniform(0, 2 * np.pi)
-    drift = rng.uniform(*DRIFT) * side / SIZE * (FRAMES - 1) * np.array([np.cos(heading), np.sin(heading)])
+    travel = rng.uniform(*DRIFT) * (FRAMES - 1) / SIZE  # the drift's length, as a share of the crop's side
+    side = min(side, min(width, height) / (1 + travel))  # crop and path fit inside the frame
+    drift = travel * side * np.array([np.cos(heading), np.sin(heading)])
     low = np.maximum(0, -drift)  # the start corner keeps the whole path inside the frame
     high = np.array([width, height]) - side - np.maximum(0, drift)
     corner = rng.uniform(low, high)
@@ -347,7 +351,13 @@ _PIXEL_CENTRES = np.arange(SIZE) + 0.5
 def _draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, angle: float, diameter: float) -> np.ndarray:
     """`background` uint8 [S, S, 3] with `texture` drawn as a disc of `diameter` pixels centred at
     (x, y), turned by `angle` (clockwise), on a torus (the parts past an edge show on the other side);
-    anti-aliased edge."""
+    anti-aliased edge.
+
+    The disc wears a rim (a black ring outside a white one) and a white hand from its centre to the
+    rim at `angle`: real texture often matches the real background it is drawn over, and a camouflaged
+    disc would make the benchmark about finding the object rather than about how it moves. The hand
+    shows the turn even on a flat texture; a single frame still tells nothing (angle is uniform).
+    """
     side = int(np.ceil(diameter)) + 2
     # the texture at the disc's scale first (PIL filters when it shrinks), so sampling below is ~1:1
     scaled = np.asarray(texture.resize((side, side), Image.Resampling.BILINEAR), np.float32)
@@ -356,13 +366,21 @@ def _draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float,
     dx, dy = np.broadcast_arrays(dx, dy)
     distance = np.hypot(dx, dy)
     inside = distance < diameter / 2 + 0.5  # the pixels the disc covers, even partly
-    dx, dy = dx[inside], dy[inside]
+    dx, dy, distance = dx[inside], dy[inside], distance[inside]
     cos, sin = np.cos(angle), np.sin(angle)
     # turning the disc clockwise on screen (y down) = sampling the texture turned back anticlockwise
-    u = (cos * dx + sin * dy) * side / diameter + side / 2 - 0.5
-    v = (-sin * dx + cos * dy) * side / diameter + side / 2 - 0.5
+    along, across = cos * dx + sin * dy, -sin * dx + cos * dy  # in the disc's own frame
+    u = along * side / diameter + side / 2 - 0.5
+    v = across * side / diameter + side / 2 - 0.5
     disc = np.stack([map_coordinates(scaled[..., c], [v, u], order=1, mode="nearest") for c in range(3)], axis=-1)
-    alpha = np.clip(diameter / 2 - distance[inside] + 0.5, 0, 1)[:, None]
+    ring = max(1.0, RIM * diameter)  # pixels, each of the two rings
+    from_edge = diameter / 2 - distance
+    black = np.clip(ring + 0.5 - from_edge, 0, 1)  # anti-aliased bands: 1 inside, 0 outside
+    white = np.clip(2 * ring + 0.5 - from_edge, 0, 1) - black
+    hand = np.clip(ring / 2 + 0.5 - np.abs(across), 0, 1) * (along > 0)
+    white = np.maximum(white, hand * (1 - black))
+    disc = disc * (1 - black - white)[:, None] + 255.0 * white[:, None]
+    alpha = np.clip(diameter / 2 - distance + 0.5, 0, 1)[:, None]
     frame = background.astype(np.float32)
     frame[inside] = frame[inside] * (1 - alpha) + disc * alpha
     return (frame + 0.5).astype(np.uint8)
