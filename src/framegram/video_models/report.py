@@ -49,6 +49,8 @@ def classification_section(result_path: Path = RESULT) -> Section:
         table(["model", "motion accuracy", "appearance accuracy", "parameters (M)", "GMACs / clip",
                "training s (both)", "clips/s"], rows),
     ]
+    parts.append("<h3>Learning curves (accuracy on one clip per test video after each epoch)</h3>")
+    parts.append(figure_img(learning_curves_figure(records), alt="validation accuracy per epoch of every model"))
     motion = [r for r in records if r["benchmark"] == "motion"]
     if motion:
         best = max(motion, key=lambda r: r["accuracy"])
@@ -56,6 +58,30 @@ def classification_section(result_path: Path = RESULT) -> Section:
         parts.append(figure_img(_confusion_figure(np.array(best["confusion"]), best["classes"]),
                                 alt=f"confusion matrix of {best['model']}"))
     return Section("Video classification", "\n".join(parts), order=50)
+
+
+def learning_curves_figure(records: list[dict]):
+    """One panel per benchmark: each model's validation accuracy against the epoch, chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benchmarks = sorted({r["benchmark"] for r in records}, key=lambda b: (b != "motion", b))
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(6 * len(benchmarks), 4.5), squeeze=False)
+    for ax, benchmark in zip(axes[0], benchmarks, strict=True):
+        for r in sorted((r for r in records if r["benchmark"] == benchmark), key=lambda r: -r["accuracy"]):
+            epochs = [h["epoch"] for h in r["curve"]]
+            ax.plot(epochs, [h["val_acc"] for h in r["curve"]], marker=".", label=f"{r['model']} ({r['accuracy']:.2f})")
+        ax.axhline(1 / len(records[0]["classes"]), color="grey", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title(benchmark)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def _confusion_figure(confusion: np.ndarray, classes: list[str]):
