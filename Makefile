@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) bench/shots.py
 	$(PY) bench/search.py
 	$(PY) bench/brain.py --twice
+	$(PY) bench/classify.py
 
 clean:
 	rm -rf $(VENV) demo-output
