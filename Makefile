@@ -30,3 +30,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output
+
