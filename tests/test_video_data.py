@@ -204,6 +204,21 @@ def test_training_clips_are_random_reproducible_and_shaped(motion):
     assert batch["rgb"].shape == (4, 3, 8, 48, 56) and batch["video_index"].tolist() == [0, 1, 2, 3] and labels.shape == (4,)
 
 
+def test_translation_only_crops_are_windows_of_the_decoded_frames(motion):
+    data = VideoFolder(motion, split="train", clip_len=4, size=(48, 56), crop_scale=None, inputs=("rgb",))
+    torch.manual_seed(3)
+    offsets = set()
+    for item in range(6):
+        rgb = data[item][0]["rgb"]  # [3, T, H, W], (x - 127) / 128
+        decoded = rgb_tensor(data._frames(item))  # [3, T_all, H0, W0]
+        found = [(t, top, left) for t in range(decoded.shape[1] - 3) for top in range(decoded.shape[2] - 47)
+                 for left in range(decoded.shape[3] - 55)
+                 if torch.equal(decoded[:, t : t + 4, top : top + 48, left : left + 56], rgb)]
+        assert found, f"item {item} is not an unscaled window of its video"
+        offsets.add(found[0][1:])
+    assert len(offsets) > 1  # placed at random
+
+
 def test_test_clips_are_evenly_spaced_centre_crops(motion):
     data = VideoFolder(motion, split="test", train=False, clips_per_video=3, clip_len=4, stride=2, size=(64, 64))
     assert len(data) == 8 * 3

@@ -14,7 +14,7 @@ Decoded frames stay in a memory cache of `cache_mb` megabytes (least recently us
 epochs over a small dataset decode nothing.
 
 Training (`train=True`): each item is one clip of `clip_len` frames `stride` apart, starting at a
-random frame, cut by a random crop (a CROP_SCALE share of the decoded side) resized to `size`,
+random frame, cut by a random crop (a CROP_SCALE share of the decoded side, or `crop_scale`) resized to `size`,
 flipped left-right half of the time when `flip` allows. Testing (`train=False`): `clips_per_video`
 clips evenly spaced over each video, centre crop, no flip; item i is clip i % clips_per_video of
 video i // clips_per_video. Every item carries "video_index" (a long scalar; collated: [B]) so
@@ -79,6 +79,9 @@ class VideoFolder(torch.utils.data.Dataset):
     seed: mixed into every training draw, which otherwise follows torch's global RNG.
     flip: whether training crops may be flipped left-right; None: what root/manifest.json says
         ("flip_ok", as the generated benchmarks write it), else True.
+    crop_scale: (low, high) side of a training crop as a share of the decoded side, drawn per clip
+        and resized to `size` (scale jitter); None: crops of exactly `size`, placed at random
+        (translation only, the test crops' scale).
     cache_mb: memory for decoded frames (and flows, framegram rows).
 
     Raises InputError for a missing root, a root without class folders, an empty class folder, a
@@ -98,6 +101,7 @@ class VideoFolder(torch.utils.data.Dataset):
         inputs: Sequence[str] = ("rgb",),
         seed: int = 0,
         flip: bool | None = None,
+        crop_scale: tuple[float, float] | None = CROP_SCALE,
         cache_mb: float = 1024,
     ):
         if clip_len < 1 or stride < 1 or clips_per_video < 1:
@@ -111,6 +115,7 @@ class VideoFolder(torch.utils.data.Dataset):
         self.train, self.clips_per_video = train, clips_per_video
         self.inputs, self.seed = tuple(inputs), seed
         self.flip = _manifest_flip_ok(self.root) if flip is None else flip
+        self.crop_scale = crop_scale
         self.classes = find_classes(self.root)
         self._cache = _MemoryCache(cache_mb * 2**20)
         self._encoder = None
@@ -235,8 +240,11 @@ class VideoFolder(torch.utils.data.Dataset):
     def _random_view(self, rng: np.random.Generator) -> tuple[tuple[int, int, int, int], bool]:
         """A random (top, left, height, width) crop of the decoded frames, and whether to flip it."""
         full_h, full_w = self.decode_size
-        scale = rng.uniform(*CROP_SCALE)
-        height, width = round(full_h * scale), round(full_w * scale)
+        if self.crop_scale is None:
+            height, width = self.size
+        else:
+            scale = rng.uniform(*self.crop_scale)
+            height, width = round(full_h * scale), round(full_w * scale)
         top, left = int(rng.integers(0, full_h - height + 1)), int(rng.integers(0, full_w - width + 1))
         return (top, left, height, width), bool(self.flip and rng.random() < 0.5)
 
