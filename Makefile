@@ -30,4 +30,3 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output
-
