@@ -18,10 +18,8 @@ same thread count); a folder holding another model or other settings is refused.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,6 +37,14 @@ from framegram.errors import FramegramError, InputError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
+from framegram.training import (
+    decoupled_weight_decay_groups,
+    deterministic_algorithms,
+    random_states,
+    seed_everything,
+    set_random_states,
+    warmup_cosine,
+)
 from framegram.video_models.registry import get_model, model_entry, model_meta
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -180,7 +186,7 @@ def train(
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if len(train_set) < config.batch_size:
         raise TrainDataError(f"the training set has {len(train_set)} clips, fewer than one batch of {config.batch_size}")
-    with _deterministic_algorithms():
+    with deterministic_algorithms():
         loader_generator = torch.Generator()
         loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
                             num_workers=0, generator=loader_generator)
@@ -314,11 +320,11 @@ class _Run:
         else:
             meta = json.loads(json.dumps(asdict(model_meta(
                 config.model, config.num_classes, clip=(config.clip_len, *config.size), **config.model_cfg))))
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         loader_generator.manual_seed(config.seed)
         model = get_model(config.model, config.num_classes, **config.model_cfg)
         optimizer = _optimizer(model, config)
-        schedule = _warmup_cosine(optimizer, config.warmup_epochs, steps_per_epoch, config.epochs)
+        schedule = warmup_cosine(optimizer, config.warmup_epochs, steps_per_epoch, config.epochs)
         run = cls(config, train_clips, model.train(), optimizer, schedule, loader_generator, meta, [])
         if previous is not None:
             # After the schedule is built: building it overwrites the optimizer's learning rate.
@@ -326,7 +332,7 @@ class _Run:
             optimizer.load_state_dict(previous["optimizer_state"])
             schedule.load_state_dict(previous["scheduler_state"])
             run.history = list(previous["history"])
-            _set_random_states(previous["rng"], loader_generator)  # last: nothing may draw after it
+            set_random_states(previous["rng"], loader_generator)  # last: nothing may draw after it
         return run
 
     def save(self, path: Path) -> None:
@@ -342,7 +348,7 @@ class _Run:
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.schedule.state_dict(),
-            "rng": _random_states(self.loader_generator),
+            "rng": random_states(self.loader_generator),
         }
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
@@ -358,25 +364,8 @@ def _check_same_run(path: Path, checkpoint: dict, config: TrainConfig, train_cli
                                       + "); choose another output folder or delete it")
 
 
-def _warmup_cosine(optimizer: torch.optim.Optimizer, warmup_epochs: float, steps_per_epoch: int,
-                   epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Learning rate per optimizer step: linear warm-up (at most half the run), then cosine to 0."""
-    total = epochs * steps_per_epoch
-    warmup = min(round(warmup_epochs * steps_per_epoch), total // 2)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]  # pretrained parts may be frozen
-    # Decay weight matrices and kernels only: shrinking biases and norm scales only hurts.
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = decoupled_weight_decay_groups(model, config.weight_decay)  # pretrained parts may be frozen
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=config.lr)
@@ -413,44 +402,6 @@ def _check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
         raise TrainDataError(f"{where} data has label {bad}, but the model has {num_classes} classes (0..{num_classes - 1})")
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-def _random_states(loader_generator: torch.Generator) -> dict:
-    """Every random stream a training step may draw from (datasets often use numpy or random)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "loader": loader_generator.get_state(),
-        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
-        "python": random.getstate(),
-    }
-
-
-def _set_random_states(states: dict, loader_generator: torch.Generator) -> None:
-    torch.set_rng_state(states["torch"])
-    loader_generator.set_state(states["loader"])
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-@contextlib.contextmanager
-def _deterministic_algorithms() -> Iterator[None]:
-    """Deterministic kernels while training (a warning, not an error, for ops that have none); the
-    process-wide setting is restored afterwards."""
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def _write_run_files(history: list[dict], out_dir: Path) -> None:

@@ -1,0 +1,78 @@
+"""What every framegram training loop shares: seeding, the random states a checkpoint saves and a
+resume restores, deterministic kernels, and the learning-rate schedule.
+
+Used by the video classifiers (`framegram.video_models.train`) and the learned fingerprints
+(`framegram.search.contrastive`), so both resume to bit-identical weights the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def random_states(generator: torch.Generator) -> dict:
+    """Every random stream a training step may draw from (datasets often use numpy or random),
+    plus `generator` (the one that orders the training data)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "loader": generator.get_state(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+        "python": random.getstate(),
+    }
+
+
+def set_random_states(states: dict, generator: torch.Generator) -> None:
+    """Restore what `random_states` saved."""
+    torch.set_rng_state(states["torch"])
+    generator.set_state(states["loader"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Deterministic kernels while training (a warning, not an error, for ops that have none); the
+    process-wide setting is restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_epochs: float, steps_per_epoch: int,
+                  epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate per optimizer step: linear warm-up (at most half the run), then cosine to 0."""
+    total = epochs * steps_per_epoch
+    warmup = min(round(warmup_epochs * steps_per_epoch), total // 2)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def decoupled_weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: weight matrices and kernels decay, biases and norm scales do not
+    (shrinking them only hurts). Frozen parameters are left out."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
