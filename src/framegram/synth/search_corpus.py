@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,15 +48,14 @@ import numpy as np
 
 from framegram.errors import FramegramError, InputError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
-from framegram.io.decode import probe_video
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.settings import claim_folder
-from framegram.synth.distort import render_query
 from framegram.synth.distort import distortions as all_distortions
 from framegram.synth.distractors import PHOTOS, render_distractor
+from framegram.synth.jobs import declared_duration, render_pool, render_query_job, run_jobs
 
 CORPUS_VERSION = 1
 DEFAULT_SEED = 20261122
@@ -254,8 +252,8 @@ def build_search_corpus(
     ref_jobs = _plan_references(rng, folder, settings)
     neg_jobs = _plan_negative_sources(rng, folder, settings)
     _forget_stale(folder / PLANS / "videos.json", folder, ref_jobs + neg_jobs)
-    with _pool(workers) as pool, extraction_progress(progress) as bar:
-        durations = _run(pool, bar, "references", _render_video, ref_jobs + neg_jobs)
+    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+        durations = run_jobs(pool, bar, "references", _render_video, ref_jobs + neg_jobs)
         references = [
             Reference(j["id"], j["out"], durations[i], j["kind"], j["origin"]) for i, j in enumerate(ref_jobs)
         ]
@@ -265,7 +263,7 @@ def build_search_corpus(
             split_rng = np.random.default_rng([seed, 1 + index])
             query_jobs += _plan_queries(split_rng, folder, split, references, sources, settings)
         _forget_stale(folder / PLANS / "queries.json", folder, query_jobs)
-        query_durations = _run(pool, bar, "queries", _render_query, query_jobs)
+        query_durations = run_jobs(pool, bar, "queries", render_query_job, query_jobs)
 
     queries = [
         SearchQuery(
@@ -296,7 +294,7 @@ def _claim_folder(folder: Path, settings: dict) -> None:
 def _plan_references(rng: np.random.Generator, folder: Path, s: dict) -> list[dict]:
     jobs = []
     film = fetch_media(FILM)
-    film_seconds = _declared_duration(film)
+    film_seconds = declared_duration(film)
     count = max(1, round(film_seconds / s["piece_seconds"]))
     piece = film_seconds / count
     for k in range(count if s["film_pieces"] is None else min(count, s["film_pieces"])):
@@ -313,7 +311,7 @@ def _plan_references(rng: np.random.Generator, folder: Path, s: dict) -> list[di
             "id": ref_id, "kind": "clip", "out": folder / "references" / f"{ref_id}.mp4", "make": "reencode",
             "source": path, "start": 0.0, "seconds": None, "origin": name,
         })  # fmt: skip
-    total = sum(j["seconds"] if j["seconds"] is not None else _declared_duration(j["source"]) for j in jobs)
+    total = sum(j["seconds"] if j["seconds"] is not None else declared_duration(j["source"]) for j in jobs)
     fps = s["distractor_fps"]
     i = 0
     while len(jobs) < s["min_references"] or total < s["min_hours"] * 3600:
@@ -432,46 +430,6 @@ def _position(rng: np.random.Generator, candidates: list[tuple], span: float) ->
 # --- rendering (in worker processes) -----------------------------------------------------------------
 
 
-def _pool(workers: int):
-    if workers <= 1:
-        return _InlinePool()
-    pool = ProcessPoolExecutor(workers)
-    # start the workers now, before rich's refresh thread runs: forking a threaded process can deadlock
-    pool.submit(int, 0).result()
-    return pool
-
-
-class _InlineFuture:
-    def __init__(self, fn, arg):
-        self._value = fn(arg)
-
-    def result(self):
-        return self._value
-
-
-class _InlinePool:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, arg):
-        return _InlineFuture(fn, arg)
-
-
-def _run(pool, bar, label: str, fn, jobs: list[dict]) -> list[float]:
-    """Run `fn` over `jobs` in the pool; the results in job order."""
-    task = bar.add_task(label, total=len(jobs))
-    results: list[float] = [0.0] * len(jobs)
-    futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-    done = futures if isinstance(pool, _InlinePool) else as_completed(futures)
-    for future in done:
-        results[futures[future]] = future.result()
-        bar.advance(task)
-    return results
-
-
 def _render_video(job: dict) -> float:
     """Render a reference or negative source unless it exists; its declared duration."""
     out: Path = job["out"]
@@ -480,14 +438,7 @@ def _render_video(job: dict) -> float:
             render_distractor(job["seed"], job["seconds"], out, size=job["size"], fps=job["fps"], photos=job["photos"])
         else:
             _reencode(job["source"], out, job["start"], job["seconds"])
-    return _declared_duration(out)
-
-
-def _render_query(job: dict) -> float:
-    out: Path = job["out"]
-    if not out.exists():
-        render_query(job["source"], job["start"], job["span"], job["distortion"], out)
-    return _declared_duration(out)
+    return declared_duration(out)
 
 
 def _reencode(source: Path, out: Path, start: float, seconds: float | None) -> None:
@@ -503,13 +454,6 @@ def _reencode(source: Path, out: Path, start: float, seconds: float | None) -> N
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise FramegramError(f"{source}: ffmpeg could not re-encode it: {proc.stderr.strip()[-300:]}")
-
-
-def _declared_duration(path: Path) -> float:
-    duration = probe_video(path).duration
-    if duration is None:
-        raise InputError(path, "declares no duration")
-    return float(duration)
 
 
 def _real_media(name: str) -> Path:
