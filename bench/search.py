@@ -214,7 +214,7 @@ def main() -> None:
         "index": {
             "videos": info.videos, "seconds": info.seconds, "bytes_on_disk": info.bytes_on_disk,
             "vector_bytes_per_second": round(info.vector_bytes_per_second, 1), "build_s": round(index_build_s, 2),
-            "basis": info.basis_fitted_on,
+            "fingerprint": info.fingerprint,
         },
         "bytes_per_second": {
             "framegram": round(info.vector_bytes_per_second, 1), "naive": naive.bytes_per_second(),

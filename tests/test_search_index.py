@@ -216,11 +216,12 @@ def test_index_size_reopen_and_remove(basis, refs, tmp_path):
     assert info.videos == 20
     assert info.seconds == sum(len(d) for d in descriptors.values()) >= 2000
     assert 256 <= info.vector_bytes_per_second < 260  # 8 bits x 256 dims, plus a small header
-    assert (info.encoder, info.fps, info.basis_fitted_on) == ("synthetic", FPS, "generated random walks")
+    assert (info.encoder, info.fps) == ("synthetic", FPS)
+    assert "generated random walks" in info.fingerprint
 
     reopened = VideoIndex.open(tmp_path / "ix")
     assert reopened.generation == ix.generation and reopened.videos == ix.videos
-    assert reopened.basis.digest == basis.digest
+    assert reopened.fingerprint.digest == basis.digest
     before = {r: reopened.video_vectors(r) for r in refs}
     for r, d in descriptors.items():
         assert np.array_equal(before[r], ix.video_vectors(r))

@@ -169,15 +169,19 @@ IndexOption = Annotated[Path, typer.Option("--index", "-i", help="The index dire
 def index_add(
     videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
     index: IndexOption,
+    fingerprint: Annotated[str, typer.Option(help="For a new index: 'hand' (the hand-designed fingerprint) or "
+                                             "'learned:RUN' (a run of `framegram fingerprint train`).")] = "hand",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Add videos (ids: their file names); creates the index if needed, skips content already in it."""
     from framegram.batch import find_videos
     from framegram.search import add_videos
+    from framegram.search.learned import fingerprint_from_spec
 
     failed: dict[Path, str] = {}
     found = find_videos(videos)
-    added = add_videos(found, index, show_progress=not quiet, on_error=lambda v, e: failed.setdefault(v, str(e)))
+    added = add_videos(found, index, show_progress=not quiet, on_error=lambda v, e: failed.setdefault(v, str(e)),
+                       fingerprint=fingerprint_from_spec(fingerprint))
     typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
     for reason in failed.values():  # each reason names its file
         typer.echo(f"failed: {reason}", err=True)
@@ -207,8 +211,8 @@ def index_info(
         f"videos    {info.videos}",
         f"indexed   {info.seconds} s ({info.seconds / 3600:.2f} h)",
         f"storage   {info.bytes_on_disk / 1e6:.2f} MB on disk; {info.vector_bytes_per_second:.0f} bytes per indexed second",
-        f"encoder   {info.encoder} at {info.fps:g} fps; {ix.basis.dims}-dim 8-bit fingerprints, one per second",
-        f"basis     {info.basis_fitted_on}",
+        f"encoder   {info.encoder} at {info.fps:g} fps; {ix.fingerprint.dims}-dim 8-bit fingerprints, one per second",
+        f"describer {info.fingerprint}",
     ]))
 
 
@@ -235,11 +239,11 @@ def search_command(
     """Which indexed video the clip comes from and where: ranked matches with timestamps."""
     from dataclasses import asdict
 
-    from framegram.search import DEFAULT_THRESHOLD, search
+    from framegram.search import search
 
     if top < 1:
         raise fail(f"--top must be at least 1, got {top}")
-    matches = search(clip, index, top_k=top, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    matches = search(clip, index, top_k=top, threshold="calibrated" if threshold is None else threshold)
     if as_json:
         typer.echo(json.dumps([asdict(m) for m in matches], indent=2))
         return
@@ -397,6 +401,32 @@ def classify(
     for k, probs in enumerate(clip_probs, 1):
         typer.echo(f"clip {k}/{len(clip_probs)}: {best(probs)}")
     typer.echo(f"video: {best(video_probs)}")
+
+
+fingerprint_app = typer.Typer(no_args_is_help=True, help="Learned fingerprints: a network over framegram windows for the index.")
+app.add_typer(fingerprint_app, name="fingerprint")
+
+
+@fingerprint_app.command("train")
+def fingerprint_train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (rerun the same command to resume).")],
+    epochs: Annotated[int, typer.Option(help="Passes of steps-per-epoch batches.")] = 30,
+    window: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.0,
+    dims: Annotated[int, typer.Option(help="Embedding size: bytes per indexed second.")] = 64,
+    seed: Annotated[int, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a learned fingerprint on distorted copies of generated videos (rendered and cached the
+    first time); writes RUN/fingerprint.npz for `framegram index add --fingerprint learned:RUN`."""
+    from framegram.search.contrastive import ContrastiveConfig, default_training_data, train_fingerprint
+
+    train_set, val_set = default_training_data(progress=not quiet)
+    try:
+        config = ContrastiveConfig(window_frames=max(1, round(window * train_set.fps)), dims=dims, epochs=epochs, seed=seed)
+    except ValueError as e:
+        raise FramegramError(str(e)) from None
+    fingerprint = train_fingerprint(config, train_set, val_set, out, show_progress=not quiet)
+    typer.echo(f"{fingerprint.summary}; threshold {fingerprint.threshold:.3f} -> {out / 'fingerprint.npz'}")
 
 
 def main() -> None:

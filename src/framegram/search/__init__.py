@@ -25,16 +25,29 @@ __all__ = [
 ]
 
 
-def open_or_create(index: str | Path, encoder: str = "efficientnet-lite0", fps: float = 5.0) -> VideoIndex:
-    """Open the index directory, or create it with the packaged basis for `encoder` at `fps`."""
+def open_or_create(index: str | Path, encoder: str = "efficientnet-lite0", fps: float = 5.0,
+                   fingerprint=None) -> VideoIndex:
+    """Open the index directory, or create it with `fingerprint` (default: the packaged basis for
+    `encoder` at `fps`). An existing index made with another fingerprint than a given one is refused."""
     from framegram.search.basis import default_basis
 
     folder = Path(index)
     if (folder / "index.sqlite").exists():
-        return VideoIndex.open(folder)
+        opened = VideoIndex.open(folder)
+        if fingerprint is not None and fingerprint.digest != opened.fingerprint.digest:
+            raise SearchIndexError(f"{folder}: the index describes videos with {opened.fingerprint.summary}; "
+                                   f"the fingerprint given is {fingerprint.summary}"
+                                   + _why_incompatible(opened.fingerprint, fingerprint)
+                                   + " (use another index directory)")
+        return opened
     if folder.exists() and not folder.is_dir():
         raise SearchIndexError(f"{folder}: exists and is not a directory")
-    return VideoIndex.create(folder, default_basis(encoder, fps))
+    return VideoIndex.create(folder, fingerprint if fingerprint is not None else default_basis(encoder, fps))
+
+
+def _why_incompatible(indexed, given) -> str:
+    differences = indexed.differences(given) if hasattr(indexed, "differences") else []
+    return f": {', '.join(differences)}" if differences else ""
 
 
 def add_videos(
@@ -43,9 +56,12 @@ def add_videos(
     ref_ids: Iterable[str] | None = None,
     show_progress: bool = False,
     on_error: Callable[[Path, Exception], None] | None = None,
+    fingerprint=None,
 ) -> list[str]:
     """Add videos (or .framegram.npz files) to the index, creating it if needed; returns the ids added.
 
+    fingerprint: what describes the videos in a new index (default: the packaged hand-designed
+    basis); an existing index made with another one is refused.
     ref_ids: one id per video (default: the file name). Framegrams are extracted once and cached,
     and videos are committed in small groups, so an interrupted run resumes where it stopped;
     content already in the index is skipped. on_error(path, error): called for a video that cannot
@@ -58,12 +74,12 @@ def add_videos(
     ids = list(ref_ids) if ref_ids is not None else [v.name.removesuffix(".framegram.npz") for v in videos]
     if len(ids) != len(videos):
         raise ValueError(f"{len(ids)} ids for {len(videos)} videos")
-    target = index if isinstance(index, VideoIndex) else open_or_create(index)
+    target = index if isinstance(index, VideoIndex) else open_or_create(index, fingerprint=fingerprint)
 
     def framegrams():
         for ref_id, video in zip(ids, videos):
             try:
-                framegram, _ = framegram_for(video, target.basis.encoder_name, target.basis.fps, show_progress)
+                framegram, _ = framegram_for(video, target.fingerprint.encoder_name, target.fingerprint.fps, show_progress)
             except InputError as e:
                 if on_error is None:
                     raise
@@ -78,18 +94,21 @@ def search(
     clip: str | Path,
     index: str | Path | VideoIndex,
     top_k: int = 5,
-    threshold: float | None = DEFAULT_THRESHOLD,
+    threshold: float | None | str = "calibrated",
     query_id: str | None = None,
 ) -> list[Match]:
     """Where the clip (a video file) appears in the index, best first; [] means no match.
 
-    threshold: minimum score (None: the best `top_k` whatever their score, as for µAP).
+    threshold: minimum score; "calibrated": the index fingerprint's calibrated threshold;
+    None: the best `top_k` whatever their score, as for µAP.
     """
     from dataclasses import replace
 
     from framegram.search.query import query_views
 
     target = index if isinstance(index, VideoIndex) else VideoIndex.open(index)
-    views = query_views(clip, target.basis.encoder_name, target.basis.fps)
+    if threshold == "calibrated":
+        threshold = target.fingerprint.threshold
+    views = query_views(clip, target.fingerprint.encoder_name, target.fingerprint.fps)
     settings = replace(MatchSettings(), top_k=top_k)
     return match(target, views, query_id or Path(clip).name, threshold, settings)

@@ -38,20 +38,28 @@ def default_basis(encoder: str = "efficientnet-lite0", fps: float = 5.0) -> Fing
     return FingerprintBasis.load(path)
 
 
-def fit_packaged_basis() -> Path:
-    """Render the fitting videos, extract their framegrams (both cached) and rewrite the packaged basis."""
-    from framegram.cache import framegram_for
-    from framegram.media import sample_videos
+def generated_fit_videos() -> list[Path]:
+    """The generated fitting videos (rendered into the cache the first time). Learned fingerprints
+    train on them too (`framegram.search.contrastive`), so both kinds learn from the same footage."""
     from framegram.paths import cache_dir
     from framegram.synth.distractors import render_distractor
 
     folder = cache_dir() / "basis-fit"
-    videos = [p for p in sample_videos() if p.name == "bikes.mp4"]
+    videos = []
     for seed in FIT_SEEDS:
         path = folder / f"fit-{seed}.mp4"
         if not path.exists():
             render_distractor(seed, FIT_SECONDS, path)
         videos.append(path)
+    return videos
+
+
+def fit_packaged_basis() -> Path:
+    """Render the fitting videos, extract their framegrams (both cached) and rewrite the packaged basis."""
+    from framegram.cache import framegram_for
+    from framegram.media import sample_videos
+
+    videos = [p for p in sample_videos() if p.name == "bikes.mp4"] + generated_fit_videos()
     framegrams = [framegram_for(v, show_progress=True)[0] for v in videos]
     basis = fit_basis(
         framegrams,

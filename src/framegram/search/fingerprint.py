@@ -11,6 +11,12 @@ offsets finer than a second.
 The fitted part (mean, projection and the 8-bit quantiser's ranges) is a `FingerprintBasis`. It is
 fitted once on footage chosen for it (see `framegram.search.basis`) and stored inside every index,
 so adding videos never changes how earlier ones were described.
+
+An index stores either kind of fingerprint: this hand-designed one or a learned one
+(`framegram.search.learned.LearnedFingerprint`, a network over framegram windows). Both give
+reference descriptors on the same one-per-second grid and dense query descriptors, through
+`describe(framegram, hop)`, so the index and matcher treat them alike; `load_fingerprint` reads
+either from a file.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
 
 FINGERPRINT_DIMS = 256
+#: the reference grid: one stored descriptor per second (the hand-designed windows are this long too)
 WINDOW_SECONDS = 1.0
+#: the hand-designed fingerprint's score threshold, calibrated by bench/search.py on queries from
+#: unindexed videos (calibration split) so that about 1 % of them match
+BASIS_THRESHOLD = 0.142
 #: whitening divides by sqrt(eigenvalue + SHRINKAGE * mean eigenvalue of the kept components)
 SHRINKAGE = 0.1
 
@@ -40,6 +50,9 @@ class FingerprintBasis:
     mean: float32 [D] (mean of unit-normalised rows); projection: float32 [D, K];
     quant_min, quant_range: float32 [K], the 8-bit quantiser's per-dimension range.
     """
+
+    kind = "basis"
+    threshold = BASIS_THRESHOLD
 
     encoder: str  #: "name;version" of the encoder whose rows this basis accepts
     fps: float  #: frame rate of the framegrams it was fitted on (windows count frames)
@@ -59,7 +72,11 @@ class FingerprintBasis:
 
     @property
     def frames_per_window(self) -> int:
-        return max(1, round(WINDOW_SECONDS * self.fps))
+        return frames_per_second(self.fps)
+
+    @property
+    def summary(self) -> str:
+        return f"hand-designed: PCA-whitened {WINDOW_SECONDS:g}-s means, {self.dims} dims (fitted on {self.fitted_on})"
 
     @property
     def digest(self) -> str:
@@ -77,21 +94,22 @@ class FingerprintBasis:
 
     def check(self, framegram: Framegram, what: str = "framegram") -> None:
         """Refuse a framegram from another encoder or frame rate than the basis was fitted for."""
-        spec = framegram.meta.encoder
-        if f"{spec.name};{spec.version}" != self.encoder:
-            raise FramegramError(
-                f"{framegram.meta.source.path}: {what} made with encoder {spec.name} ({spec.version}); "
-                f"the index describes {self.encoder_name} framegrams"
-            )
-        if abs(framegram.meta.fps - self.fps) > 1e-6:
-            raise FramegramError(
-                f"{framegram.meta.source.path}: {what} sampled at {framegram.meta.fps:g} fps; the index needs {self.fps:g} fps"
-            )
+        check_framegram(self.encoder, self.fps, framegram, what)
+
+    def describe(self, framegram: Framegram, hop: int) -> Descriptors:
+        """Descriptors of one-second windows starting every `hop` rows (see `window_starts`)."""
+        if len(framegram) == 0:
+            raise FramegramError(f"{framegram.meta.source.path}: empty framegram, nothing to describe")
+        rows = self.whiten(framegram.features)
+        first, end = window_starts(len(rows), self.frames_per_window, hop)
+        csum = np.vstack([np.zeros((1, rows.shape[1]), np.float64), np.cumsum(rows, axis=0, dtype=np.float64)])
+        sums = csum[end] - csum[first]
+        return Descriptors(unit_rows(sums.astype(np.float32)), framegram.times[first] - framegram.times[0])
 
     def save(self, path: str | Path) -> None:
         buf = io.BytesIO()
         np.savez(
-            buf, mean=self.mean, projection=self.projection, quant_min=self.quant_min, quant_range=self.quant_range,
+            buf, kind=np.array(self.kind), mean=self.mean, projection=self.projection, quant_min=self.quant_min, quant_range=self.quant_range,
             encoder=np.array(self.encoder), fps=np.array(self.fps), fitted_on=np.array(self.fitted_on),
         )
         atomic_write_bytes(path, buf.getvalue())
@@ -118,29 +136,59 @@ class Descriptors:
     starts: np.ndarray
 
 
-def reference_descriptors(framegram: Framegram, basis: FingerprintBasis) -> Descriptors:
-    """One descriptor per second: windows of `frames_per_window` rows, end to end. A last partial
-    window is kept when it holds at least half a window."""
-    return _windows(framegram, basis, hop=basis.frames_per_window)
+def frames_per_second(fps: float) -> int:
+    """Rows of a framegram at `fps` per step of the reference grid (WINDOW_SECONDS)."""
+    return max(1, round(WINDOW_SECONDS * fps))
 
 
-def query_descriptors(framegram: Framegram, basis: FingerprintBasis) -> Descriptors:
-    """One descriptor per frame: a one-second window starting at every row (full windows only,
-    or a single shorter window for a query under a second)."""
-    return _windows(framegram, basis, hop=1)
+def window_starts(rows: int, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, end row) [N] of windows of `window` rows starting every `hop` rows.
 
-
-def _windows(framegram: Framegram, basis: FingerprintBasis, hop: int) -> Descriptors:
-    if len(framegram) == 0:
-        raise FramegramError(f"{framegram.meta.source.path}: empty framegram, nothing to describe")
-    rows = basis.whiten(framegram.features)
-    w = min(basis.frames_per_window, len(rows))
-    csum = np.vstack([np.zeros((1, rows.shape[1]), np.float64), np.cumsum(rows, axis=0, dtype=np.float64)])
-    last_start = len(rows) - w if hop == 1 else len(rows) - (w + 1) // 2
+    hop 1 (queries): full windows only, or one window of all rows when there are fewer than
+    `window`. Larger hops (references): a last partial window is kept when it holds at least half
+    a window, so the end of a video is described too."""
+    w = min(window, rows)
+    last_start = rows - w if hop == 1 else rows - (w + 1) // 2
     first = np.arange(0, last_start + 1, hop)
-    end = np.minimum(first + w, len(rows))
-    sums = csum[end] - csum[first]
-    return Descriptors(unit_rows(sums.astype(np.float32)), framegram.times[first] - framegram.times[0])
+    return first, np.minimum(first + w, rows)
+
+
+def check_framegram(encoder: str, fps: float, framegram: Framegram, what: str = "framegram") -> None:
+    """Refuse a framegram whose encoder ("name;version") or frame rate is not the fingerprint's."""
+    spec = framegram.meta.encoder
+    if f"{spec.name};{spec.version}" != encoder:
+        raise FramegramError(
+            f"{framegram.meta.source.path}: {what} made with encoder {spec.name} ({spec.version}); "
+            f"the fingerprint describes {encoder.split(';')[0]} framegrams"
+        )
+    if abs(framegram.meta.fps - fps) > 1e-6:
+        raise FramegramError(
+            f"{framegram.meta.source.path}: {what} sampled at {framegram.meta.fps:g} fps; the fingerprint needs {fps:g} fps"
+        )
+
+
+def reference_descriptors(framegram: Framegram, fingerprint) -> Descriptors:
+    """One descriptor per second (`fingerprint`: a FingerprintBasis or a LearnedFingerprint)."""
+    return fingerprint.describe(framegram, hop=frames_per_second(fingerprint.fps))
+
+
+def query_descriptors(framegram: Framegram, fingerprint) -> Descriptors:
+    """One descriptor per frame: a window starting at every row."""
+    return fingerprint.describe(framegram, hop=1)
+
+
+def load_fingerprint(path: str | Path):
+    """The fingerprint stored in `path`: a FingerprintBasis, or a LearnedFingerprint (torch needed)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            kind = str(z["kind"]) if "kind" in z.files else "basis"
+    except (OSError, ValueError) as e:
+        raise FramegramError(f"{path}: not a readable fingerprint ({e})") from None
+    if kind == "learned":
+        from framegram.search.learned import LearnedFingerprint
+
+        return LearnedFingerprint.load(path)
+    return FingerprintBasis.load(path)
 
 
 def fit_basis(

@@ -1,8 +1,9 @@
 """The video index: one directory holding fingerprints in FAISS and everything else in SQLite.
 
     DIR/index.sqlite          videos (ref_id, path, sha256, duration, rows) and state (generation)
-    DIR/basis.npz             the FingerprintBasis every vector was made with
-    DIR/vectors-000042.faiss  IndexScalarQuantizer (8 bits x 256 dims = 256 bytes per second)
+    DIR/basis.npz             the fingerprint every vector was made with: a fitted FingerprintBasis
+                              or a LearnedFingerprint (the file name predates learned ones)
+    DIR/vectors-000042.faiss  IndexScalarQuantizer (8 bits x dims per second: 256 bytes for the basis)
 
 Vectors of one video are contiguous rows; SQLite records each video's first row and count.
 
@@ -31,7 +32,7 @@ import numpy as np
 from framegram.errors import FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_path
-from framegram.search.fingerprint import FingerprintBasis, reference_descriptors
+from framegram.search.fingerprint import FingerprintBasis, load_fingerprint, reference_descriptors
 
 INDEX_FORMAT = 1
 _DB = "index.sqlite"
@@ -61,26 +62,27 @@ class IndexInfo:
     folder: Path
     videos: int
     seconds: int  #: descriptors stored, one per indexed second
-    bytes_on_disk: int  #: the current vectors file, the SQLite file and the basis
+    bytes_on_disk: int  #: the current vectors file, the SQLite file and the fingerprint
     vector_bytes_per_second: float  #: bytes of the vectors file per indexed second
     encoder: str
     fps: float
     generation: int
-    basis_fitted_on: str
+    fingerprint: str  #: what describes the videos, in words
 
 
 class VideoIndex:
     """A read snapshot of an index directory, with methods that write a new generation.
 
-    `VideoIndex.create(dir, basis)` makes an empty index; `VideoIndex.open(dir)` loads the current
+    `VideoIndex.create(dir, fingerprint)` makes an empty index (fingerprint: a FingerprintBasis or a
+    LearnedFingerprint, kept for good); `VideoIndex.open(dir)` loads the current
     state. `add` and `remove` take the write lock, apply to the latest committed state (another
     process may have written since this snapshot was opened) and leave this object on the result.
     """
 
-    def __init__(self, folder: Path, basis: FingerprintBasis, vectors: faiss.IndexScalarQuantizer,
+    def __init__(self, folder: Path, fingerprint: FingerprintBasis, vectors: faiss.IndexScalarQuantizer,
                  videos: dict[str, IndexedVideo], generation: int):
         self.folder = folder
-        self.basis = basis
+        self.fingerprint = fingerprint
         self.vectors = vectors
         self.videos = videos
         self.generation = generation
@@ -89,13 +91,13 @@ class VideoIndex:
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: str | Path, basis: FingerprintBasis) -> VideoIndex:
+    def create(cls, folder: str | Path, fingerprint: FingerprintBasis) -> VideoIndex:
         folder = Path(folder)
         if (folder / _DB).exists():
             raise SearchIndexError(f"{folder}: an index already exists here")
         folder.mkdir(parents=True, exist_ok=True)
         with _write_lock(folder):
-            basis.save(folder / _BASIS)
+            fingerprint.save(folder / _BASIS)
             with _connect(folder) as db:
                 db.executescript(
                     """
@@ -109,9 +111,9 @@ class VideoIndex:
                 )
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
-                    [("format", str(INDEX_FORMAT)), ("basis", basis.digest), ("generation", "0"), ("created_at", _now())],
+                    [("format", str(INDEX_FORMAT)), ("basis", fingerprint.digest), ("generation", "0"), ("created_at", _now())],
                 )
-            _write_vectors(folder, 0, _empty_vectors(basis))
+            _write_vectors(folder, 0, _empty_vectors(fingerprint))
         return cls.open(folder)
 
     @classmethod
@@ -119,12 +121,12 @@ class VideoIndex:
         folder = Path(folder)
         if not (folder / _DB).is_file():
             raise SearchIndexError(f"{folder}: no index here (create one with `framegram index add VIDEOS --index {folder}`)")
-        basis = FingerprintBasis.load(folder / _BASIS)
+        fingerprint = load_fingerprint(folder / _BASIS)
         for _ in range(5):  # a writer may retire the generation we read between the two steps
             generation, videos, meta = _read_state(folder)
             if meta.get("format") != str(INDEX_FORMAT):
                 raise SearchIndexError(f"{folder}: index format {meta.get('format')}; this framegram reads {INDEX_FORMAT}")
-            if meta.get("basis") != basis.digest:
+            if meta.get("basis") != fingerprint.digest:
                 raise SearchIndexError(f"{folder / _BASIS}: does not match the index's records (damaged?)")
             try:
                 vectors = faiss.read_index(str(_vectors_path(folder, generation)))
@@ -134,7 +136,7 @@ class VideoIndex:
             expected = sum(v.n_rows for v in videos.values())
             if vectors.ntotal != expected:
                 raise SearchIndexError(f"{folder}: vectors file holds {vectors.ntotal} rows, the records say {expected} (damaged)")
-            return cls(folder, basis, vectors, videos, generation)
+            return cls(folder, fingerprint, vectors, videos, generation)
         raise SearchIndexError(f"{folder}: could not read vectors of generation {generation} (missing or damaged)")
 
     # ---- reading -------------------------------------------------------------------------
@@ -186,10 +188,10 @@ class VideoIndex:
             seconds=seconds,
             bytes_on_disk=sum(f.stat().st_size for f in files if f.exists()),
             vector_bytes_per_second=vector_bytes / seconds if seconds else float("nan"),
-            encoder=self.basis.encoder_name,
-            fps=self.basis.fps,
+            encoder=self.fingerprint.encoder_name,
+            fps=self.fingerprint.fps,
             generation=self.generation,
-            basis_fitted_on=self.basis.fitted_on,
+            fingerprint=self.fingerprint.summary,
         )
 
     # ---- writing -------------------------------------------------------------------------
@@ -204,11 +206,11 @@ class VideoIndex:
 
         def described() -> Iterator[tuple[str, str, str, float, np.ndarray | None]]:
             for ref_id, framegram in items:
-                self.basis.check(framegram, what=f"video {ref_id!r}")
+                self.fingerprint.check(framegram, what=f"video {ref_id!r}")
                 source = framegram.meta.source
                 # descriptors are computed only for videos that will be added
                 yield ref_id, source.path, source.sha256, framegram.duration, lambda f=framegram: reference_descriptors(
-                    f, self.basis
+                    f, self.fingerprint
                 ).vectors
 
         return self.add_descriptors(described(), commit_every)
@@ -230,8 +232,8 @@ class VideoIndex:
                 if sha in known_sha:
                     continue
                 vectors = vectors() if callable(vectors) else vectors
-                if vectors.ndim != 2 or vectors.shape[1] != self.basis.dims:
-                    raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.basis.dims} dims")
+                if vectors.ndim != 2 or vectors.shape[1] != self.fingerprint.dims:
+                    raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.fingerprint.dims} dims")
                 pending[ref_id] = IndexedVideo(ref_id, str(path), sha, float(duration), self.total_rows, len(vectors), _now())
                 known_sha.add(sha)
                 self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -300,11 +302,12 @@ class VideoIndex:
 # ---- files -------------------------------------------------------------------------------
 
 
-def _empty_vectors(basis: FingerprintBasis) -> faiss.IndexScalarQuantizer:
-    index = faiss.IndexScalarQuantizer(basis.dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-    # the quantiser's ranges come from the basis, so every index of one basis encodes alike
+def _empty_vectors(fingerprint: FingerprintBasis) -> faiss.IndexScalarQuantizer:
+    index = faiss.IndexScalarQuantizer(fingerprint.dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    # the quantiser's ranges come with the fingerprint, so every index of one fingerprint encodes alike
     index.sq.trained.resize(0)
-    faiss.copy_array_to_vector(np.concatenate([basis.quant_min, basis.quant_range]).astype(np.float32), index.sq.trained)
+    ranges = np.concatenate([fingerprint.quant_min, fingerprint.quant_range]).astype(np.float32)
+    faiss.copy_array_to_vector(ranges, index.sq.trained)
     index.is_trained = True
     return index
 

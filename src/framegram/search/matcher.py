@@ -23,13 +23,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from framegram.framegram import Framegram
-from framegram.search.fingerprint import WINDOW_SECONDS, Descriptors, query_descriptors
+from framegram.search.fingerprint import (
+    BASIS_THRESHOLD,
+    WINDOW_SECONDS,
+    Descriptors,
+    frames_per_second,
+    query_descriptors,
+)
 from framegram.search.index import VideoIndex
 from framegram.search.metrics import Match
 
 #: background-relative similarity from which a match is reported: bench/search.py's calibration split
 #: (30 queries from unindexed videos: 0 reach it; on the test split 1 of 120 did)
-DEFAULT_THRESHOLD = 0.142
+DEFAULT_THRESHOLD = BASIS_THRESHOLD  #: the hand-designed fingerprint's; a learned one carries its own
 SPEEDS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25)
 
 
@@ -63,11 +69,11 @@ def match(
         return []
     owner, ids = index.row_owner()
     for framegram in views.values():
-        index.basis.check(framegram, what="query")
-    dense = {name: query_descriptors(f, index.basis) for name, f in views.items()}
-    per_window = index.basis.frames_per_window
+        index.fingerprint.check(framegram, what="query")
+    dense = {name: query_descriptors(f, index.fingerprint) for name, f in views.items()}
+    per_second = frames_per_second(index.fingerprint.fps)
     # one FAISS call for the seconds of every view: the scan over stored vectors dominates at scale
-    seconds = {name: d.vectors[::per_window] for name, d in dense.items()}
+    seconds = {name: d.vectors[::per_second] for name, d in dense.items()}
     k = min(settings.neighbours, index.total_rows)
     sims, rows = index.vectors.search(np.ascontiguousarray(np.concatenate(list(seconds.values()))), k)
     who = np.where(rows >= 0, owner[np.maximum(rows, 0)], -1)
@@ -96,10 +102,10 @@ def _match_view(
 ) -> list[Match]:
     """Align one view: dense windows [M, K]; sims, rows, who [S, k]: its seconds' neighbours (similarity,
     stored row, owning video)."""
-    per_window = index.basis.frames_per_window
+    per_second = frames_per_second(index.fingerprint.fps)
     candidates = _candidates(sims, who, len(ids), settings.candidates)
     # which query second each dense window belongs to, for its background
-    second_of_window = np.minimum(np.arange(len(dense.vectors)) // per_window, len(sims) - 1)
+    second_of_window = np.minimum(np.arange(len(dense.vectors)) // per_second, len(sims) - 1)
     query_second = np.broadcast_to(np.arange(len(sims))[:, None] * WINDOW_SECONDS, sims.shape)
     out = []
     for c in candidates:
