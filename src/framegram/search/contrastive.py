@@ -1,0 +1,384 @@
+"""Training learned fingerprints: InfoNCE over (distorted copy window, source window) pairs.
+
+    data = CopyFramegrams.from_pairs(build_copy_pairs(sources, folder))
+    train_set, val_set = data.split(val_sources=8)
+    fingerprint = train_fingerprint(ContrastiveConfig(), train_set, val_set, "runs/fp")  # rerun to resume
+
+A batch takes `videos_per_batch` copies of different sources and `windows_per_video` windows of
+each, spaced a window apart. Each copy window's positive is the source window showing the same
+moment; every other source window of the batch is a negative, so the windows of the same source at
+other times are the hard negatives (the network must tell moments of one video apart to localise).
+Pairs whose source windows overlap are left out of the negatives. The loss is the symmetric
+InfoNCE (CLIP-style) at a fixed temperature.
+
+A run folder holds `checkpoint.pt` (after every epoch, atomically: weights, optimizer, schedule,
+random states, history), `metrics.jsonl`, `learning_curve.png` and, when training ends,
+`fingerprint.npz` (the `LearnedFingerprint` an index uses). Training again into the folder
+resumes after the last finished epoch and ends with the weights an uninterrupted run reaches.
+
+Validation, every epoch, on the held-out sources: window recall@1 (a copy window's nearest
+per-second source descriptor is of the right source within 1 s). At the end the score threshold is
+calibrated with the real matcher: half the validation sources indexed, 5-s pieces of the other
+half's copies as queries that must not match; the threshold lets 1 % of them through.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+
+from framegram.errors import FramegramError, InputError
+from framegram.framegram import Framegram
+from framegram.io.atomic import atomic_path, atomic_write_bytes
+from framegram.plotting import save_figure
+from framegram.progress import extraction_progress
+from framegram.search.fingerprint import frames_per_second, reference_descriptors, window_starts
+from framegram.search.learned import FINGERPRINT_FILE, LearnedFingerprint, quantiser_ranges
+from framegram.search.window_encoder import WindowEncoder
+from framegram.training import (
+    decoupled_weight_decay_groups,
+    deterministic_algorithms,
+    random_states,
+    seed_everything,
+    set_random_states,
+    warmup_cosine,
+)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "framegram-fingerprint-run"
+METRICS_NAME = "metrics.jsonl"
+CURVE_NAME = "learning_curve.png"
+#: query pieces for the threshold calibration, seconds
+CALIBRATION_QUERY_SECONDS = 5.0
+#: share of unrelated queries allowed to match at the calibrated threshold
+CALIBRATION_FALSE_MATCHES = 0.01
+
+
+class FingerprintRunError(InputError):
+    """A run folder holding another run's checkpoint, or a damaged one."""
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    """Everything that decides a run (equal configs and data give identical weights).
+
+    window_frames: rows per window (10 = 2 s at 5 fps); dims: embedding size (bytes per second in
+    the index); hidden: network width; temperature: InfoNCE's; a batch holds videos_per_batch x
+    windows_per_video pairs; lr: peak of a warm-up + cosine schedule (AdamW)."""
+
+    window_frames: int = 10
+    dims: int = 64
+    hidden: int = 512
+    epochs: int = 30
+    steps_per_epoch: int = 40
+    videos_per_batch: int = 32
+    windows_per_video: int = 8
+    temperature: float = 0.05
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("window_frames", "dims", "hidden", "epochs", "steps_per_epoch", "videos_per_batch", "windows_per_video"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.temperature > 0 and self.lr > 0):
+            raise ValueError(f"temperature and lr must be positive, got {self.temperature}, {self.lr}")
+
+
+@dataclass(frozen=True)
+class CopyFramegrams:
+    """Framegrams of source videos and of their distorted copies.
+
+    copies: (source index, copy framegram, speed): copy time t shows source time t x speed."""
+
+    sources: list[Framegram]
+    copies: list[tuple[int, Framegram, float]]
+
+    @classmethod
+    def from_pairs(cls, pairs, progress: bool = True) -> CopyFramegrams:
+        """Extract (or read from the cache) the framegrams of a `framegram.synth.copy_pairs.CopyPairs`."""
+        from framegram.cache import framegram_for
+
+        paths = pairs.sources + [p.copy for p in pairs.pairs]
+        with extraction_progress(progress) as bar:
+            task = bar.add_task("framegrams of sources and copies", total=len(paths))
+            grams = {}
+            for path in paths:
+                grams[path] = framegram_for(path)[0]
+                bar.advance(task)
+        index = {s: i for i, s in enumerate(pairs.sources)}
+        return cls([grams[s] for s in pairs.sources], [(index[p.source], grams[p.copy], p.speed) for p in pairs.pairs])
+
+    def split(self, val_sources: int) -> tuple[CopyFramegrams, CopyFramegrams]:
+        """(training, validation): the last `val_sources` sources and their copies are held out."""
+        if not 0 < val_sources < len(self.sources):
+            raise ValueError(f"val_sources must be 1..{len(self.sources) - 1}, got {val_sources}")
+        cut = len(self.sources) - val_sources
+        return self._subset(range(cut)), self._subset(range(cut, len(self.sources)))
+
+    def _subset(self, keep: range) -> CopyFramegrams:
+        return CopyFramegrams([self.sources[i] for i in keep],
+                              [(s - keep.start, f, v) for s, f, v in self.copies if s in keep])
+
+    @property
+    def fps(self) -> float:
+        return self.sources[0].meta.fps
+
+    def source_rows(self, copy: int) -> np.ndarray:
+        """int64 [T_copy]: the source row each row of copy `copy` shows."""
+        _, gram, speed = self.copies[copy]
+        return np.rint((gram.times - gram.times[0]) * speed * self.fps).astype(np.int64)
+
+    def anchor_starts(self, copy: int, window: int) -> np.ndarray:
+        """Copy rows where a window of the copy and its source window both fit."""
+        source, gram, _ = self.copies[copy]
+        rows = self.source_rows(copy)
+        starts = np.arange(max(len(gram) - window + 1, 0))
+        return starts[rows[starts] + window <= len(self.sources[source])]
+
+
+#: distorted copies of each training source, and the sources held out for validation
+COPIES_PER_SOURCE = 6
+VAL_SOURCES = 8
+
+
+def default_training_data(workers: int = 2, progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
+    """(training, validation) sets: the hand-designed basis's 40 generated fitting videos, each with
+    COPIES_PER_SOURCE distorted copies (rendered into `<cache>/fingerprint-train/copies-v1` and
+    extracted once); the last VAL_SOURCES sources are held out. None of it is in the search
+    benchmark (its videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
+    from framegram.paths import cache_dir
+    from framegram.search.basis import generated_fit_videos
+    from framegram.synth.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
+
+    folder = cache_dir() / "fingerprint-train" / f"copies-v{COPY_PAIRS_VERSION}"
+    pairs = build_copy_pairs(generated_fit_videos(), folder, COPIES_PER_SOURCE, workers=workers, progress=progress)
+    return CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
+
+
+def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_set: CopyFramegrams,
+                      out_dir: str | Path, show_progress: bool = False) -> LearnedFingerprint:
+    """Train (or resume) into `out_dir`; returns the exported fingerprint."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_data(train_set, val_set, config)
+    torch_generator = torch.Generator()
+    with deterministic_algorithms():
+        model, optimizer, schedule, history = _start(config, train_set, out_dir / CHECKPOINT_NAME, torch_generator)
+        with Progress(disable=not show_progress) as bar:
+            task = bar.add_task("epochs", total=config.epochs, completed=len(history))
+            for epoch in range(len(history), config.epochs):
+                t0 = time.perf_counter()
+                model.train()
+                losses = [_step(model, optimizer, schedule, train_set, config, torch_generator)
+                          for _ in range(config.steps_per_epoch)]
+                model.eval()
+                history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                                "val_recall_at_1": window_recall_at_1(_as_fingerprint(model, config, val_set), val_set),
+                                "seconds": time.perf_counter() - t0})
+                _save(out_dir / CHECKPOINT_NAME, config, model, optimizer, schedule, history, torch_generator)
+                _write_run_files(history, out_dir)
+                bar.update(task, advance=1, description=f"epochs  val recall@1 {history[-1]['val_recall_at_1']:.3f}")
+    fingerprint = _as_fingerprint(model, config, train_set, quantise=True)
+    fingerprint = fingerprint.with_threshold(calibrate_threshold(fingerprint, val_set))
+    fingerprint.save(out_dir / FINGERPRINT_FILE)
+    return fingerprint
+
+
+def window_recall_at_1(fingerprint, data: CopyFramegrams) -> float:
+    """Share of copy windows (one every window length) whose nearest source descriptor (one per
+    second, over all sources of `data`) is of their own source and starts within 1 s of theirs."""
+    refs, owner, start_row = [], [], []
+    hop = frames_per_second(data.fps)
+    for i, source in enumerate(data.sources):
+        first, _ = window_starts(len(source), hop, hop)
+        refs.append(fingerprint.describe(source, hop).vectors)
+        owner.append(np.full(len(refs[-1]), i))
+        start_row.append(first[: len(refs[-1])])
+    refs, owner, start_row = np.concatenate(refs), np.concatenate(owner), np.concatenate(start_row)
+    window = getattr(fingerprint, "window_frames", hop)
+    hits = total = 0
+    for c, (source, gram, _) in enumerate(data.copies):
+        starts = data.anchor_starts(c, window)[::window]
+        if len(starts) == 0:
+            continue
+        queries = fingerprint.describe(gram, 1).vectors[starts]
+        best = (queries @ refs.T).argmax(axis=1)
+        truth = data.source_rows(c)[starts]
+        hits += int(np.sum((owner[best] == source) & (np.abs(start_row[best] - truth) <= hop)))
+        total += len(starts)
+    return hits / max(total, 1)
+
+
+def calibrate_threshold(fingerprint, data: CopyFramegrams) -> float:
+    """Match score that 1 % of unrelated queries reach: the first half of `data`'s sources indexed,
+    CALIBRATION_QUERY_SECONDS pieces of the other half's copies searched (the as-is view only)."""
+    from framegram.search.index import VideoIndex
+    from framegram.search.matcher import match
+
+    indexed = len(data.sources) // 2
+    if indexed < 1:
+        raise FramegramError("threshold calibration needs at least 2 validation sources")
+    scores = []
+    with tempfile.TemporaryDirectory() as folder:
+        index = VideoIndex.create(Path(folder) / "index", fingerprint)
+        index.add((f"val-{i}", data.sources[i]) for i in range(indexed))
+        for c, (source, gram, _) in enumerate(data.copies):
+            if source < indexed:
+                continue
+            for start in np.arange(0.0, gram.duration - CALIBRATION_QUERY_SECONDS + 1e-9, CALIBRATION_QUERY_SECONDS):
+                piece = gram.slice_time(gram.times[0] + start, gram.times[0] + start + CALIBRATION_QUERY_SECONDS)
+                found = match(index, {"as-is": piece}, f"cal-{c}-{start:g}", threshold=None)
+                scores.append(found[0].score if found else 0.0)
+    if not scores:
+        raise FramegramError("threshold calibration found no query pieces (copies shorter than 5 s?)")
+    return float(np.quantile(scores, 1 - CALIBRATION_FALSE_MATCHES))
+
+
+# ---- a training step --------------------------------------------------------------------------
+
+
+def _step(model: WindowEncoder, optimizer, schedule, data: CopyFramegrams, config: ContrastiveConfig,
+          generator: torch.Generator) -> float:
+    anchors, positives, source, source_row = _batch(data, config, generator)
+    za, zp = model(anchors), model(positives)
+    logits = za @ zp.T / config.temperature
+    # a negative showing the same moment of the same source is no negative
+    overlap = (source[:, None] == source[None, :]) & ((source_row[:, None] - source_row[None, :]).abs() < config.window_frames)
+    overlap.fill_diagonal_(False)
+    logits = logits.masked_fill(overlap, float("-inf"))
+    target = torch.arange(len(logits))
+    loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def _batch(data: CopyFramegrams, config: ContrastiveConfig, generator: torch.Generator):
+    """(copy windows [B, W, D], source windows [B, W, D], source index [B], source start row [B])."""
+    w = config.window_frames
+    by_source: dict[int, list[int]] = {}
+    for c, (s, _, _) in enumerate(data.copies):
+        by_source.setdefault(s, []).append(c)
+    sources = [list(by_source)[i] for i in torch.randperm(len(by_source), generator=generator)[: config.videos_per_batch]]
+    anchors, positives, owner, rows = [], [], [], []
+    for s in sources:
+        options = by_source[s]
+        c = options[int(torch.randint(len(options), (1,), generator=generator))]
+        copy = data.copies[c][1].features
+        source_rows = data.source_rows(c)
+        chosen: list[int] = []
+        for start in data.anchor_starts(c, w)[torch.randperm(len(data.anchor_starts(c, w)), generator=generator).numpy()]:
+            if all(abs(int(start) - other) >= w for other in chosen):
+                chosen.append(int(start))
+                if len(chosen) == config.windows_per_video:
+                    break
+        for start in chosen:
+            j = int(source_rows[start])
+            anchors.append(copy[start : start + w])
+            positives.append(data.sources[s].features[j : j + w])
+            owner.append(s)
+            rows.append(j)
+    return (torch.from_numpy(np.stack(anchors).astype(np.float32)), torch.from_numpy(np.stack(positives).astype(np.float32)),
+            torch.tensor(owner), torch.tensor(rows))
+
+
+# ---- run state ----------------------------------------------------------------------------------
+
+
+def _start(config: ContrastiveConfig, data: CopyFramegrams, checkpoint_path: Path, generator: torch.Generator):
+    previous = _load_checkpoint(checkpoint_path, config) if checkpoint_path.exists() else None
+    seed_everything(config.seed)
+    generator.manual_seed(config.seed)
+    model = WindowEncoder(data.sources[0].dim, config.hidden, config.dims)
+    optimizer = torch.optim.AdamW(decoupled_weight_decay_groups(model, config.weight_decay), lr=config.lr)
+    schedule = warmup_cosine(optimizer, config.warmup_epochs, config.steps_per_epoch, config.epochs)
+    history: list[dict] = []
+    if previous is not None:
+        model.load_state_dict(previous["model_state"])
+        optimizer.load_state_dict(previous["optimizer_state"])
+        schedule.load_state_dict(previous["scheduler_state"])
+        history = list(previous["history"])
+        set_random_states(previous["rng"], generator)  # last: nothing may draw after it
+    return model, optimizer, schedule, history
+
+
+def _save(path: Path, config, model, optimizer, schedule, history, generator) -> None:
+    checkpoint = {"format": CHECKPOINT_FORMAT, "settings": asdict(config), "history": history,
+                  "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                  "scheduler_state": schedule.state_dict(), "rng": random_states(generator)}
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def _load_checkpoint(path: Path, config: ContrastiveConfig) -> dict:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip or pickle
+        raise FingerprintRunError(path, f"damaged or not a checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise FingerprintRunError(path, "not a framegram fingerprint training checkpoint")
+    changed = [f"{k}={v!r} there, {asdict(config)[k]!r} now" for k, v in checkpoint["settings"].items()
+               if asdict(config).get(k) != v]
+    if changed:
+        raise FingerprintRunError(path, "holds a run with other settings (" + "; ".join(changed)
+                                  + "); choose another output folder or delete it")
+    return checkpoint
+
+
+def _check_data(train_set: CopyFramegrams, val_set: CopyFramegrams, config: ContrastiveConfig) -> None:
+    for name, data in (("training", train_set), ("validation", val_set)):
+        if not data.copies:
+            raise FramegramError(f"the {name} set has no distorted copies")
+        if not any(len(data.anchor_starts(c, config.window_frames)) for c in range(len(data.copies))):
+            raise FramegramError(f"no {name} copy is {config.window_frames} rows long (the window)")
+    first = train_set.sources[0].meta
+    for gram in [*train_set.sources, *val_set.sources, *(g for _, g, _ in train_set.copies + val_set.copies)]:
+        if not gram.meta.encoder.same_model(first.encoder) or gram.meta.fps != first.fps:
+            raise FramegramError(f"{gram.meta.source.path}: framegram of another encoder or frame rate than "
+                                 f"{first.source.path} ({first.encoder.name} at {first.fps:g} fps)")
+
+
+def _as_fingerprint(model: WindowEncoder, config: ContrastiveConfig, data: CopyFramegrams,
+                    quantise: bool = False) -> LearnedFingerprint:
+    """The model as a fingerprint for framegrams like `data`'s. quantise: the 8-bit ranges from the
+    descriptors of `data`'s sources (else [-1, 1], the whole range of unit vectors)."""
+    meta = data.sources[0].meta
+    weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    network = {"in_dim": data.sources[0].dim, "hidden": config.hidden, "dims": config.dims}
+    fingerprint = LearnedFingerprint(
+        f"{meta.encoder.name};{meta.encoder.version}", data.fps, config.window_frames, network, weights,
+        np.full(config.dims, -1.0, np.float32), np.full(config.dims, 2.0, np.float32), threshold=0.0,
+        fitted_on=f"trained on {len(data.sources)} videos and {len(data.copies)} distorted copies",
+    )
+    if not quantise:
+        return fingerprint
+    described = np.concatenate([reference_descriptors(s, fingerprint).vectors for s in data.sources])
+    lo, span = quantiser_ranges(described)
+    return replace(fingerprint, quant_min=lo, quant_range=span)
+
+
+def _write_run_files(history: list[dict], out_dir: Path) -> None:
+    atomic_write_bytes(out_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in history).encode())
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_recall) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    epochs = [r["epoch"] for r in history]
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-")
+    ax_loss.set(xlabel="epoch", ylabel="InfoNCE loss (nats)", title="training")
+    ax_recall.plot(epochs, [r["val_recall_at_1"] for r in history], "o-")
+    ax_recall.set(xlabel="epoch", ylabel="window recall@1", ylim=(0, 1), title="held-out sources")
+    fig.tight_layout()
+    save_figure(fig, out_dir / CURVE_NAME)
