@@ -5,7 +5,7 @@ appearance, where one does) at 8 frames of 64x64.
 For each (benchmark, model): train on the train split (validated every epoch on one clip per test
 video, for the learning curve), then test with 3 clips per video averaged. Columns: test accuracy,
 trainable parameters, GMACs per clip, training seconds, clips/s at inference. Runs live in
-`<cache>/bench/classify-v3/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
+`<cache>/bench/classify-v4/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
 learning_curve.png) and resume: a rerun trains only what is missing.
 
     nice -n 19 .venv/bin/python bench/classify.py [--models c3d,i3d] [--benchmarks motion]
@@ -57,13 +57,13 @@ SETTINGS: dict[str, dict] = {
     "slow-fusion": {"epochs": {"motion": 8, "appearance": 12}, **SCRATCH},
     "c3d": {"epochs": {"motion": 40, "appearance": 12}, **SCRATCH, "model_cfg": C3D_SMALL},
     "c3d-nonlocal": {"epochs": {"motion": 10, "appearance": 8}, **SCRATCH, "model_cfg": C3D_SMALL},
-    "r2plus1d": {"epochs": {"motion": 12, "appearance": 8}, **SCRATCH},
+    "r2plus1d": {"epochs": {"motion": 14, "appearance": 8}, **SCRATCH},
     "i3d": {"epochs": {"motion": 8, "appearance": 3}, "lr": 1e-3},
     "i3d-nonlocal": {"epochs": {"motion": 2, "appearance": 2}, "lr": 1e-3},
     "two-stream": {"epochs": {"motion": 6, "appearance": 2}, "lr": 1e-3},
     "cnn-lstm": {"epochs": {"motion": 4, "appearance": 3}, "lr": 1e-3, "model_cfg": {"source": "diff"}},
     "cnn-lstm-flow": {"epochs": {"motion": 6, "appearance": 3}, "lr": 1e-3},
-    "timesformer": {"epochs": {"motion": 8, "appearance": 8}, "lr": 5e-4},
+    "timesformer": {"epochs": {"motion": 8, "appearance": 4}, "lr": 1e-3},
     "super-image": {"epochs": {"motion": 2, "appearance": 4}, "lr": 1e-3},
 }
 BATCH_SIZE = 16
@@ -71,7 +71,7 @@ BATCH_SIZE = 16
 
 def run_folder(benchmark: str, config: TrainConfig) -> Path:
     digest = hashlib.sha256(json.dumps(config.settings(), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / "bench" / "classify-v3" / benchmark / f"{config.model}-{digest}"
+    return cache_dir() / "bench" / "classify-v4" / benchmark / f"{config.model}-{digest}"
 
 
 def datasets(root: Path, inputs: tuple[str, ...]) -> tuple[VideoFolder, VideoFolder, VideoFolder]:

@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from framegram.video_models import UnknownModelError, get_model, list_models, model_meta
 from framegram.video_models.inputs import rgb_tensor
 from framegram.video_models.models.c3d import C3D_CLIP, C3D_CONVS
+from framegram.video_models.models.i3d import SamePadConv3d, same_padding
 from framegram.video_models.models.layers import ModelConfigError, ModelInputError
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import Lite0Trunk
@@ -108,6 +109,18 @@ def test_i3d_on_a_clip_of_identical_frames_gives_the_2d_features():
     assert torch.allclose(features_3d, features_2d, rtol=0, atol=1e-5 * float(features_2d.abs().max()))
 
 
+@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 2, 2), (2, 1, 1), (1, 2, 2)])
+def test_i3d_depthwise_convolution_by_frames_equals_conv3d(stride):
+    torch.manual_seed(0)
+    conv = SamePadConv3d(12, 12, (3, 3, 3), stride=stride, groups=12, bias=True)
+    x = torch.randn(2, 12, 7, 10, 9)
+    (before, after), (top, bottom), (left, right) = (
+        same_padding(size, 3, s) for size, s in zip(x.shape[2:], stride))
+    padded = F.pad(F.pad(x, (left, right, top, bottom)), (0, 0, 0, 0, before, after), mode="replicate")
+    expected = F.conv3d(padded, conv.weight, conv.bias, stride, 0, 1, 12)
+    assert torch.allclose(conv(x), expected, atol=1e-5)
+
+
 def test_early_fusion_stem_starts_from_the_2d_network():
     frame = real_frame(64, 64)
     model = get_model("early-fusion", num_classes=10, clip_len=4).eval()
@@ -165,13 +178,31 @@ def test_divided_attention_mixes_tokens_only_along_its_axis():
 
 def test_timesformer_sees_frame_order_only_through_its_time_embedding():
     torch.manual_seed(0)
-    model = get_model("timesformer", num_classes=5, dim=32, depth=2, heads=2, image_size=16, num_frames=4).eval()
+    # the linear stem: the property belongs to the attention, not to how patches become tokens
+    model = get_model("timesformer", num_classes=5, dim=32, depth=2, heads=2, image_size=16, num_frames=4,
+                      stem="linear").eval()
     clip = torch.randn(1, 3, 4, 16, 16)
     reversed_clip = clip.flip(2)
     with torch.no_grad():
         assert not torch.allclose(model({"rgb": clip}), model({"rgb": reversed_clip}), atol=1e-4)
         model.time_pos.zero_()
         assert torch.allclose(model({"rgb": clip}), model({"rgb": reversed_clip}), atol=1e-5)
+
+
+def test_timesformer_tokens_start_from_the_imagenet_network():
+    model = get_model("timesformer", num_classes=5).eval()
+    trunk = Lite0Trunk().eval()
+    frame = real_frame(64, 64)[None]
+    with torch.no_grad():
+        tokenizer = model.patch_embed
+        x = tokenizer.stem(frame)
+        for block, rate in zip(tokenizer.blocks, tokenizer.drop_rates):
+            x = block(x, drop_connect_rate=rate)
+        expected = trunk.act(trunk.stem_bn(trunk.stem(frame)))
+        for block in trunk.blocks[:5]:
+            expected = block(expected)
+    assert x.shape == (1, 40, 8, 8)  # stride 8: one token per 8x8 patch
+    assert torch.allclose(x, expected, atol=1e-5)
 
 
 def test_two_stream_returns_the_log_of_the_averaged_stream_probabilities():

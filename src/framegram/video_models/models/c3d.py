@@ -25,6 +25,7 @@ from framegram.video_models.models.layers import (
     ModelConfigError,
     ModelInputError,
     batch_input,
+    channels_last_3d,
 )
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.registry import register_model
@@ -91,6 +92,7 @@ class C3D(nn.Module):
         self.fc7 = nn.Linear(fc_dim, fc_dim)
         self.fc8 = nn.Linear(fc_dim, num_classes)
         self.dropout = nn.Dropout(dropout)
+        self.to(memory_format=torch.channels_last_3d)
 
     def forward(self, batch: dict) -> torch.Tensor:
         rgb = batch_input(batch, "rgb", self.name)
@@ -99,7 +101,7 @@ class C3D(nn.Module):
                 f"model {self.name!r} needs clips of at least {'x'.join(map(str, _MIN_CLIP))} (T x H x W), "
                 f"got {'x'.join(map(str, rgb.shape[2:]))}"
             )
-        x = self.features(rgb)
+        x = self.features(channels_last_3d(rgb))
         if tuple(x.shape[2:]) == _POOL5_INPUT:
             x = self.pool5(x)
         else:

@@ -7,7 +7,9 @@ The pretrained EfficientNet-Lite0 becomes a 3D network layer by layer:
 - batch norms are copied (weights and running statistics).
 The depthwise convolutions and the stem are 3 frames long (`temporal_kernel`); the blocks listed in
 `temporal_stride_blocks` also halve time (by default the two deepest of the blocks that halve space,
-so an 8-frame clip ends with 2). Padding is TensorFlow "SAME" as in the 2D network; in time the edge
+so an 8-frame clip ends with 2). `stem_temporal_stride=2` halves time in the stem as I3D's first
+convolution does: half the cost, but on the 8-frame motion benchmark it learned less (see
+docs/ARCHITECTURE.md), so the default keeps every frame. Padding is TensorFlow "SAME" as in the 2D network; in time the edge
 frames are repeated rather than zero-padded, which keeps the boring-video equivalence exact at the
 clip's ends (zero frames would be mid-grey frames that were never seen).
 "i3d-nonlocal" inserts `NonLocalBlock`s after the blocks listed in `nonlocal_after`.
@@ -48,7 +50,29 @@ class SamePadConv3d(nn.Conv3d):
         x = F.pad(x, (left, right, top, bottom))
         if before or after:
             x = F.pad(x, (0, 0, 0, 0, before, after), mode="replicate")
+        if self.groups == self.in_channels == self.out_channels and kt > 1:
+            return self._depthwise_by_frames(x)
         return F.conv3d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _depthwise_by_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """The same depthwise k_t x k x k convolution of the padded x [B, C, T, H, W], as the sum over
+        the k_t temporal taps of 2D depthwise convolutions of the frames they reach.
+
+        Written out because PyTorch's CPU depthwise Conv3d has no fast kernel: this form runs its
+        forward and backward passes about twice as fast, and equals it up to float rounding.
+        """
+        (kt, _, _), (st, sh, sw) = self.kernel_size, self.stride
+        b, c, t, h, w = x.shape
+        steps = (t - kt) // st + 1
+        frames = x.transpose(1, 2)  # [B, T, C, H, W]
+        out = None
+        for tap in range(kt):
+            picked = frames[:, tap : tap + st * (steps - 1) + 1 : st].reshape(b * steps, c, h, w)
+            y = F.conv2d(picked, self.weight[:, :, tap], None, (sh, sw), 0, self.dilation[1:], c)
+            out = y if out is None else out + y
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out.view(b, steps, c, *out.shape[2:]).transpose(1, 2)
 
 
 def inflate_conv(conv: nn.Conv2d, t_kernel: int, t_stride: int = 1) -> SamePadConv3d:
@@ -110,6 +134,7 @@ class I3D(nn.Module):
     """rgb [B, 3, T, H, W] -> logits [B, num_classes], from EfficientNet-Lite0's ImageNet weights inflated to 3D.
 
     temporal_kernel: frames seen by the stem and every depthwise convolution (1 gives a 2D network per frame).
+    stem_temporal_stride: 1 keeps every frame in the stem, 2 halves time there.
     temporal_stride_blocks: indices (0-15) of the MBConv blocks that also halve time.
     nonlocal_after: indices of the blocks followed by a `NonLocalBlock`.
     pretrained: inflate ImageNet weights (else a random 2D network is inflated).
@@ -120,6 +145,7 @@ class I3D(nn.Module):
         num_classes: int,
         temporal_kernel: int = 3,
         temporal_stride_blocks: tuple[int, ...] = (5, 11),
+        stem_temporal_stride: int = 1,
         nonlocal_after: tuple[int, ...] = (),
         dropout: float = 0.2,
         pretrained: bool = True,
@@ -134,7 +160,9 @@ class I3D(nn.Module):
             raise ModelConfigError(
                 f"model {name!r}: block indices must lie in 0..{count - 1} and temporal_kernel >= 1, got {bad}, {temporal_kernel}"
             )
-        self.stem = nn.Sequential(inflate_conv(trunk.stem, temporal_kernel), inflate_bn(trunk.stem_bn), nn.ReLU6())
+        self.stem = nn.Sequential(
+            inflate_conv(trunk.stem, temporal_kernel, stem_temporal_stride), inflate_bn(trunk.stem_bn), nn.ReLU6()
+        )
         self.blocks = nn.ModuleList(
             InflatedMBConv(
                 block,

@@ -60,6 +60,9 @@ class Lite0Trunk(nn.Module):
         self.act = net._swish  # ReLU6 in the Lite variants
         self.drop_connect_rate = net._global_params.drop_connect_rate
         self.trainable = trainable
+        # Channels-last kernels: about twice as fast on CPU for these depthwise convolutions (mostly
+        # their backward pass); the numbers differ from the default layout only by float rounding.
+        self.to(memory_format=torch.channels_last)
         if not trainable:
             self.requires_grad_(False)
             self.eval()
@@ -69,7 +72,7 @@ class Lite0Trunk(nn.Module):
         return super().train(mode and self.trainable)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.stem_bn(self.stem(images)))
+        x = self.act(self.stem_bn(self.stem(images.contiguous(memory_format=torch.channels_last))))
         for index, block in enumerate(self.blocks):
             # Stochastic depth growing with depth, as the network was trained (active in training only).
             x = block(x, drop_connect_rate=self.drop_connect_rate * index / len(self.blocks))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from framegram.video_models.models.layers import ModelConfigError, batch_input
+from framegram.video_models.models.layers import ModelConfigError, batch_input, channels_last_3d
 from framegram.video_models.registry import register_model
 
 #: Output channels of the four stages at width 1 (as in ResNet-18).
@@ -90,9 +90,10 @@ class R2Plus1D(nn.Module):
             in_channels = out_channels
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_channels, num_classes))
+        self.to(memory_format=torch.channels_last_3d)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        x = self.stages(self.stem(batch_input(batch, "rgb", "r2plus1d")))
+        x = self.stages(self.stem(channels_last_3d(batch_input(batch, "rgb", "r2plus1d"))))
         return self.head(x.mean(dim=(2, 3, 4)))
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from framegram.video_models.models.layers import ModelConfigError, batch_input
+from framegram.video_models.models.layers import ModelConfigError, batch_input, channels_last_3d
 from framegram.video_models.registry import register_model
 
 #: (output channels at width 1, temporal extent, temporal stride, spatial kernel, spatial stride, 1x2x2 max-pool after)
@@ -72,9 +72,10 @@ class SlowFusion(nn.Module):
             in_channels = channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_channels, num_classes))
+        self.to(memory_format=torch.channels_last_3d)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        x = self.features(batch_input(batch, "rgb", "slow-fusion"))
+        x = self.features(channels_last_3d(batch_input(batch, "rgb", "slow-fusion")))
         return self.head(x.mean(dim=(2, 3, 4)))
 
 

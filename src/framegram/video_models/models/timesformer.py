@@ -8,6 +8,14 @@ plus a class token. Each block attends in time, then in space, then applies an M
 Divided attention costs T*N*(T + N) instead of (T*N)^2 for joint attention over N patches x T frames.
 Learned positional embeddings: one per patch position (bicubically resized for another frame size)
 and one per frame (linearly resized for another clip length). Defaults are small for CPU training.
+
+Patch embedding: `stem="lite0"` (default) uses the first five blocks of the ImageNet EfficientNet-Lite0
+(stride 8, 40 channels) and a 1x1 convolution, a "hybrid" tokenizer in the sense of the ViT paper;
+`stem="linear"` is ViT's own, one linear map of each patch's pixels, learned from scratch. The
+published TimeSformer starts from ImageNet ViT weights and is far worse from scratch; no ImageNet ViT
+ships here, so the pretrained CNN stem is the nearest start (it learns the motion benchmark faster
+per epoch than the linear stem). Either way tokens are made frame by frame: frames meet only in the
+temporal attention.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from framegram.video_models.models.layers import (
     ModelInputError,
     batch_input,
 )
+from framegram.video_models.models.pretrained import Lite0Trunk
 from framegram.video_models.registry import register_model
+
+STEMS = ("lite0", "linear")
 
 
 class Attention(nn.Module):
@@ -78,10 +89,32 @@ class DividedSpaceTimeBlock(nn.Module):
         return tokens + self.mlp(self.mlp_norm(tokens))
 
 
+class Lite0Tokenizer(nn.Module):
+    """Frames [N, 3, H, W] -> [N, dim, H/8, W/8]: EfficientNet-Lite0's stem and first five blocks
+    (ImageNet weights), then a 1x1 convolution to dim."""
+
+    BLOCKS = 5  #: blocks 0-4 end at stride 8 with 40 channels
+
+    def __init__(self, dim: int, pretrained: bool = True):
+        super().__init__()
+        trunk = Lite0Trunk(pretrained=pretrained)
+        self.stem = nn.Sequential(trunk.stem, trunk.stem_bn, trunk.act)
+        self.blocks = trunk.blocks[: self.BLOCKS]
+        self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(self.BLOCKS)]
+        self.proj = nn.Conv2d(trunk.blocks[self.BLOCKS - 1]._block_args.output_filters, dim, 1)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.stem(frames.contiguous(memory_format=torch.channels_last))
+        for block, rate in zip(self.blocks, self.drop_rates):
+            x = block(x, drop_connect_rate=rate)
+        return self.proj(x).contiguous()
+
+
 class TimeSformer(nn.Module):
     """rgb [B, 3, T, H, W] -> logits [B, num_classes]; H and W multiples of `patch`.
 
-    patch: patch side in pixels; dim, depth, heads, mlp_ratio: transformer size;
+    patch: patch side in pixels (8 for the lite0 stem); stem: "lite0" or "linear" (see the module docstring);
+    dim, depth, heads, mlp_ratio: transformer size;
     image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
     """
 
@@ -96,15 +129,18 @@ class TimeSformer(nn.Module):
         image_size: int = 64,
         num_frames: int = 8,
         dropout: float = 0.1,
+        stem: str = "lite0",
     ):
         super().__init__()
         if dim % heads or image_size % patch:
             raise ModelConfigError(
                 f"timesformer: dim must be a multiple of heads and image_size of patch, got {dim}, {heads}, {image_size}, {patch}"
             )
+        if stem not in STEMS or (stem == "lite0" and patch != 8):
+            raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 takes patch 8), got {stem!r}, patch {patch}")
         self.patch = patch
         self.grid = image_size // patch
-        self.patch_embed = nn.Conv2d(3, dim, patch, stride=patch)
+        self.patch_embed = Lite0Tokenizer(dim) if stem == "lite0" else nn.Conv2d(3, dim, patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
         self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames))
@@ -144,7 +180,7 @@ class TimeSformer(nn.Module):
 @register_model(
     "timesformer",
     inputs=("rgb",),
-    summary="TimeSformer: 8x8 patches, divided space-time attention, 4 blocks of width 192",
+    summary="TimeSformer: 8x8 patches (tokens from pretrained EfficientNet-Lite0 blocks), divided space-time attention, 4 blocks of width 192",
 )
 def timesformer(num_classes: int, **cfg) -> TimeSformer:
     return TimeSformer(num_classes, **cfg)
