@@ -132,7 +132,7 @@ def test_disc_stands_out_from_a_matching_background_and_its_hand_shows_the_angle
     texture = Image.fromarray(np.full((32, 32, 3), 128, np.uint8))
     centre, diameter = 48.0, 40.0
     for angle, (hx, hy) in [(0.0, (1, 0)), (np.pi / 2, (0, 1)), (np.pi, (-1, 0))]:
-        frame = actions._draw_disc(grey, texture, centre, centre, angle, diameter)[..., 0].astype(int)
+        frame = actions.draw_disc(grey, texture, centre, centre, angle, diameter)[..., 0].astype(int)
         assert (frame[int(centre), :] < 20).sum() >= 2  # the black outer ring, crossed twice
         assert (frame > 235).sum() > 0.1 * np.pi * (diameter / 2) ** 2  # white inner ring and hand
         # along the hand, half way to the rim: white; the opposite side: the texture's grey

@@ -2,7 +2,7 @@
 one that a single frame solves.
 
   motion      8 classes: a disc of texture cut from a real frame (outlined by a black and white rim,
-              with a white hand from its centre: see `_draw_disc`) moves left, right, up or down, turns
+              with a white hand from its centre: see `draw_disc`) moves left, right, up or down, turns
               clockwise or anticlockwise (as seen on screen), approaches (grows) or recedes (shrinks),
               over a still background cut from another real frame.
               No single frame tells the class: in every class and at every frame the object's centre is
@@ -182,7 +182,12 @@ def _video_seed(seed: int, name: str, class_name: str, split: str, number: int) 
 
 
 def write_video(frames: np.ndarray, path: Path) -> None:
-    """uint8 [T, H, W, 3] RGB -> H.264 MP4 at FPS, written atomically.
+    """uint8 [T, H, W, 3] RGB -> H.264 MP4 at FPS, written atomically (`encode_video`)."""
+    encode_video(frames, path, FPS)
+
+
+def encode_video(frames: np.ndarray, path: Path, fps: float) -> None:
+    """uint8 [T, H, W, 3] RGB -> H.264 MP4 at `fps`, written atomically.
 
     Encoded by the FFmpeg binary from raw frames on its input: its x264 output is the same bytes for
     the same frames, which PyAV's bundled x264 did not guarantee here (about 1 in 10 encodes of
@@ -191,7 +196,7 @@ def write_video(frames: np.ndarray, path: Path) -> None:
     _, height, width, _ = frames.shape
     command = [
         ffmpeg_executable("rendering the actions benchmark"), "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "-",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
         "-c:v", "libx264", "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p", "-threads", "1",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mp4",
     ]  # fmt: skip
@@ -245,7 +250,7 @@ def _split_footage(footage: dict[str, np.ndarray], split: str) -> dict[str, np.n
     return {name: frames[: cut[name]] if split == "train" else frames[cut[name] :] for name, frames in footage.items()}
 
 
-def _random_frame(rng: np.random.Generator, footage: dict[str, np.ndarray], source: str | None = None) -> Image.Image:
+def random_frame(rng: np.random.Generator, footage: dict[str, np.ndarray], source: str | None = None) -> Image.Image:
     """A frame of `source` (None: a random source), mirrored half of the time."""
     if source is None:
         source = list(footage)[rng.integers(len(footage))]
@@ -305,10 +310,10 @@ def motion_track(rng: np.random.Generator, class_name: str) -> MotionTrack:
 
 def _motion_video(rng: np.random.Generator, footage: dict[str, np.ndarray], class_name: str) -> np.ndarray:
     background = _still_background(rng, footage)
-    texture = _texture_patch(rng, footage)
+    texture = texture_patch(rng, footage)
     track = motion_track(rng, class_name)
     return np.stack([
-        _draw_disc(background[i], texture, track.x[i], track.y[i], track.angle[i], track.diameter[i])
+        draw_disc(background[i], texture, track.x[i], track.y[i], track.angle[i], track.diameter[i])
         for i in range(FRAMES)
     ])  # fmt: skip
 
@@ -319,7 +324,7 @@ def _still_background(rng: np.random.Generator, footage: dict[str, np.ndarray]) 
     Still, not drifting: with a background drifting up to 0.4 pixels per frame (version 1) and discs
     down to 0.14 of the side, R(2+1)D trained from scratch did not learn the classes at all.
     """
-    image = _random_frame(rng, footage)
+    image = random_frame(rng, footage)
     width, height = image.size
     side = rng.uniform(0.55, 0.95) * min(width, height)
     corner = rng.uniform(0, [width - side, height - side])
@@ -327,11 +332,11 @@ def _still_background(rng: np.random.Generator, footage: dict[str, np.ndarray]) 
     return np.broadcast_to(frame, (FRAMES, *frame.shape))
 
 
-def _texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], tries: int = 10) -> Image.Image:
+def texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], tries: int = 10) -> Image.Image:
     """A square patch of a random real frame, the most textured (luma std) of a few draws."""
     best, best_std = None, -1.0
     for _ in range(tries):
-        image = _random_frame(rng, footage)
+        image = random_frame(rng, footage)
         width, height = image.size
         side = rng.uniform(0.3, 0.7) * min(width, height)
         x, y = rng.uniform(0, width - side), rng.uniform(0, height - side)
@@ -345,7 +350,7 @@ def _texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], tri
 _PIXEL_CENTRES = np.arange(SIZE) + 0.5
 
 
-def _draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, angle: float, diameter: float) -> np.ndarray:
+def draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, angle: float, diameter: float) -> np.ndarray:
     """`background` uint8 [S, S, 3] with `texture` drawn as a disc of `diameter` pixels centred at
     (x, y), turned by `angle` (clockwise), on a torus (the parts past an edge show on the other side);
     anti-aliased edge.
@@ -388,7 +393,7 @@ def _draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float,
 
 def _appearance_video(rng: np.random.Generator, footage: dict[str, np.ndarray], class_name: str) -> np.ndarray:
     """A slow pan and zoom over a frame of the class's own source: uint8 [T, S, S, 3]."""
-    image = _random_frame(rng, footage, class_name)
+    image = random_frame(rng, footage, class_name)
     width, height = image.size
     frame_size = np.array([width, height], np.float64)
 
