@@ -1,0 +1,140 @@
+"""fMRI as the target of a signal model: a BIDS dataset of participants who watched one film.
+
+Each participant's run is read, masked and cleaned exactly as the brain encoding pipeline does
+(`framegram.brain`: nilearn's EPI mask, nuisance regression fitted per stretch of time, the first
+`train_fraction` of the volumes for training, the rest held out), then z-scored per voxel with its
+training statistics. One PCA, fitted on the training volumes of every participant stacked, gives
+the shared target space (`n_components`): a conditional model predicts each participant's scores on
+it through the participant's own read-out; predictions go back to voxels through the same PCA and
+are scored per voxel against the cleaned held-out BOLD itself, not against its PCA reconstruction.
+
+Features: the film's framegram averaged within each TR (`brain.stimulus.frames_to_tr`), reduced to
+`n_features` principal components (fitted on the film's TR rows: the stimulus only), z-scored.
+
+Memory: the stacked training volumes (participants x training volumes x mask voxels, float32;
+4.3 GB for 30 full-grid participants) exist once, while the PCA is fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from framegram.brain.bids import BoldRun, find_runs
+from framegram.brain.metrics import pearson_r
+from framegram.brain.pipeline import BrainConfig, check_run_covers_stimulus, compute_mask, nuisance_cleaner, split
+from framegram.brain.stimulus import frames_to_tr
+from framegram.progress import extraction_progress
+from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
+
+
+@dataclass
+class HeldOut:
+    """What scoring in voxel space needs: mask bool [X, Y, Z] and affine [4, 4] of the shared space,
+    per participant the held-out volume indices and cleaned, z-scored BOLD float32 [n_test, V]."""
+
+    mask: np.ndarray
+    affine: np.ndarray
+    test: dict[str, np.ndarray] = field(default_factory=dict)
+    bold: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def masked_bold(run: BoldRun, mask: np.ndarray, bold=None) -> np.ndarray:
+    """The run's BOLD inside `mask`: float32 [n_volumes, V], voxels in the C order of data[mask]."""
+    _, data = bold if bold is not None else run.read_bold()
+    # NIfTI arrays are column-major: viewed as [n, X*Y*Z] without a copy (as brain.pipeline does)
+    flat = data.reshape(-1, run.n_volumes, order="F").T
+    columns = np.arange(mask.size).reshape(mask.shape, order="F")[mask]
+    return np.take(flat, columns, axis=1)
+
+
+def stimulus_rows(stimulus, run: BoldRun, offset_s: float) -> np.ndarray:
+    """The stimulus framegram (a video or .framegram.npz) averaged per TR of `run`: float32 [n_volumes, D]."""
+    from framegram.cache import framegram_for
+
+    gram, _ = framegram_for(stimulus)
+    check_run_covers_stimulus(run, gram.times, offset_s)
+    return frames_to_tr(gram.features, gram.times, run.tr, run.n_volumes, offset_s, source=str(stimulus))
+
+
+def build_fmri_set(
+    bids_root: str | Path,
+    stimulus: str | Path,
+    subjects: list[str] | None = None,
+    n_components: int = 128,
+    n_features: int = 20,
+    config: BrainConfig | None = None,
+    show_progress: bool = False,
+) -> tuple[SignalSet, HeldOut]:
+    """The signal set of every (or the listed) participant, and the held-out BOLD for scoring.
+
+    The shared mask is the first participant's EPI mask (participants normalised to one template
+    share it); config: the brain pipeline's cleaning and split settings (offset_s, train_fraction,
+    high_pass_hz, motion, fd_threshold_mm, held_out_cleaning).
+    """
+    config = config or BrainConfig()
+    runs = find_runs(bids_root, subjects)
+    first_img, first_data = runs[0].read_bold()
+    mask = compute_mask(first_img.__class__(first_data, first_img.affine, first_img.header))
+    held = HeldOut(mask, np.asarray(first_img.affine))
+    features = stimulus_rows(stimulus, runs[0], config.offset_s)
+    feature_map = fit_pca_map(features, n_features)
+    splits = {run.subject: split(run.n_volumes, config.train_fraction) for run in runs}
+    offsets = np.cumsum([0] + [len(splits[run.subject][0]) for run in runs])
+    stacked = np.empty((offsets[-1], int(mask.sum())), np.float32)  # every participant's training volumes
+    inputs = []
+    with extraction_progress(show_progress) as bars:
+        task = bars.add_task("reading and cleaning runs", total=len(runs))
+        for i, run in enumerate(runs):
+            bold = (first_img, first_data) if i == 0 else run.read_bold()
+            y = masked_bold(run, mask, bold)
+            del bold
+            train, test = splits[run.subject]
+            y = nuisance_cleaner(run, config).fit_transform(y, train)
+            mean, std = y[train].mean(0), y[train].std(0)
+            y = ((y - mean) / np.where(std > 1e-6, std, 1.0)).astype(np.float32)
+            stacked[offsets[i] : offsets[i + 1]] = y[train]
+            held.test[run.subject], held.bold[run.subject] = test, y[test]
+            same_clock = run.n_volumes == len(features) and run.tr == runs[0].tr
+            inputs.append(feature_map(features if same_clock else stimulus_rows(stimulus, run, config.offset_s)))
+            bars.advance(task)
+    del first_data
+    target_map = _shared_pca(stacked, n_components)
+    sequences = []
+    for i, run in enumerate(runs):
+        train, test = splits[run.subject]
+        y = np.empty((run.n_volumes, stacked.shape[1]), np.float32)
+        y[train], y[test] = stacked[offsets[i] : offsets[i + 1]], held.bold[run.subject]
+        is_train = np.zeros(run.n_volumes, bool)
+        is_train[train] = True
+        sequences.append(SignalSequence(f"sub-{run.subject}", inputs[i], target_map(y), is_train, participant=i))
+    del stacked
+    info = {"bids": str(bids_root), "stimulus": str(stimulus), "subjects": [r.subject for r in runs],
+            "tr": runs[0].tr, "n_components": target_map.dims, "n_features": feature_map.dims,
+            "voxels": int(mask.sum()), "train_fraction": config.train_fraction, "offset_s": config.offset_s}
+    arrays = {"mask": mask.astype(np.uint8), "affine": held.affine.astype(np.float64)}
+    data = SignalSet("fmri", sequences, tuple(r.subject for r in runs), runs[0].tr, feature_map, target_map, info, arrays)
+    return data, held
+
+
+def _shared_pca(stacked: np.ndarray, n_components: int) -> LinearMap:
+    """PCA of the participants' training volumes stacked [sum n_train, V] (each already centred and
+    z-scored per voxel), by randomized SVD on the array itself (no centred copy); scores z-scored."""
+    from sklearn.utils.extmath import randomized_svd
+
+    k = min(n_components, *stacked.shape)
+    _, _, components = randomized_svd(stacked, k, n_iter=4, random_state=0)
+    components = components.astype(np.float32)
+    scores = stacked @ components.T
+    std = scores.std(0)
+    return LinearMap(np.zeros(stacked.shape[1], np.float32), components, scores.mean(0),
+                     np.where(std > 1e-8, std, 1.0).astype(np.float32))
+
+
+def voxel_r(prediction: np.ndarray, data: SignalSet, held: HeldOut, subject: str) -> np.ndarray:
+    """Per-voxel r [V] on `subject`'s held-out volumes of a prediction over the whole run
+    [n_volumes, n_components] (model units), mapped back to voxels through the shared PCA."""
+    test = held.test[subject]
+    return pearson_r(data.targets.inverse(prediction[test]), held.bold[subject])
