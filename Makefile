@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/search.py
 	$(PY) bench/brain.py --twice
 	$(PY) bench/classify.py
+	$(PY) bench/vae.py
 	$(PY) bench/embedding.py
 
 clean:

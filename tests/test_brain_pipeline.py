@@ -84,15 +84,6 @@ def test_toy_fit_finds_the_region_and_the_lag(toy, basis):
         fit_subject(run, info["features"][:500], info["times"][:500], BrainConfig(basis=basis), mask=mask)
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from framegram.synth.bids import generate_dataset
-
-    root = tmp_path_factory.mktemp("synth-bids")
-    generate_dataset(root, subjects=2, small=True, progress=False)
-    return root
-
-
 def test_cli_fit_and_report_on_the_generated_dataset(synth, tmp_path):
     import nibabel as nib
     from typer.testing import CliRunner

@@ -461,19 +461,20 @@ def vae_train(
     pooled: Annotated[bool, typer.Option("--pooled", help="fmri: one model blind to the participant (no embedding, shared read-out).")] = False,
     regression: Annotated[bool, typer.Option("--regression", help="Train the deterministic baseline (same encoder, mean squared error) instead.")] = False,
     components: Annotated[int, typer.Option(help="fmri: principal components of the voxels predicted.")] = 128,
-    epochs: Annotated[int, typer.Option(help="Passes of 50 batches.")] = 30,
+    epochs: Annotated[int, typer.Option(help="Passes of 50 batches.")] = 40,
     beta: Annotated[float, typer.Option(help="Weight of the KL term.")] = 1.0,
     lam: Annotated[float, typer.Option("--lambda", help="Weight of the reconstruction term.")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a signal model on the training part (fmri: the first 70 % of every run; audio: the training clips)."""
-    from framegram.vae import VAEConfig, train_signal_model
+    from framegram.vae import train_signal_model
+    from framegram.vae.train import default_config
 
     signal_set = _vae_data(target, bids, stimulus, subjects, data, components, quiet)
     try:
-        config = VAEConfig(kind="regression" if regression else "vae", conditional=target == "fmri" and not pooled,
-                           epochs=epochs, beta=beta, lam=lam, seed=seed)
+        config = default_config(target, kind="regression" if regression else "vae",
+                                conditional=target == "fmri" and not pooled, epochs=epochs, beta=beta, lam=lam, seed=seed)
     except ValueError as e:
         raise fail(str(e)) from None
     run = train_signal_model(config, signal_set, out, show_progress=not quiet)

@@ -28,6 +28,7 @@ import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyfra
 import framegram.search.report  # noqa: E402,F401,I001  (registers the search section)
 import framegram.brain.report  # noqa: E402,F401,I001  (registers the brain section)
 import framegram.video_models.report  # noqa: E402,F401,I001  (registers the classification section)
+import framegram.vae.report  # noqa: E402,F401,I001  (registers the signals-from-video section)
 
 
 def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) -> Path:

@@ -1,7 +1,7 @@
 """Sound as the target of a signal model: the paper's own task, on the generated audio-visual set.
 
-Targets are log-mel spectrograms (librosa: 16 kHz, `N_FFT`-point frames every `HOP` samples = one
-per video frame at 25 fps, `N_MELS` bands, in dB), z-scored per band with training statistics;
+Targets are log-mel spectrograms (librosa: 16 kHz, `N_FFT`-point windows every `HOP` samples = one
+frame per video frame at 25 fps, `N_MELS` bands, in dB), z-scored per band with training statistics;
 features are each clip's framegram at the video's frame rate, reduced by PCA fitted on the training
 clips. Waveforms come back from predicted spectrograms by Griffin-Lim (librosa's `mel_to_audio`).
 
@@ -22,7 +22,7 @@ from framegram.synth.audio_visual import ANSWERS, SPLIT_FILES, read_wav
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
 
 SAMPLE_RATE = 16000
-N_FFT = 1024
+N_FFT = 2048  #: 128 ms windows: Griffin-Lim needs their large overlap (69 %); 1024 lost ~3 dB more LSD
 HOP = 640  #: samples: 40 ms, one spectrogram frame per video frame at 25 fps
 N_MELS = 64
 F_MIN, F_MAX = 60.0, 8000.0

@@ -2,14 +2,21 @@
 
 Each participant's run is read, masked and cleaned exactly as the brain encoding pipeline does
 (`framegram.brain`: nilearn's EPI mask, nuisance regression fitted per stretch of time, the first
-`train_fraction` of the volumes for training, the rest held out), then z-scored per voxel with its
-training statistics. One PCA, fitted on the training volumes of every participant stacked, gives
-the shared target space (`n_components`): a conditional model predicts each participant's scores on
-it through the participant's own read-out; predictions go back to voxels through the same PCA and
-are scored per voxel against the cleaned held-out BOLD itself, not against its PCA reconstruction.
+`train_fraction` of the volumes for training, the rest held out). One PCA, fitted on the training
+volumes of every participant stacked, gives the shared target space (`n_components`): a
+conditional model predicts each participant's scores on it through the participant's own read-out;
+predictions go back to voxels through the same PCA and are scored per voxel against the cleaned
+held-out BOLD itself, not against its PCA reconstruction.
 
-Features: the film's framegram averaged within each TR (`brain.stimulus.frames_to_tr`), reduced to
-`n_features` principal components (fitted on the film's TR rows: the stimulus only), z-scored.
+Inputs: the film's framegram averaged within each TR (`brain.stimulus.frames_to_tr`), reduced to
+`n_features` principal components (fitted on the film's TR rows: the stimulus only) and z-scored,
+then convolved with the SPM HRF started at each of `HRF_DELAYS_S` (the brain pipeline's response
+model; the network weighs the delays per participant), and cleaned by the participant's nuisance
+projection, as the brain pipeline cleans its design. Without the HRF basis, networks given the raw
+per-TR features (even with a 10-s window of them) learned the slow, delayed response from ~450
+volumes a participant far too poorly (r 0.1-0.2 where ridge on the HRF basis reached 0.7-0.8).
+Predictions are passed through the same nuisance projection before they are scored or written,
+so they are compared with the BOLD in the form it was cleaned to.
 
 Memory: the stacked training volumes (participants x training volumes x mask voxels, float32;
 4.3 GB for 30 full-grid participants) exist once, while the PCA is fitted.
@@ -17,28 +24,34 @@ Memory: the stacked training volumes (participants x training volumes x mask vox
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from framegram.brain.bids import BoldRun, find_runs
+from framegram.brain.clean import BoldCleaner
 from framegram.brain.metrics import pearson_r
 from framegram.brain.pipeline import BrainConfig, check_run_covers_stimulus, compute_mask, nuisance_cleaner, split
-from framegram.brain.stimulus import frames_to_tr
+from framegram.brain.stimulus import convolve_kernel, frames_to_tr, hrf_kernel
 from framegram.progress import extraction_progress
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
+
+#: Late starts of the SPM HRF whose responses are the model's inputs: peaks at about 5, 6, 7, 8 s.
+HRF_DELAYS_S = (0.0, 1.0, 2.0, 3.0)
 
 
 @dataclass
 class HeldOut:
     """What scoring in voxel space needs: mask bool [X, Y, Z] and affine [4, 4] of the shared space,
-    per participant the held-out volume indices and cleaned, z-scored BOLD float32 [n_test, V]."""
+    per participant the held-out volume indices, cleaned BOLD float32 [n_test, V] and its fitted
+    nuisance cleaner (to clean predictions alike)."""
 
     mask: np.ndarray
     affine: np.ndarray
     test: dict[str, np.ndarray] = field(default_factory=dict)
     bold: dict[str, np.ndarray] = field(default_factory=dict)
+    cleaners: dict[str, BoldCleaner] = field(default_factory=dict)
 
 
 def masked_bold(run: BoldRun, mask: np.ndarray, bold=None) -> np.ndarray:
@@ -57,6 +70,22 @@ def stimulus_rows(stimulus, run: BoldRun, offset_s: float) -> np.ndarray:
     gram, _ = framegram_for(stimulus)
     check_run_covers_stimulus(run, gram.times, offset_s)
     return frames_to_tr(gram.features, gram.times, run.tr, run.n_volumes, offset_s, source=str(stimulus))
+
+
+def fitted_cleaner(run: BoldRun, config: BrainConfig, y: np.ndarray | None = None) -> tuple[BoldCleaner, np.ndarray | None]:
+    """The run's nuisance cleaner fitted on its training volumes, and y [n, V] cleaned (when given)."""
+    train, _ = split(run.n_volumes, config.train_fraction)
+    cleaner = nuisance_cleaner(run, config)
+    if y is None:  # the projection needs only the nuisance design: fit on a dummy column
+        return cleaner.fit(np.zeros((run.n_volumes, 1), np.float32), train), None
+    return cleaner, cleaner.fit_transform(y, train)
+
+
+def model_inputs(components: np.ndarray, tr: float, cleaner: BoldCleaner) -> np.ndarray:
+    """Per-TR feature components [n, K] -> the model's inputs [n, K * len(HRF_DELAYS_S)]: each
+    convolved with the SPM HRF started at every delay, then cleaned like the BOLD."""
+    responses = [convolve_kernel(components, hrf_kernel(tr, delay)) for delay in HRF_DELAYS_S]
+    return cleaner.residualize(np.concatenate(responses, axis=1))
 
 
 def build_fmri_set(
@@ -79,8 +108,8 @@ def build_fmri_set(
     first_img, first_data = runs[0].read_bold()
     mask = compute_mask(first_img.__class__(first_data, first_img.affine, first_img.header))
     held = HeldOut(mask, np.asarray(first_img.affine))
-    features = stimulus_rows(stimulus, runs[0], config.offset_s)
-    feature_map = fit_pca_map(features, n_features)
+    rows = stimulus_rows(stimulus, runs[0], config.offset_s)
+    feature_map = fit_pca_map(rows, n_features)
     splits = {run.subject: split(run.n_volumes, config.train_fraction) for run in runs}
     offsets = np.cumsum([0] + [len(splits[run.subject][0]) for run in runs])
     stacked = np.empty((offsets[-1], int(mask.sum())), np.float32)  # every participant's training volumes
@@ -89,16 +118,14 @@ def build_fmri_set(
         task = bars.add_task("reading and cleaning runs", total=len(runs))
         for i, run in enumerate(runs):
             bold = (first_img, first_data) if i == 0 else run.read_bold()
-            y = masked_bold(run, mask, bold)
+            cleaner, y = fitted_cleaner(run, config, masked_bold(run, mask, bold))
             del bold
             train, test = splits[run.subject]
-            y = nuisance_cleaner(run, config).fit_transform(y, train)
-            mean, std = y[train].mean(0), y[train].std(0)
-            y = ((y - mean) / np.where(std > 1e-6, std, 1.0)).astype(np.float32)
             stacked[offsets[i] : offsets[i + 1]] = y[train]
-            held.test[run.subject], held.bold[run.subject] = test, y[test]
-            same_clock = run.n_volumes == len(features) and run.tr == runs[0].tr
-            inputs.append(feature_map(features if same_clock else stimulus_rows(stimulus, run, config.offset_s)))
+            held.test[run.subject], held.bold[run.subject], held.cleaners[run.subject] = test, y[test], cleaner
+            same_clock = run.n_volumes == len(rows) and run.tr == runs[0].tr
+            components = feature_map(rows if same_clock else stimulus_rows(stimulus, run, config.offset_s))
+            inputs.append(model_inputs(components, run.tr, cleaner))
             bars.advance(task)
     del first_data
     target_map = _shared_pca(stacked, n_components)
@@ -113,7 +140,7 @@ def build_fmri_set(
     del stacked
     info = {"bids": str(bids_root), "stimulus": str(stimulus), "subjects": [r.subject for r in runs],
             "tr": runs[0].tr, "n_components": target_map.dims, "n_features": feature_map.dims,
-            "voxels": int(mask.sum()), "train_fraction": config.train_fraction, "offset_s": config.offset_s}
+            "hrf_delays_s": list(HRF_DELAYS_S), "voxels": int(mask.sum()), "brain_config": asdict(config)}
     arrays = {"mask": mask.astype(np.uint8), "affine": held.affine.astype(np.float64)}
     data = SignalSet("fmri", sequences, tuple(r.subject for r in runs), runs[0].tr, feature_map, target_map, info, arrays)
     return data, held
@@ -133,8 +160,17 @@ def _shared_pca(stacked: np.ndarray, n_components: int) -> LinearMap:
                      np.where(std > 1e-8, std, 1.0).astype(np.float32))
 
 
+def to_voxels(prediction: np.ndarray, targets: LinearMap, cleaner: BoldCleaner) -> np.ndarray:
+    """A prediction over the whole run [n_volumes, n_components] (model units) as cleaned BOLD
+    [n_volumes, V]: the run's nuisance projection, then back through the PCA. The projection acts
+    on time and the PCA on voxels, so they commute: projecting the components is the same as
+    projecting every voxel, and cheaper. (The map's mean, a constant, is projected out too.)"""
+    scores = cleaner.residualize(np.asarray(prediction, np.float32) * targets.scale + targets.shift)
+    return scores @ targets.components
+
+
 def voxel_r(prediction: np.ndarray, data: SignalSet, held: HeldOut, subject: str) -> np.ndarray:
     """Per-voxel r [V] on `subject`'s held-out volumes of a prediction over the whole run
-    [n_volumes, n_components] (model units), mapped back to voxels through the shared PCA."""
+    [n_volumes, n_components] (model units): back to voxels, cleaned like the BOLD."""
     test = held.test[subject]
-    return pearson_r(data.targets.inverse(prediction[test]), held.bold[subject])
+    return pearson_r(to_voxels(prediction, data.targets, held.cleaners[subject])[test], held.bold[subject])

@@ -86,6 +86,22 @@ class VAEConfig:
             raise ValueError(f"need lr > 0, lam > 0, beta >= 0; got {self.lr}, {self.lam}, {self.beta}")
 
 
+#: The settings `bench/vae.py` measured, per target (what `framegram vae train` uses). fMRI: windows of
+#: 128 volumes (78 s at TR 0.608 s), the first 24 warming up the LSTM, strong weight decay (~450 training
+#: volumes a participant); sound: whole 4-s clips (100 frames), one model for all (no participants).
+TARGET_SETTINGS = {
+    "fmri": {"epochs": 40, "window": 128, "burn_in": 24, "weight_decay": 0.3},
+    "audio": {"conditional": False, "epochs": 40, "window": 100, "burn_in": 0},
+}
+
+
+def default_config(target: str, **overrides) -> VAEConfig:
+    """`VAEConfig` with the measured settings of `target` ("fmri" or "audio"), then `overrides`."""
+    if target not in TARGET_SETTINGS:
+        raise ValueError(f"target must be one of {', '.join(TARGET_SETTINGS)}, got {target!r}")
+    return VAEConfig(**{**TARGET_SETTINGS[target], **overrides})
+
+
 @dataclass
 class SignalRun:
     """A trained (or loaded) model with what it needs to read new inputs and write outputs.
