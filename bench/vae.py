@@ -12,8 +12,8 @@ trains, the last 30 % is scored):
   predicting them could reach at best).
 Scores: per-voxel r on the held-out volumes, mean over the responsive region, per participant.
 
-Sound (the generated audio-visual set: 200 training and 40 test clips of 4 s; pitch follows the
-disc's size, loudness its height; a hidden stretch per clip is random): the VAE (pooled: there
+Sound (the generated audio-visual set: 200 training and 40 test clips of 4 s; pitch is the note of
+the scene, loudness follows the disc's size; a hidden stretch per clip is random): the VAE (pooled: there
 are no participants), the regression with the same encoder, and the training clips' mean
 spectrogram as the trivial predictor. Scores on the test clips: log-spectral distance (dB) of the
 mean prediction and of single draws, split by clear and ambiguous frames; the spread of 8 draws
@@ -205,7 +205,7 @@ def audio_bench() -> dict:
     ratio = mean(spread["ambiguous"]) / max(mean(spread["clear"]), 1e-9)
     print(f"\nspread of 8 VAE draws (std, dB): clear frames {mean(spread['clear']):.2f}, ambiguous frames "
           f"{mean(spread['ambiguous']):.2f} (x{ratio:.1f})")
-    return {"clips": {"train": sum(s.train.all() for s in data.sequences), "test": len(clips.names)},
+    return {"clips": {"train": int(sum(s.train.all() for s in data.sequences)), "test": len(clips.names)},
             "lsd": {k: {p: mean(v) for p, v in parts.items()} for k, parts in lsd.items()},
             "stoi": {k: mean(v) for k, v in quality.items()}, "spread_db": {k: mean(v) for k, v in spread.items()},
             "spread_ratio": ratio, "configs": {n: asdict(c) for n, c in AUDIO_MODELS.items()},

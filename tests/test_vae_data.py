@@ -121,7 +121,7 @@ def test_fmri_set_shapes_and_split(fmri):
     data, held = fmri
     assert data.participants == ("01", "02") and data.step_seconds == pytest.approx(0.608)
     for seq in data.sequences:
-        assert seq.features.shape == (641, 20) and seq.target.shape == (641, 32)
+        assert seq.features.shape == (641, 80) and seq.target.shape == (641, 32)  # 20 components x 4 HRF delays
         assert seq.train.sum() == 449 and seq.train[:449].all()  # the first 70 %, as the brain pipeline splits
     assert held.bold["01"].shape == (192, int(held.mask.sum())) and held.mask.shape == (20, 20, 12)
     # training volumes are z-scored per voxel

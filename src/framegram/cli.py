@@ -441,7 +441,7 @@ def vae_synth_audio(
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Generate clips whose sound follows what is seen (pitch: the disc's size, loudness: its height),
+    """Generate clips whose sound follows what is seen (pitch: which real scene it is, loudness: the disc's size),
     with a stretch per clip where the disc is hidden and the sound is random."""
     from framegram.synth.audio_visual import build_audio_visual
 

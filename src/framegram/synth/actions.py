@@ -332,11 +332,13 @@ def _still_background(rng: np.random.Generator, footage: dict[str, np.ndarray]) 
     return np.broadcast_to(frame, (FRAMES, *frame.shape))
 
 
-def texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], tries: int = 10) -> Image.Image:
-    """A square patch of a random real frame, the most textured (luma std) of a few draws."""
+def texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], tries: int = 10,
+                  source: str | None = None) -> Image.Image:
+    """A square patch of a random real frame (of `source`, else of any source), the most textured
+    (luma std) of a few draws."""
     best, best_std = None, -1.0
     for _ in range(tries):
-        image = random_frame(rng, footage)
+        image = random_frame(rng, footage, source)
         width, height = image.size
         side = rng.uniform(0.3, 0.7) * min(width, height)
         x, y = rng.uniform(0, width - side), rng.uniform(0, height - side)

@@ -1,15 +1,19 @@
 """A generated audio-visual set whose sound follows what is seen, with stretches where it cannot.
 
 Each clip (`SECONDS` s, `FPS` fps, `SIZE` x `SIZE` pixels, silent H.264 video + 16 kHz mono WAV): a
-disc of real texture (the actions benchmark's, `framegram.synth.actions.draw_disc`) drifts over a
-still background cut from real footage. Its sound is a harmonic tone (4 harmonics at amplitudes
-1, 1/2, 1/3, 1/4, phase-continuous) whose
-- pitch follows the disc's size: f0 = F0_RANGE[1] for the smallest disc down to F0_RANGE[0] for the
-  largest, log-linearly (small things sound high);
-- loudness follows its height on screen: LEVEL_DB[1] at the top of its range (30 % of the side
-  from the top edge) down to LEVEL_DB[0] at the bottom (70 %), linearly in dB.
+disc of real texture (the actions benchmark's, `framegram.synth.actions.draw_disc`) drifts and
+grows or shrinks over a still background; disc and background are cut from frames of one real video
+(one of the actions benchmark's 8 sources: a scene). Its sound is a harmonic tone (4 harmonics at
+amplitudes 1, 1/2, 1/3, 1/4, phase-continuous) whose
+- pitch is the note of that scene (`NOTES`, two octaves from A3): where we are sets what it sounds like;
+- loudness follows the disc's size: LEVEL_DB[0] for the smallest disc up to LEVEL_DB[1] for the
+  largest, linearly in dB.
+Pooled image features tell a scene and a disc's size well. Earlier versions had pitch follow the
+disc's size and loudness its height (size was decoded too coarsely to place harmonics), then pitch
+follow the source of the disc's texture alone over another video's background (a small patch under
+a foreign scene): every model stayed near the trivial predictor's log-spectral distance.
 Ambiguous stretch: once per clip, for HIDDEN_SECONDS, the disc is not drawn (it has gone behind
-the scene) and the tone holds a pitch and level drawn at random, independent of anything visible.
+the scene) and the tone holds a note and level drawn at random, independent of anything visible.
 The video cannot tell what is heard then: a model of p(sound | video) should spread its samples there
 and not elsewhere. `ambiguous` marks those frames.
 
@@ -18,6 +22,7 @@ A faint noise floor (NOISE_DB) keeps log spectra finite. Layout of a folder:
 `level_db` [frames], the generator's answer), `trainlist.txt` / `testlist.txt`, `settings.json`
 (written first: a folder made with other settings is refused) and `manifest.json` (written last).
 Every clip follows from (seed, index) alone and is written atomically, so a build resumes.
+Test clips are cut from other frames of the footage than training clips.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from framegram.io.settings import claim_folder, read_settings
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 
-VERSION = 1
+VERSION = 3  #: bump when a clip's pixels or sound change for the same settings
 FORMAT = "framegram-audio-visual-set"
 SETTINGS, MANIFEST, ANSWERS = "settings.json", "manifest.json", "clips.npz"
 SPLIT_FILES = {"train": "trainlist.txt", "test": "testlist.txt"}
@@ -44,8 +49,9 @@ SIZE = 96  #: pixels (the actions benchmark's frame size: its disc drawing is re
 FPS = 25
 SECONDS = 4.0
 SAMPLE_RATE = 16000
-F0_RANGE = (220.0, 880.0)  #: Hz, largest disc to smallest
-LEVEL_DB = (-32.0, -8.0)  #: dB full scale of the tone, lowest disc to highest
+#: Hz, the note of each footage source in `framegram.synth.actions.FOOTAGE_SOURCES` order (A minor pentatonic)
+NOTES = (220.0, 261.63, 329.63, 392.0, 440.0, 523.25, 659.26, 783.99)
+LEVEL_DB = (-32.0, -8.0)  #: dB full scale of the tone, smallest disc to largest
 NOISE_DB = -60.0  #: white noise floor, dB full scale
 DIAMETER = (0.25, 0.6)  #: share of SIZE
 HIDDEN_SECONDS = (0.8, 1.2)
@@ -95,8 +101,8 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
         np.savez_compressed(fh, **answers)
     for split, indices in (("train", range(n_train)), ("test", range(n_train, count))):
         atomic_write_bytes(root / SPLIT_FILES[split], "".join(f"{clip_name(i)}\n" for i in indices).encode())
-    manifest = {**settings, "footage": FOOTAGE_SOURCES, "f0_range_hz": F0_RANGE, "level_db": LEVEL_DB,
-                "description": "pitch follows the disc's size, loudness its height; "
+    manifest = {**settings, "footage": FOOTAGE_SOURCES, "notes_hz": dict(zip(FOOTAGE_SOURCES, NOTES)), "level_db": LEVEL_DB,
+                "description": "pitch is the note of the texture's source, loudness follows the disc's size; "
                                "while the disc is hidden the tone is random (ambiguous)"}
     atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return root
@@ -132,8 +138,9 @@ def render_clip(rng: np.random.Generator, footage: dict[str, np.ndarray], media:
     from framegram.synth.actions import draw_disc, random_frame, texture_patch
 
     n = int(round(SECONDS * FPS))
-    background_image = random_frame(rng, footage)
-    texture = texture_patch(rng, footage)
+    source = int(rng.integers(len(footage)))
+    background_image = random_frame(rng, footage, list(footage)[source])
+    texture = texture_patch(rng, footage, source=list(footage)[source])
     width, height = background_image.size
     side = rng.uniform(0.55, 0.95) * min(width, height)
     corner = rng.uniform(0, [width - side, height - side])
@@ -148,10 +155,9 @@ def render_clip(rng: np.random.Generator, footage: dict[str, np.ndarray], media:
     ambiguous = np.zeros(n, bool)
     ambiguous[start : start + hidden] = True
     size01 = (diameter / SIZE - DIAMETER[0]) / (DIAMETER[1] - DIAMETER[0])
-    f0 = F0_RANGE[1] * (F0_RANGE[0] / F0_RANGE[1]) ** size01
-    height01 = (0.7 * SIZE - y) / (0.4 * SIZE)  # 1 at the top of the range, 0 at the bottom
-    level_db = LEVEL_DB[0] + (LEVEL_DB[1] - LEVEL_DB[0]) * height01
-    f0[ambiguous] = np.exp(rng.uniform(*np.log(F0_RANGE)))
+    f0 = np.full(n, NOTES[source])
+    level_db = LEVEL_DB[0] + (LEVEL_DB[1] - LEVEL_DB[0]) * size01
+    f0[ambiguous] = NOTES[int(rng.integers(len(NOTES)))]
     level_db[ambiguous] = rng.uniform(*LEVEL_DB)
     noise_seed = int(rng.integers(2**31))
     out = {"ambiguous": ambiguous, "f0": f0.astype(np.float32), "level_db": level_db.astype(np.float32)}

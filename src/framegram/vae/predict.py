@@ -72,12 +72,14 @@ def plot_spectrograms(spectra: dict[str, np.ndarray], step_seconds: float, path:
 
 def predict_fmri(run: SignalRun, bids_root: str | Path, subject: str, stimulus: str | Path, out: str | Path,
                  samples: int = 0, seed: int = 0) -> dict[str, Path]:
-    """Predicted BOLD of `subject` over its whole run (z-scored units per voxel, inside the model's
-    mask): `sub-XX_pred_bold.nii.gz` (the mean of 16 draws) and `sub-XX_sample-K_bold.nii.gz` for
-    `samples` draws. The run gives the clock (TR, volumes) and must have the model's TR."""
+    """Predicted BOLD of `subject` over its whole run (cleaned like the BOLD the model was trained
+    on, z-scored voxel units, inside the model's mask): `sub-XX_pred_bold.nii.gz` (the mean of 16
+    draws) and `sub-XX_sample-K_bold.nii.gz` for `samples` draws. The run gives the clock (TR,
+    volumes) and its confounds, and must have the model's TR."""
     from framegram.brain.bids import find_runs
     from framegram.brain.outputs import unmask, write_nifti
-    from framegram.vae.fmri import stimulus_rows
+    from framegram.brain.pipeline import BrainConfig
+    from framegram.vae.fmri import fitted_cleaner, model_inputs, stimulus_rows, to_voxels
 
     _expect(run, "fmri")
     participant = subject if run.config.conditional else None
@@ -85,17 +87,22 @@ def predict_fmri(run: SignalRun, bids_root: str | Path, subject: str, stimulus: 
     (bold_run,) = find_runs(bids_root, [subject])
     if abs(bold_run.tr - run.step_seconds) > 1e-6:
         raise TimeGridMismatchError(bold_run.bold, f"TR {bold_run.tr:g} s, but the model was trained at TR {run.step_seconds:g} s")
-    features = run.features(stimulus_rows(stimulus, bold_run, run.info.get("offset_s", 0.0)))
-    draws = run.sample(features, participant, max(samples, 16), seed)
+    config = BrainConfig(**run.info["brain_config"])
+    cleaner, _ = fitted_cleaner(bold_run, config)
+    components = run.features(stimulus_rows(stimulus, bold_run, config.offset_s))
+    draws = run.sample(model_inputs(components, bold_run.tr, cleaner), participant, max(samples, 16), seed)
     mask = run.arrays["mask"].astype(bool)
     affine = run.arrays["affine"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"mean": write_nifti(out / f"sub-{subject}_pred_bold.nii.gz",
-                                 unmask(run.targets.inverse(draws.mean(0)), mask), affine, bold_run.tr, np.int16)}
+
+    def write(name: str, prediction: np.ndarray) -> Path:
+        voxels = to_voxels(prediction, run.targets, cleaner)
+        return write_nifti(out / f"sub-{subject}_{name}_bold.nii.gz", unmask(voxels, mask), affine, bold_run.tr, np.int16)
+
+    paths = {"mean": write("pred", draws.mean(0))}
     for k in range(samples):
-        paths[f"sample-{k + 1}"] = write_nifti(out / f"sub-{subject}_sample-{k + 1}_bold.nii.gz",
-                                               unmask(run.targets.inverse(draws[k]), mask), affine, bold_run.tr, np.int16)
+        paths[f"sample-{k + 1}"] = write(f"sample-{k + 1}", draws[k])
     return paths
 
 

@@ -87,7 +87,7 @@ def _audio_parts(audio: dict, folder: Path) -> list[str]:
     spread = audio["spread_db"]
     parts = [
         "<h3>Sound: the paper's own task on generated clips</h3>",
-        paragraph(f"{audio['clips']['test']} held-out clips: pitch follows the disc's size, loudness its height; "
+        paragraph(f"{audio['clips']['test']} held-out clips: pitch is the note of the scene, loudness follows the disc's size; "
                   f"while the disc is hidden the tone is random. Spread of 8 VAE draws: {spread['clear']:.2f} dB on "
                   f"clear frames, {spread['ambiguous']:.2f} dB on ambiguous ones (x{audio['spread_ratio']:.1f})."),
         table(["prediction", "LSD dB (all)", "LSD dB (clear)", "LSD dB (ambiguous)", "STOI"], rows),
