@@ -234,15 +234,16 @@ def main() -> None:
     ap.add_argument("--skip-audio", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "vae.json")
     args = ap.parse_args()
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    t0 = time.perf_counter()
-    result = dict(previous)
-    if not args.skip_fmri:
-        result["fmri"] = fmri_bench(args.subjects, args.components)
-    if not args.skip_audio:
-        result["audio"] = audio_bench()
-    result["wall_s"] = time.perf_counter() - t0
-    result["peak_memory_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    result = json.loads(args.out.read_text()) if args.out.is_file() else {}  # a partial run updates its part
+    parts = {"fmri": lambda: fmri_bench(args.subjects, args.components), "audio": audio_bench}
+    for name, run in parts.items():
+        if getattr(args, f"skip_{name}"):
+            continue
+        t0 = time.perf_counter()
+        result[name] = run()
+        # wall time includes building the data and any training still to do (runs resume)
+        result[name]["wall_s"] = time.perf_counter() - t0
+        result[name]["peak_memory_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     write_result(args.out, result)
 
 

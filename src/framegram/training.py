@@ -1,8 +1,10 @@
 """What every framegram training loop shares: seeding, the random states a checkpoint saves and a
-resume restores, deterministic kernels, and the learning-rate schedule.
+resume restores, deterministic kernels, the learning-rate schedule, reading a run's checkpoint and
+telling which settings differ from the ones asked.
 
-Used by the video classifiers (`framegram.video_models.train`) and the learned fingerprints
-(`framegram.search.contrastive`), so both resume to bit-identical weights the same way.
+Used by the video classifiers (`framegram.video_models.train`), the learned fingerprints
+(`framegram.search.contrastive`) and the signal models (`framegram.vae.train`), so all resume to
+bit-identical weights the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import contextlib
 import math
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from framegram.errors import InputError
 
 
 def seed_everything(seed: int) -> None:
@@ -76,3 +81,33 @@ def decoupled_weight_decay_groups(model: torch.nn.Module, weight_decay: float) -
     params = [p for p in model.parameters() if p.requires_grad]
     return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def read_checkpoint(path: Path, fmt: str, error: type[InputError], what: str) -> dict:
+    """The dict a training loop saved at `path` with "format" `fmt`, read without running pickled
+    code; `error(path, reason)` when it is damaged, not a dict, or of another format (`what` names
+    the expected kind, e.g. "framegram video classifier checkpoint")."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip or pickle
+        raise error(path, f"damaged or not a checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != fmt:
+        raise error(path, f"not a {what}")
+    return checkpoint
+
+
+def changed_settings(before: dict, now: dict) -> list[str]:
+    """"key=old there, new now" for every key of `now` whose value differs in `before`."""
+    return [f"{key}={before.get(key)!r} there, {value!r} now" for key, value in now.items() if before.get(key) != value]
+
+
+def restore_state(checkpoint: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  schedule: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator) -> list[dict]:
+    """Put a checkpoint's weights, optimizer, schedule and random states back; return its history.
+    Call it after the schedule is built (building one overwrites the optimizer's learning rate) and
+    draw nothing random afterwards before training goes on."""
+    model.load_state_dict(checkpoint["model_state"])
+    optimizer.load_state_dict(checkpoint["optimizer_state"])
+    schedule.load_state_dict(checkpoint["scheduler_state"])
+    set_random_states(checkpoint["rng"], generator)
+    return list(checkpoint["history"])

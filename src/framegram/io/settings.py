@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from framegram.errors import InputError
 from framegram.io.atomic import atomic_write_bytes
 
 
@@ -34,3 +35,18 @@ def read_settings(folder: Path, name: str = "settings.json") -> dict:
         return json.loads((Path(folder) / name).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def claim_generated_folder(root: Path, settings: dict, what: str, name: str = "settings.json") -> None:
+    """Claim `root` for a generated data set (`what`, e.g. "a benchmark"): InputError for a folder
+    that holds other files but no settings file (never write into someone's folder), or one made
+    with other settings (naming each differing value)."""
+    root = Path(root)
+    if not (root / name).is_file() and root.is_dir() and any(root.iterdir()):
+        raise InputError(root, f"is not empty and has no {name}: not {what} folder, refusing to write into it")
+    differ = claim_folder(root, settings, name)
+    if differ:
+        previous = read_settings(root, name)
+        raise InputError(root, f"holds {what} made with other settings ("
+                         + ", ".join(f"{k}: {previous.get(k)} here, {settings.get(k)} asked" for k in differ)
+                         + "); pass another folder or delete it")

@@ -44,11 +44,13 @@ from framegram.search.fingerprint import frames_per_second, reference_descriptor
 from framegram.search.learned import FINGERPRINT_FILE, LearnedFingerprint, quantiser_ranges
 from framegram.search.window_encoder import WindowEncoder
 from framegram.training import (
+    changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
+    read_checkpoint,
+    restore_state,
     seed_everything,
-    set_random_states,
     warmup_cosine,
 )
 
@@ -307,11 +309,7 @@ def _start(config: ContrastiveConfig, data: CopyFramegrams, checkpoint_path: Pat
     schedule = warmup_cosine(optimizer, config.warmup_epochs, config.steps_per_epoch, config.epochs)
     history: list[dict] = []
     if previous is not None:
-        model.load_state_dict(previous["model_state"])
-        optimizer.load_state_dict(previous["optimizer_state"])
-        schedule.load_state_dict(previous["scheduler_state"])
-        history = list(previous["history"])
-        set_random_states(previous["rng"], generator)  # last: nothing may draw after it
+        history = restore_state(previous, model, optimizer, schedule, generator)
     return model, optimizer, schedule, history
 
 
@@ -324,14 +322,8 @@ def _save(path: Path, config, model, optimizer, schedule, history, generator) ->
 
 
 def _load_checkpoint(path: Path, config: ContrastiveConfig) -> dict:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        raise FingerprintRunError(path, f"damaged or not a checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise FingerprintRunError(path, "not a framegram fingerprint training checkpoint")
-    changed = [f"{k}={v!r} there, {asdict(config)[k]!r} now" for k, v in checkpoint["settings"].items()
-               if asdict(config).get(k) != v]
+    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, FingerprintRunError, "framegram fingerprint training checkpoint")
+    changed = changed_settings(checkpoint["settings"], asdict(config))
     if changed:
         raise FingerprintRunError(path, "holds a run with other settings (" + "; ".join(changed)
                                   + "); choose another output folder or delete it")

@@ -38,11 +38,11 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import map_coordinates
 
-from framegram.errors import FramegramError, InputError
+from framegram.errors import FramegramError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.decode import probe_video, sample_frames
 from framegram.io.ffmpeg import ffmpeg_executable
-from framegram.io.settings import claim_folder, read_settings
+from framegram.io.settings import claim_generated_folder
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
@@ -131,7 +131,7 @@ def build_actions(
         "per_class": {"train": per_class_train, "test": per_class_test},
         "size": [SIZE, SIZE], "frames": FRAMES, "fps": FPS,
     }  # fmt: skip
-    _claim_folder(root, settings)
+    claim_generated_folder(root, settings, "a benchmark", SETTINGS)
     if (root / MANIFEST).is_file():
         return root
 
@@ -160,20 +160,6 @@ def build_actions(
     }
     atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return root
-
-
-def _claim_folder(root: Path, settings: dict) -> None:
-    """Write settings.json into a new or empty folder; refuse a folder made with other settings."""
-    if not (root / SETTINGS).is_file() and root.is_dir() and any(root.iterdir()):
-        raise InputError(root, f"is not empty and has no {SETTINGS}: not a benchmark folder, refusing to write into it")
-    differ = claim_folder(root, settings, SETTINGS)
-    if differ:
-        previous = read_settings(root, SETTINGS)
-        raise InputError(
-            root,
-            f"holds a benchmark made with other settings ({', '.join(f'{k}: {previous.get(k)} here, {settings.get(k)} asked' for k in differ)}); "
-            "pass another root or delete the folder",
-        )
 
 
 def _video_seed(seed: int, name: str, class_name: str, split: str, number: int) -> list[int]:

@@ -36,7 +36,7 @@ from PIL import Image
 
 from framegram.errors import InputError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
-from framegram.io.settings import claim_folder, read_settings
+from framegram.io.settings import claim_generated_folder
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 
@@ -74,7 +74,7 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
     root = Path(root) if root is not None else default_root()
     settings = {"format": FORMAT, "version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test,
                 "size": SIZE, "fps": FPS, "seconds": SECONDS, "sample_rate": SAMPLE_RATE}
-    _claim(root, settings)
+    claim_generated_folder(root, settings, "an audio-visual set", SETTINGS)
     if (root / MANIFEST).is_file():
         return root
     from framegram.synth.actions import FOOTAGE_SOURCES, _split_footage, footage_frames
@@ -106,17 +106,6 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
                                "while the disc is hidden the tone is random (ambiguous)"}
     atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return root
-
-
-def _claim(root: Path, settings: dict) -> None:
-    if not (root / SETTINGS).is_file() and root.is_dir() and any(root.iterdir()):
-        raise InputError(root, f"is not empty and has no {SETTINGS}: not an audio-visual set, refusing to write into it")
-    differ = claim_folder(root, settings, SETTINGS)
-    if differ:
-        previous = read_settings(root, SETTINGS)
-        raise InputError(root, "holds an audio-visual set made with other settings ("
-                         + ", ".join(f"{k}: {previous.get(k)} here, {settings.get(k)} asked" for k in differ)
-                         + "); pass another folder or delete it")
 
 
 def smooth_path(rng: np.random.Generator, n: int, low: float, high: float, components: int = 3) -> np.ndarray:

@@ -16,8 +16,7 @@ draw is one plausible signal for the video; `predict` averages draws for the mea
 
 The skip connection lets the decoder carry the part of the target that is a linear function of the
 current features (most of an fMRI response on the HRF basis) without squeezing it through the LSTM and
-the latent; without it, networks fitted to ~450 volumes a participant reached less than half the
-held-out r of a ridge regression on the same inputs.
+the latent (docs/ARCHITECTURE.md has what it changed).
 
 Participants: with `n_participants` > 0 each participant has a learned embedding vector that is
 fed to the per-frame encoder (so the LSTM can learn participant-specific timing), the posterior
@@ -88,27 +87,18 @@ class ParticipantReadout(nn.Module):
         return torch.einsum("bth,bha->bta", x, self.weight[participant]) + self.bias[participant][:, None]
 
 
-class SignalVAE(nn.Module):
-    """See the module docstring. `forward(features, target, participant)` for training;
-    `sample` / `predict` for generation. participant: long [B] or None (pooled model)."""
+class VisualPath(nn.Module):
+    """What the VAE and the regression share: the participant embedding (none when pooled), the
+    per-frame encoder and the LSTM over the frames; subclasses add their layers and the read-out."""
 
     def __init__(self, shape: VAEShape):
         super().__init__()
         self.shape = shape
-        s = shape
-        conditional = s.n_participants > 0
-        self.embed = nn.Embedding(s.n_participants, s.participant_dim) if conditional else None
-        e = s.participant_dim if conditional else 0
-        self.frame_encoder = nn.Sequential(nn.Linear(s.feature_dim + e, s.hidden), nn.ReLU())
-        self.lstm = nn.LSTM(s.hidden, s.hidden, batch_first=True)
-        self.prior = nn.Linear(s.hidden, 2 * s.latent_dim)
-        self.posterior = mlp(s.target_dim + e, s.hidden, 2 * s.latent_dim)
-        self.decoder = nn.Sequential(nn.Linear(s.latent_dim + s.hidden + e, s.hidden), nn.ReLU(),
-                                     nn.Linear(s.hidden, s.hidden), nn.ReLU())
-        self.readout = ParticipantReadout(s.hidden + s.feature_dim, s.target_dim, s.n_participants)
-        self.log_sigma2 = nn.Parameter(torch.zeros(s.target_dim))
-
-    # --- pieces -----------------------------------------------------------------------------
+        conditional = shape.n_participants > 0
+        self.embed = nn.Embedding(shape.n_participants, shape.participant_dim) if conditional else None
+        self.extra = shape.participant_dim if conditional else 0  #: width the embedding adds to a layer's input
+        self.frame_encoder = nn.Sequential(nn.Linear(shape.feature_dim + self.extra, shape.hidden), nn.ReLU())
+        self.lstm = nn.LSTM(shape.hidden, shape.hidden, batch_first=True)
 
     def _condition(self, x: torch.Tensor, participant: torch.Tensor | None) -> torch.Tensor:
         """x [B, T, *] with the participant embedding appended to every step (unchanged when pooled)."""
@@ -122,6 +112,31 @@ class SignalVAE(nn.Module):
         h, _ = self.lstm(self.frame_encoder(self._condition(features, participant)))
         return h
 
+    def check_participant(self, participant: torch.Tensor | None) -> None:
+        if self.embed is None:
+            return
+        if participant is None:
+            raise ValueError("this model is conditioned on the participant: pass participant indices")
+        if participant.min() < 0 or participant.max() >= self.shape.n_participants:
+            raise ValueError(f"participant index {int(participant.max())} outside 0..{self.shape.n_participants - 1}")
+
+
+class SignalVAE(VisualPath):
+    """See the module docstring. `forward(features, target, participant)` for training;
+    `sample` / `predict` for generation. participant: long [B] or None (pooled model)."""
+
+    def __init__(self, shape: VAEShape):
+        super().__init__(shape)
+        s, e = shape, self.extra
+        self.prior = nn.Linear(s.hidden, 2 * s.latent_dim)
+        self.posterior = mlp(s.target_dim + e, s.hidden, 2 * s.latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(s.latent_dim + s.hidden + e, s.hidden), nn.ReLU(),
+                                     nn.Linear(s.hidden, s.hidden), nn.ReLU())
+        self.readout = ParticipantReadout(s.hidden + s.feature_dim, s.target_dim, s.n_participants)
+        self.log_sigma2 = nn.Parameter(torch.zeros(s.target_dim))
+
+    # --- pieces -----------------------------------------------------------------------------
+
     def prior_of(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.prior(h).chunk(2, dim=-1)
         return mu, logvar.clamp(-10, 10)
@@ -134,14 +149,6 @@ class SignalVAE(nn.Module):
         """The decoder's mean of the target [B, T, A] for latents z [B, T, Z]."""
         hidden = self.decoder(self._condition(torch.cat([z, h], dim=-1), participant))
         return self.readout(torch.cat([hidden, features], dim=-1), participant)
-
-    def check_participant(self, participant: torch.Tensor | None) -> None:
-        if self.embed is None:
-            return
-        if participant is None:
-            raise ValueError("this model is conditioned on the participant: pass participant indices")
-        if participant.min() < 0 or participant.max() >= self.shape.n_participants:
-            raise ValueError(f"participant index {int(participant.max())} outside 0..{self.shape.n_participants - 1}")
 
     # --- training ---------------------------------------------------------------------------
 
@@ -192,29 +199,20 @@ class SignalVAE(nn.Module):
         return self.sample(features, participant, n, generator).mean(0)
 
 
-class SignalRegressor(nn.Module):
+class SignalRegressor(VisualPath):
     """The deterministic baseline with the same visual encoder: features -> per-frame encoder ->
     LSTM -> MLP -> (participant) read-out with the same skip connection, trained on mean squared
     error. `predict` has the VAE's face."""
 
     def __init__(self, shape: VAEShape):
-        super().__init__()
-        self.shape = shape
+        super().__init__(shape)
         s = shape
-        conditional = s.n_participants > 0
-        self.embed = nn.Embedding(s.n_participants, s.participant_dim) if conditional else None
-        e = s.participant_dim if conditional else 0
-        self.frame_encoder = nn.Sequential(nn.Linear(s.feature_dim + e, s.hidden), nn.ReLU())
-        self.lstm = nn.LSTM(s.hidden, s.hidden, batch_first=True)
-        self.head = nn.Sequential(nn.Linear(s.hidden + e, s.hidden), nn.ReLU(), nn.Linear(s.hidden, s.hidden), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(s.hidden + self.extra, s.hidden), nn.ReLU(), nn.Linear(s.hidden, s.hidden), nn.ReLU())
         self.readout = ParticipantReadout(s.hidden + s.feature_dim, s.target_dim, s.n_participants)
-
-    _condition = SignalVAE._condition
-    check_participant = SignalVAE.check_participant
 
     def forward(self, features: torch.Tensor, participant: torch.Tensor | None = None) -> torch.Tensor:
         self.check_participant(participant)
-        h, _ = self.lstm(self.frame_encoder(self._condition(features, participant)))
+        h = self.visual_state(features, participant)
         return self.readout(torch.cat([self.head(self._condition(h, participant)), features], dim=-1), participant)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:

@@ -25,11 +25,13 @@ from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
 from framegram.training import (
+    changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
+    read_checkpoint,
+    restore_state,
     seed_everything,
-    set_random_states,
     warmup_cosine,
 )
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, UnknownParticipantError, sample_windows
@@ -173,11 +175,7 @@ def train_signal_model(config: VAEConfig, data: SignalSet, out_dir: str | Path, 
         schedule = warmup_cosine(optimizer, config.warmup_epochs, config.steps_per_epoch, config.epochs)
         history: list[dict] = []
         if previous is not None:
-            model.load_state_dict(previous["model_state"])
-            optimizer.load_state_dict(previous["optimizer_state"])
-            schedule.load_state_dict(previous["scheduler_state"])
-            history = list(previous["history"])
-            set_random_states(previous["rng"], generator)  # last: nothing may draw after it
+            history = restore_state(previous, model, optimizer, schedule, generator)
         with extraction_progress(show_progress) as bars:
             task = bars.add_task(f"{data.kind} {config.kind}", total=config.epochs, completed=len(history))
             for epoch in range(len(history), config.epochs):
@@ -235,12 +233,7 @@ def _save(path: Path, config, shape, data: SignalSet, model, optimizer, schedule
 def _load(path: Path) -> dict:
     if not path.is_file():
         raise SignalRunError(path, "no checkpoint here (train a model into this folder first)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        raise SignalRunError(path, f"damaged or not a checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise SignalRunError(path, "not a framegram signal-model checkpoint")
+    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, SignalRunError, "framegram signal-model checkpoint")
     if checkpoint.get("version", 0) > CHECKPOINT_VERSION:
         raise SignalRunError(path, f"written by a newer framegram (version {checkpoint['version']})")
     return checkpoint
@@ -249,7 +242,7 @@ def _load(path: Path) -> dict:
 def _check_same_run(path: Path, checkpoint: dict, config: VAEConfig, shape: VAEShape) -> None:
     now = {**asdict(config), **{f"shape.{k}": v for k, v in asdict(shape).items()}}
     before = {**checkpoint["settings"], **{f"shape.{k}": v for k, v in checkpoint["shape"].items()}}
-    changed = [f"{k}={before.get(k)!r} there, {v!r} now" for k, v in now.items() if before.get(k) != v]
+    changed = changed_settings(before, now)
     if changed:
         raise SignalRunError(path, "holds a run with other settings or data (" + "; ".join(changed)
                              + "); choose another output folder or delete it")

@@ -38,11 +38,13 @@ from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
 from framegram.training import (
+    changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
+    read_checkpoint,
+    restore_state,
     seed_everything,
-    set_random_states,
     warmup_cosine,
 )
 from framegram.video_models.registry import get_model, model_entry, model_meta
@@ -277,12 +279,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> dict:
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise CheckpointError(path, "no checkpoint here (train a model into this folder first)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip or pickle
-        raise CheckpointError(path, f"damaged or not a checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(path, "not a framegram video classifier checkpoint")
+    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, CheckpointError, "framegram video classifier checkpoint")
     if checkpoint.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(path, f"written by a newer framegram (checkpoint version {checkpoint['version']}, "
                                     f"this one reads up to {CHECKPOINT_VERSION})")
@@ -327,12 +324,7 @@ class _Run:
         schedule = warmup_cosine(optimizer, config.warmup_epochs, steps_per_epoch, config.epochs)
         run = cls(config, train_clips, model.train(), optimizer, schedule, loader_generator, meta, [])
         if previous is not None:
-            # After the schedule is built: building it overwrites the optimizer's learning rate.
-            model.load_state_dict(previous["model_state"])
-            optimizer.load_state_dict(previous["optimizer_state"])
-            schedule.load_state_dict(previous["scheduler_state"])
-            run.history = list(previous["history"])
-            set_random_states(previous["rng"], loader_generator)  # last: nothing may draw after it
+            run.history = restore_state(previous, model, optimizer, schedule, loader_generator)
         return run
 
     def save(self, path: Path) -> None:
@@ -355,8 +347,7 @@ class _Run:
 
 
 def _check_same_run(path: Path, checkpoint: dict, config: TrainConfig, train_clips: int) -> None:
-    before, now = checkpoint["settings"], config.settings()
-    changed = [f"{key}={before.get(key)!r} there, {now[key]!r} now" for key in now if before.get(key) != now[key]]
+    changed = changed_settings(checkpoint["settings"], config.settings())
     if checkpoint["train_clips"] != train_clips:
         changed.append(f"{checkpoint['train_clips']} training clips there, {train_clips} now")
     if changed:
