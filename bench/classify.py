@@ -67,11 +67,13 @@ SETTINGS: dict[str, dict] = {
     "super-image": {"epochs": {"motion": 2, "appearance": 4}, "lr": 1e-3},
 }
 BATCH_SIZE = 16
+#: cache folder of this version of the table; rows recorded under another version are dropped on rewrite
+RUNS_VERSION = "classify-v4"
 
 
 def run_folder(benchmark: str, config: TrainConfig) -> Path:
     digest = hashlib.sha256(json.dumps(config.settings(), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / "bench" / "classify-v4" / benchmark / f"{config.model}-{digest}"
+    return cache_dir() / "bench" / RUNS_VERSION / benchmark / f"{config.model}-{digest}"
 
 
 def datasets(root: Path, inputs: tuple[str, ...]) -> tuple[VideoFolder, VideoFolder, VideoFolder]:
@@ -137,7 +139,9 @@ def main() -> None:
     total = sum(r["train_seconds"] for r in records)
     print(f"\ntotal training time {total / 60:.1f} min ({torch.get_num_threads()} threads)")
     previous = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
-    keep = {(r["benchmark"], r["model"]): r for r in previous}
+    # a partial rerun updates its rows only; rows from an older version of the table (other code or
+    # settings) are dropped rather than shown beside these
+    keep = {(r["benchmark"], r["model"]): r for r in previous if Path(r["run"]).parts[-3] == RUNS_VERSION}
     keep.update({(r["benchmark"], r["model"]): r for r in records})  # a partial rerun updates its rows only
     write_result(args.out, {"clip_len": CLIP_LEN, "size": list(SIZE), "test_clips": TEST_CLIPS,
                             "records": sorted(keep.values(), key=lambda r: (r["benchmark"], r["model"]))})
