@@ -61,19 +61,26 @@ class LinearMap:
         return cls(*(np.asarray(arrays[f"{prefix}_{k}"], np.float32) for k in ("mean", "components", "shift", "scale")))
 
 
-def fit_pca_map(rows: np.ndarray, n_components: int | None, seed: int = 0) -> LinearMap:
-    """Principal components of rows [N, D] (None: no reduction), each z-scored over `rows`."""
+def fit_pca_map(rows: np.ndarray, n_components: int | None, seed: int = 0, centred: bool = False) -> LinearMap:
+    """Principal components of rows [N, D] (None: no reduction), each z-scored over `rows`.
+
+    centred: the columns of `rows` are already centred (e.g. BOLD z-scored per voxel); the mean is
+    taken as zero and the randomized SVD runs on `rows` itself, so a large stack (GBs of voxels)
+    is never copied to centre it."""
     from sklearn.decomposition import PCA
+    from sklearn.utils.extmath import randomized_svd
 
     rows = np.asarray(rows, np.float32)
-    mean = rows.mean(0)
+    mean = np.zeros(rows.shape[1], np.float32) if centred else rows.mean(0)
     if n_components is None:
         components = np.eye(rows.shape[1], dtype=np.float32)
+    elif centred:
+        components = randomized_svd(rows, min(n_components, *rows.shape), n_iter=4, random_state=seed)[2].astype(np.float32)
     else:
         k = min(n_components, *rows.shape)
         pca = PCA(k, svd_solver="randomized" if k < min(rows.shape) // 2 else "full", random_state=seed)
         components = pca.fit(rows - mean).components_.astype(np.float32)
-    projected = (rows - mean) @ components.T
+    projected = (rows if centred else rows - mean) @ components.T
     std = projected.std(0)
     return LinearMap(mean, components, projected.mean(0), np.where(std > 1e-8, std, 1.0).astype(np.float32))
 

@@ -128,7 +128,7 @@ def build_fmri_set(
             inputs.append(model_inputs(components, run.tr, cleaner))
             bars.advance(task)
     del first_data
-    target_map = _shared_pca(stacked, n_components)
+    target_map = fit_pca_map(stacked, n_components, centred=True)  # one PCA over all participants
     sequences = []
     for i, run in enumerate(runs):
         train, test = splits[run.subject]
@@ -144,20 +144,6 @@ def build_fmri_set(
     arrays = {"mask": mask.astype(np.uint8), "affine": held.affine.astype(np.float64)}
     data = SignalSet("fmri", sequences, tuple(r.subject for r in runs), runs[0].tr, feature_map, target_map, info, arrays)
     return data, held
-
-
-def _shared_pca(stacked: np.ndarray, n_components: int) -> LinearMap:
-    """PCA of the participants' training volumes stacked [sum n_train, V] (each already centred and
-    z-scored per voxel), by randomized SVD on the array itself (no centred copy); scores z-scored."""
-    from sklearn.utils.extmath import randomized_svd
-
-    k = min(n_components, *stacked.shape)
-    _, _, components = randomized_svd(stacked, k, n_iter=4, random_state=0)
-    components = components.astype(np.float32)
-    scores = stacked @ components.T
-    std = scores.std(0)
-    return LinearMap(np.zeros(stacked.shape[1], np.float32), components, scores.mean(0),
-                     np.where(std > 1e-8, std, 1.0).astype(np.float32))
 
 
 def to_voxels(prediction: np.ndarray, targets: LinearMap, cleaner: BoldCleaner) -> np.ndarray:
