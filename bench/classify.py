@@ -142,7 +142,7 @@ def main() -> None:
     # a partial rerun updates its rows only; rows from an older version of the table (other code or
     # settings) are dropped rather than shown beside these
     keep = {(r["benchmark"], r["model"]): r for r in previous if Path(r["run"]).parts[-3] == RUNS_VERSION}
-    keep.update({(r["benchmark"], r["model"]): r for r in records})  # a partial rerun updates its rows only
+    keep.update({(r["benchmark"], r["model"]): r for r in records})
     write_result(args.out, {"clip_len": CLIP_LEN, "size": list(SIZE), "test_clips": TEST_CLIPS,
                             "records": sorted(keep.values(), key=lambda r: (r["benchmark"], r["model"]))})
 

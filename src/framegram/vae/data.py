@@ -74,12 +74,13 @@ def fit_pca_map(rows: np.ndarray, n_components: int | None, seed: int = 0, centr
     mean = np.zeros(rows.shape[1], np.float32) if centred else rows.mean(0)
     if n_components is None:
         components = np.eye(rows.shape[1], dtype=np.float32)
-    elif centred:
-        components = randomized_svd(rows, min(n_components, *rows.shape), n_iter=4, random_state=seed)[2].astype(np.float32)
     else:
         k = min(n_components, *rows.shape)
-        pca = PCA(k, svd_solver="randomized" if k < min(rows.shape) // 2 else "full", random_state=seed)
-        components = pca.fit(rows - mean).components_.astype(np.float32)
+        if centred:
+            components = randomized_svd(rows, k, n_iter=4, random_state=seed)[2].astype(np.float32)
+        else:
+            pca = PCA(k, svd_solver="randomized" if k < min(rows.shape) // 2 else "full", random_state=seed)
+            components = pca.fit(rows - mean).components_.astype(np.float32)
     projected = (rows if centred else rows - mean) @ components.T
     std = projected.std(0)
     return LinearMap(mean, components, projected.mean(0), np.where(std > 1e-8, std, 1.0).astype(np.float32))
