@@ -1,9 +1,10 @@
 """Learned fingerprints beside the hand-designed one and the naive index, on the search benchmark.
 
 The learned fingerprint (`framegram.search.contrastive`) trains on distorted copies of the 40
-generated videos the hand-designed basis was fitted on (`<cache>/bench/embedding-v1/run-<dims>d`,
-resumable); the search benchmark's videos (`bench/search.py`'s corpus: film pieces, real clips,
-distractors with other seeds) are never seen in training, so every figure here is on held-out
+generated videos the hand-designed basis was fitted on, plus, in a "wide" run, copies of extra
+generated videos (`<cache>/bench/embedding-v1/run-<dims>d[-extra<N>]`, resumable). The search
+benchmark's videos (`bench/search.py`'s corpus: film pieces, real clips, distractors with other
+seeds) are never seen in training, so every figure here is on held-out
 videos. Each method gets its own index of the 200 references and answers every query (same
 cached query views, same matcher for both fingerprints); its threshold is calibrated on the
 calibration split (at most 1 % of its negatives match) and every figure is from the test split.
@@ -14,7 +15,9 @@ extraction; p50 / p95). Video-level mode: one vector per reference video (the no
 its per-second descriptors) and per query (the same over its windows, best view): the top
 reference by cosine, no localisation; its storage is one vector per video.
 
-    .venv/bin/python bench/embedding.py [--dims 64] [--epochs 30]
+    .venv/bin/python bench/embedding.py [--runs 64,64:160,256:160] [--epochs 30]
+
+A run is DIMS (the basis's videos only) or DIMS:EXTRA (EXTRA more generated training videos).
 """
 
 from __future__ import annotations
@@ -102,28 +105,37 @@ def video_level_results(fingerprint, corpus, ref_framegrams) -> dict:
     return results
 
 
+def parse_run(spec: str) -> tuple[int, int]:
+    """"64" -> (64, 0); "64:160" -> (64, 160): embedding dims and extra training videos."""
+    dims, _, extra = spec.partition(":")
+    try:
+        return int(dims), int(extra or 0)
+    except ValueError:
+        raise SystemExit(f"--runs: {spec!r} is not DIMS or DIMS:EXTRA_SOURCES") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dims", default="64", help="comma-separated embedding sizes to train and test")
+    ap.add_argument("--runs", default="64", help="comma-separated runs to train and test: DIMS or DIMS:EXTRA_SOURCES")
     ap.add_argument("--epochs", type=int, default=ContrastiveConfig().epochs)
     args = ap.parse_args()
     started = time.perf_counter()
 
-    train_set, val_set = default_training_data()
     fingerprints = {"hand-designed": default_basis()}
     training = {}
-    for dims in map(int, args.dims.split(",")):
+    for dims, extra in map(parse_run, args.runs.split(",")):
+        train_set, val_set = default_training_data(extra_sources=extra)
         config = ContrastiveConfig(dims=dims, epochs=args.epochs)
-        run = RUNS / f"run-{dims}d"
+        name, run = f"learned-{dims}d" + (f"+{extra}" if extra else ""), RUNS / (f"run-{dims}d" + (f"-extra{extra}" if extra else ""))
         t = time.perf_counter()
-        fingerprints[f"learned-{dims}d"] = train_fingerprint(config, train_set, val_set, run, show_progress=sys.stderr.isatty())
+        fingerprints[name] = train_fingerprint(config, train_set, val_set, run, show_progress=sys.stderr.isatty())
         curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-        training[f"learned-{dims}d"] = {
-            "config": config.__dict__, "run": str(run), "train_seconds": sum(r["seconds"] for r in curve),
-            "val_recall_at_1": [r["val_recall_at_1"] for r in curve], "threshold_from_training": fingerprints[f"learned-{dims}d"].threshold,
-            "this_call_s": time.perf_counter() - t,
+        training[name] = {
+            "config": config.__dict__, "training_data": train_set.identity, "run": str(run),
+            "train_seconds": sum(r["seconds"] for r in curve), "val_recall_at_1": [r["val_recall_at_1"] for r in curve],
+            "threshold_from_training": fingerprints[name].threshold, "this_call_s": time.perf_counter() - t,
         }
-    val_recall = {name: window_recall_at_1(fp, val_set) for name, fp in fingerprints.items()}
+    val_recall = {name: window_recall_at_1(fp, val_set) for name, fp in fingerprints.items()}  # the same val set for every run
 
     corpus = build_search_corpus(default_corpus_folder())
     ref_framegrams = {r.ref_id: framegram_for(r.path)[0] for r in track(corpus.references, description="reference framegrams")}

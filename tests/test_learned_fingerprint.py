@@ -118,6 +118,16 @@ def test_a_run_folder_of_other_settings_is_refused(trained):
         train_fingerprint(ContrastiveConfig(**{**TINY.__dict__, "dims": 32}), train_set, val_set, out)
 
 
+def test_a_run_folder_trained_on_other_videos_is_refused(trained):
+    """A widened training set is other data: resuming on it would mix two runs."""
+    _, out, train_set, val_set = trained
+    wider = train_set.joined(copy_data(n_sources=3, seed=7))
+    assert len(wider.sources) == len(train_set.sources) + 3 and len(wider.copies) == len(train_set.copies) + 6
+    assert wider.copies[-1][0] == len(wider.sources) - 1  # the joined copies point at their own sources
+    with pytest.raises(FingerprintRunError, match="other settings.*training_data="):
+        train_fingerprint(TINY, wider, val_set, out)
+
+
 def test_the_index_searches_with_a_learned_fingerprint_and_keeps_it(trained, tmp_path):
     fingerprint, out, _, val_set = trained
     assert load_fingerprint(out / FINGERPRINT_FILE).digest == fingerprint.digest

@@ -413,6 +413,7 @@ def fingerprint_train(
     epochs: Annotated[int, typer.Option(help="Passes of steps-per-epoch batches.")] = 30,
     window: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.0,
     dims: Annotated[int, typer.Option(help="Embedding size: bytes per indexed second.")] = 64,
+    extra_sources: Annotated[int, typer.Option(help="Extra generated training videos (2 distorted copies each).")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -420,7 +421,10 @@ def fingerprint_train(
     first time); writes RUN/fingerprint.npz for `framegram index add --fingerprint learned:RUN`."""
     from framegram.search.contrastive import ContrastiveConfig, default_training_data, train_fingerprint
 
-    train_set, val_set = default_training_data(progress=not quiet)
+    try:
+        train_set, val_set = default_training_data(extra_sources, progress=not quiet)
+    except ValueError as e:
+        raise FramegramError(str(e)) from None
     try:
         config = ContrastiveConfig(window_frames=max(1, round(window * train_set.fps)), dims=dims, epochs=epochs, seed=seed)
     except ValueError as e:

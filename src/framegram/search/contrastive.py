@@ -24,6 +24,7 @@ half's copies as queries that must not match; the threshold lets 1 % of them thr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -132,6 +133,18 @@ class CopyFramegrams:
         return CopyFramegrams([self.sources[i] for i in keep],
                               [(s - keep.start, f, v) for s, f, v in self.copies if s in keep])
 
+    def joined(self, other: CopyFramegrams) -> CopyFramegrams:
+        """Both sets' sources and copies in one set (`other`'s after this one's)."""
+        shift = len(self.sources)
+        return CopyFramegrams(self.sources + other.sources, self.copies + [(s + shift, f, v) for s, f, v in other.copies])
+
+    @property
+    def identity(self) -> str:
+        """Which videos the set holds: a run trained on one set must not resume on another."""
+        names = [g.meta.source.path for g in self.sources] + [g.meta.source.path for _, g, _ in self.copies]
+        digest = hashlib.sha256("\n".join(Path(n).name for n in names).encode()).hexdigest()[:12]
+        return f"{len(self.sources)} sources, {len(self.copies)} copies ({digest})"
+
     @property
     def fps(self) -> float:
         return self.sources[0].meta.fps
@@ -152,20 +165,51 @@ class CopyFramegrams:
 #: distorted copies of each training source, and the sources held out for validation
 COPIES_PER_SOURCE = 6
 VAL_SOURCES = 8
+#: seeds of the extra generated videos that only widen the training set (after the basis's FIT_SEEDS)
+EXTRA_SEEDS = range(900_040, 900_200)
+#: distorted copies of each extra video: fewer than COPIES_PER_SOURCE, since the point is more footage
+EXTRA_COPIES_PER_SOURCE = 2
 
 
-def default_training_data(workers: int = 2, progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
+def default_training_data(extra_sources: int = 0, workers: int = 2,
+                          progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
     """(training, validation) sets: the hand-designed basis's 40 generated fitting videos, each with
     COPIES_PER_SOURCE distorted copies (rendered into `<cache>/fingerprint-train/copies-v1` and
-    extracted once); the last VAL_SOURCES sources are held out. None of it is in the search
-    benchmark (its videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
+    extracted once); the last VAL_SOURCES sources are held out. `extra_sources` more generated videos
+    (the first of EXTRA_SEEDS, EXTRA_COPIES_PER_SOURCE copies each) join the training set only, so
+    the validation set is the same whatever the width. None of it is in the search benchmark (its
+    videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
     from framegram.paths import cache_dir
     from framegram.search.basis import generated_fit_videos
     from framegram.synth.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
 
-    folder = cache_dir() / "fingerprint-train" / f"copies-v{COPY_PAIRS_VERSION}"
-    pairs = build_copy_pairs(generated_fit_videos(), folder, COPIES_PER_SOURCE, workers=workers, progress=progress)
-    return CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
+    if not 0 <= extra_sources <= len(EXTRA_SEEDS):
+        raise ValueError(f"extra_sources must be 0..{len(EXTRA_SEEDS)}, got {extra_sources}")
+    root = cache_dir() / "fingerprint-train"
+    pairs = build_copy_pairs(generated_fit_videos(), root / f"copies-v{COPY_PAIRS_VERSION}", COPIES_PER_SOURCE,
+                             workers=workers, progress=progress)
+    train_set, val_set = CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
+    if extra_sources:
+        videos = extra_training_videos(extra_sources, root / "extra-sources", workers, progress)
+        extra = build_copy_pairs(videos, root / f"extra-copies-v{COPY_PAIRS_VERSION}-{extra_sources}",
+                                 EXTRA_COPIES_PER_SOURCE, workers=workers, progress=progress)
+        train_set = train_set.joined(CopyFramegrams.from_pairs(extra, progress))
+    return train_set, val_set
+
+
+def extra_training_videos(count: int, folder: Path, workers: int = 2, progress: bool = True) -> list[Path]:
+    """The first `count` videos of EXTRA_SEEDS, rendered into `folder` (cached; rerun to resume):
+    made like the basis's fitting videos (same length, size and kinds of shot), other seeds."""
+    from framegram.search.basis import FIT_SECONDS
+    from framegram.synth.distractors import PHOTOS
+    from framegram.synth.jobs import render_distractor_job, render_pool, run_jobs
+
+    jobs = [{"seed": seed, "seconds": FIT_SECONDS, "size": (480, 270), "fps": 12, "photos": PHOTOS,
+             "out": Path(folder) / f"extra-{seed}.mp4"} for seed in EXTRA_SEEDS[:count]]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+        run_jobs(pool, bar, "extra training videos", render_distractor_job, jobs)
+    return [j["out"] for j in jobs]
 
 
 def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_set: CopyFramegrams,
@@ -176,7 +220,8 @@ def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_
     _check_data(train_set, val_set, config)
     torch_generator = torch.Generator()
     with deterministic_algorithms():
-        model, optimizer, schedule, history = _start(config, train_set, out_dir / CHECKPOINT_NAME, torch_generator)
+        settings = _run_settings(config, train_set)
+        model, optimizer, schedule, history = _start(config, settings, train_set, out_dir / CHECKPOINT_NAME, torch_generator)
         with Progress(disable=not show_progress) as bar:
             task = bar.add_task("epochs", total=config.epochs, completed=len(history))
             for epoch in range(len(history), config.epochs):
@@ -188,7 +233,7 @@ def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_
                 history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                                 "val_recall_at_1": window_recall_at_1(_as_fingerprint(model, config, val_set), val_set),
                                 "seconds": time.perf_counter() - t0})
-                _save(out_dir / CHECKPOINT_NAME, config, model, optimizer, schedule, history, torch_generator)
+                _save(out_dir / CHECKPOINT_NAME, settings, model, optimizer, schedule, history, torch_generator)
                 _write_run_files(history, out_dir)
                 bar.update(task, advance=1, description=f"epochs  val recall@1 {history[-1]['val_recall_at_1']:.3f}")
     fingerprint = _as_fingerprint(model, config, train_set, quantise=True)
@@ -300,8 +345,13 @@ def _batch(data: CopyFramegrams, config: ContrastiveConfig, generator: torch.Gen
 # ---- run state ----------------------------------------------------------------------------------
 
 
-def _start(config: ContrastiveConfig, data: CopyFramegrams, checkpoint_path: Path, generator: torch.Generator):
-    previous = _load_checkpoint(checkpoint_path, config) if checkpoint_path.exists() else None
+def _run_settings(config: ContrastiveConfig, data: CopyFramegrams) -> dict:
+    """What a checkpoint must match to be resumed: the config and the training videos."""
+    return {**asdict(config), "training_data": data.identity}
+
+
+def _start(config: ContrastiveConfig, settings: dict, data: CopyFramegrams, checkpoint_path: Path, generator: torch.Generator):
+    previous = _load_checkpoint(checkpoint_path, settings) if checkpoint_path.exists() else None
     seed_everything(config.seed)
     generator.manual_seed(config.seed)
     model = WindowEncoder(data.sources[0].dim, config.hidden, config.dims)
@@ -313,17 +363,17 @@ def _start(config: ContrastiveConfig, data: CopyFramegrams, checkpoint_path: Pat
     return model, optimizer, schedule, history
 
 
-def _save(path: Path, config, model, optimizer, schedule, history, generator) -> None:
-    checkpoint = {"format": CHECKPOINT_FORMAT, "settings": asdict(config), "history": history,
+def _save(path: Path, settings: dict, model, optimizer, schedule, history, generator) -> None:
+    checkpoint = {"format": CHECKPOINT_FORMAT, "settings": settings, "history": history,
                   "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
                   "scheduler_state": schedule.state_dict(), "rng": random_states(generator)}
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
 
 
-def _load_checkpoint(path: Path, config: ContrastiveConfig) -> dict:
+def _load_checkpoint(path: Path, settings: dict) -> dict:
     checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, FingerprintRunError, "framegram fingerprint training checkpoint")
-    changed = changed_settings(checkpoint["settings"], asdict(config))
+    changed = changed_settings(checkpoint["settings"], settings)
     if changed:
         raise FingerprintRunError(path, "holds a run with other settings (" + "; ".join(changed)
                                   + "); choose another output folder or delete it")

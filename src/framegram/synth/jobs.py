@@ -61,6 +61,17 @@ def render_query_job(job: dict) -> float:
     return declared_duration(out)
 
 
+def render_distractor_job(job: dict) -> float:
+    """Render the generated video `job` describes (seed, seconds, size, fps, photos; see
+    `framegram.synth.distractors.render_distractor`) into `job["out"]` unless it exists; its declared duration."""
+    from framegram.synth.distractors import render_distractor
+
+    out: Path = job["out"]
+    if not out.exists():
+        render_distractor(job["seed"], job["seconds"], out, size=job["size"], fps=job["fps"], photos=job["photos"])
+    return declared_duration(out)
+
+
 def declared_duration(path: Path) -> float:
     """The duration a video file declares, in seconds (InputError if it declares none)."""
     duration = probe_video(path).duration

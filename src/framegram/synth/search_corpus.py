@@ -54,8 +54,8 @@ from framegram.progress import extraction_progress
 from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.settings import claim_folder
 from framegram.synth.distort import distortions as all_distortions
-from framegram.synth.distractors import PHOTOS, render_distractor
-from framegram.synth.jobs import declared_duration, render_pool, render_query_job, run_jobs
+from framegram.synth.distractors import PHOTOS
+from framegram.synth.jobs import declared_duration, render_distractor_job, render_pool, render_query_job, run_jobs
 
 CORPUS_VERSION = 1
 DEFAULT_SEED = 20261122
@@ -432,12 +432,11 @@ def _position(rng: np.random.Generator, candidates: list[tuple], span: float) ->
 
 def _render_video(job: dict) -> float:
     """Render a reference or negative source unless it exists; its declared duration."""
+    if job["make"] == "distractor":
+        return render_distractor_job(job)
     out: Path = job["out"]
     if not out.exists():
-        if job["make"] == "distractor":
-            render_distractor(job["seed"], job["seconds"], out, size=job["size"], fps=job["fps"], photos=job["photos"])
-        else:
-            _reencode(job["source"], out, job["start"], job["seconds"])
+        _reencode(job["source"], out, job["start"], job["seconds"])
     return declared_duration(out)
 
 
