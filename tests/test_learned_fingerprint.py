@@ -165,6 +165,13 @@ def test_cli_refuses_a_missing_learned_run_in_one_line(tmp_path):
     assert isinstance(result.exception, FramegramError) and "no learned fingerprint here" in str(result.exception)
 
 
+def test_cli_refuses_extra_sources_that_are_not_whole_blocks_before_rendering_anything(tmp_path):
+    result = CliRunner().invoke(app, ["fingerprint", "train", "--out", str(tmp_path / "run"), "--extra-sources", "100", "-q"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, FramegramError) and "multiple of 160" in str(result.exception)
+    assert not (tmp_path / "run").exists()
+
+
 def test_distorted_copies_show_their_source_at_the_stated_speed(tmp_path):
     from framegram.io.decode import probe_video
 

@@ -413,7 +413,7 @@ def fingerprint_train(
     epochs: Annotated[int, typer.Option(help="Passes of steps-per-epoch batches.")] = 30,
     window: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.0,
     dims: Annotated[int, typer.Option(help="Embedding size: bytes per indexed second.")] = 64,
-    extra_sources: Annotated[int, typer.Option(help="Extra generated training videos (2 distorted copies each).")] = 0,
+    extra_sources: Annotated[int, typer.Option(help="Extra generated training videos (a multiple of 160; 2 distorted copies each).")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:

@@ -166,7 +166,9 @@ class CopyFramegrams:
 COPIES_PER_SOURCE = 6
 VAL_SOURCES = 8
 #: seeds of the extra generated videos that only widen the training set (after the basis's FIT_SEEDS)
-EXTRA_SEEDS = range(900_040, 900_200)
+EXTRA_SEEDS = range(900_040, 900_360)
+#: extra videos come in blocks of this many, each with its own copies folder: a wider set reuses the blocks made
+EXTRA_BLOCK = 160
 #: distorted copies of each extra video: fewer than COPIES_PER_SOURCE, since the point is more footage
 EXTRA_COPIES_PER_SOURCE = 2
 
@@ -176,23 +178,24 @@ def default_training_data(extra_sources: int = 0, workers: int = 2,
     """(training, validation) sets: the hand-designed basis's 40 generated fitting videos, each with
     COPIES_PER_SOURCE distorted copies (rendered into `<cache>/fingerprint-train/copies-v1` and
     extracted once); the last VAL_SOURCES sources are held out. `extra_sources` more generated videos
-    (the first of EXTRA_SEEDS, EXTRA_COPIES_PER_SOURCE copies each) join the training set only, so
+    (the first of EXTRA_SEEDS, a multiple of EXTRA_BLOCK, EXTRA_COPIES_PER_SOURCE copies each) join the training set only, so
     the validation set is the same whatever the width. None of it is in the search benchmark (its
     videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
     from framegram.paths import cache_dir
     from framegram.search.basis import generated_fit_videos
     from framegram.synth.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
 
-    if not 0 <= extra_sources <= len(EXTRA_SEEDS):
-        raise ValueError(f"extra_sources must be 0..{len(EXTRA_SEEDS)}, got {extra_sources}")
+    if extra_sources not in range(0, len(EXTRA_SEEDS) + 1, EXTRA_BLOCK):
+        raise ValueError(f"extra_sources must be a multiple of {EXTRA_BLOCK} up to {len(EXTRA_SEEDS)}, got {extra_sources}")
     root = cache_dir() / "fingerprint-train"
     pairs = build_copy_pairs(generated_fit_videos(), root / f"copies-v{COPY_PAIRS_VERSION}", COPIES_PER_SOURCE,
                              workers=workers, progress=progress)
     train_set, val_set = CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
-    if extra_sources:
-        videos = extra_training_videos(extra_sources, root / "extra-sources", workers, progress)
-        extra = build_copy_pairs(videos, root / f"extra-copies-v{COPY_PAIRS_VERSION}-{extra_sources}",
-                                 EXTRA_COPIES_PER_SOURCE, workers=workers, progress=progress)
+    videos = extra_training_videos(extra_sources, root / "extra-sources", workers, progress)
+    for block, first in enumerate(range(0, extra_sources, EXTRA_BLOCK)):
+        folder = root / f"extra-copies-v{COPY_PAIRS_VERSION}-block{block}"
+        extra = build_copy_pairs(videos[first : first + EXTRA_BLOCK], folder, EXTRA_COPIES_PER_SOURCE,
+                                 workers=workers, progress=progress)
         train_set = train_set.joined(CopyFramegrams.from_pairs(extra, progress))
     return train_set, val_set
 
