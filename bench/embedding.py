@@ -123,8 +123,11 @@ def main() -> None:
 
     fingerprints = {"hand-designed": default_basis()}
     training = {}
+    data = {}  # training sets by extra videos: runs of one width share theirs
     for dims, extra in map(parse_run, args.runs.split(",")):
-        train_set, val_set = default_training_data(extra_sources=extra)
+        if extra not in data:
+            data[extra] = default_training_data(extra_sources=extra)
+        train_set, val_set = data[extra]
         config = ContrastiveConfig(dims=dims, epochs=args.epochs)
         name, run = f"learned-{dims}d" + (f"+{extra}" if extra else ""), RUNS / (f"run-{dims}d" + (f"-extra{extra}" if extra else ""))
         t = time.perf_counter()

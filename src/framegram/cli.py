@@ -423,9 +423,6 @@ def fingerprint_train(
 
     try:
         train_set, val_set = default_training_data(extra_sources, progress=not quiet)
-    except ValueError as e:
-        raise FramegramError(str(e)) from None
-    try:
         config = ContrastiveConfig(window_frames=max(1, round(window * train_set.fps)), dims=dims, epochs=epochs, seed=seed)
     except ValueError as e:
         raise FramegramError(str(e)) from None

@@ -21,6 +21,8 @@ from framegram.search.fingerprint import FingerprintBasis, fit_basis
 #: seeds of the generated fitting videos; the search corpus draws its distractors elsewhere
 FIT_SEEDS = range(900_000, 900_040)
 FIT_SECONDS = 45.0
+FIT_SIZE = (480, 270)  #: width, height
+FIT_FPS = 12
 
 
 def packaged_basis_path(encoder: str = "efficientnet-lite0", fps: float = 5.0) -> Path:
@@ -42,16 +44,24 @@ def generated_fit_videos() -> list[Path]:
     """The generated fitting videos (rendered into the cache the first time). Learned fingerprints
     train on them too (`framegram.search.contrastive`), so both kinds learn from the same footage."""
     from framegram.paths import cache_dir
-    from framegram.synth.distractors import render_distractor
 
-    folder = cache_dir() / "basis-fit"
-    videos = []
-    for seed in FIT_SEEDS:
-        path = folder / f"fit-{seed}.mp4"
-        if not path.exists():
-            render_distractor(seed, FIT_SECONDS, path)
-        videos.append(path)
-    return videos
+    return generated_videos(FIT_SEEDS, cache_dir() / "basis-fit", "fit")
+
+
+def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, progress: bool = False) -> list[Path]:
+    """Generated videos like the fitting ones (FIT_SECONDS each, every kind of shot), one per seed, as
+    `folder/<prefix>-<seed>.mp4`; rendered in `workers` processes the first time, then cached."""
+    from framegram.progress import extraction_progress
+    from framegram.synth.distractors import PHOTOS
+    from framegram.synth.jobs import render_distractor_job, render_pool, run_jobs
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [{"seed": seed, "seconds": FIT_SECONDS, "size": FIT_SIZE, "fps": FIT_FPS, "photos": PHOTOS,
+             "out": folder / f"{prefix}-{seed}.mp4"} for seed in seeds]
+    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+        run_jobs(pool, bar, f"generated videos ({prefix})", render_distractor_job, jobs)
+    return [j["out"] for j in jobs]
 
 
 def fit_packaged_basis() -> Path:

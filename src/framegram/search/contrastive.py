@@ -177,12 +177,12 @@ def default_training_data(extra_sources: int = 0, workers: int = 2,
                           progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
     """(training, validation) sets: the hand-designed basis's 40 generated fitting videos, each with
     COPIES_PER_SOURCE distorted copies (rendered into `<cache>/fingerprint-train/copies-v1` and
-    extracted once); the last VAL_SOURCES sources are held out. `extra_sources` more generated videos
-    (the first of EXTRA_SEEDS, a multiple of EXTRA_BLOCK, EXTRA_COPIES_PER_SOURCE copies each) join the training set only, so
-    the validation set is the same whatever the width. None of it is in the search benchmark (its
+    extracted once); the last VAL_SOURCES sources are held out. `extra_sources` more generated
+    videos (a multiple of EXTRA_BLOCK, the first of EXTRA_SEEDS, EXTRA_COPIES_PER_SOURCE copies each)
+    join the training set only, so the validation set is the same whatever the width. None of it is in the search benchmark (its
     videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
     from framegram.paths import cache_dir
-    from framegram.search.basis import generated_fit_videos
+    from framegram.search.basis import generated_fit_videos, generated_videos
     from framegram.synth.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
 
     if extra_sources not in range(0, len(EXTRA_SEEDS) + 1, EXTRA_BLOCK):
@@ -191,28 +191,13 @@ def default_training_data(extra_sources: int = 0, workers: int = 2,
     pairs = build_copy_pairs(generated_fit_videos(), root / f"copies-v{COPY_PAIRS_VERSION}", COPIES_PER_SOURCE,
                              workers=workers, progress=progress)
     train_set, val_set = CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
-    videos = extra_training_videos(extra_sources, root / "extra-sources", workers, progress)
+    videos = generated_videos(EXTRA_SEEDS[:extra_sources], root / "extra-sources", "extra", workers, progress)
     for block, first in enumerate(range(0, extra_sources, EXTRA_BLOCK)):
         folder = root / f"extra-copies-v{COPY_PAIRS_VERSION}-block{block}"
         extra = build_copy_pairs(videos[first : first + EXTRA_BLOCK], folder, EXTRA_COPIES_PER_SOURCE,
                                  workers=workers, progress=progress)
         train_set = train_set.joined(CopyFramegrams.from_pairs(extra, progress))
     return train_set, val_set
-
-
-def extra_training_videos(count: int, folder: Path, workers: int = 2, progress: bool = True) -> list[Path]:
-    """The first `count` videos of EXTRA_SEEDS, rendered into `folder` (cached; rerun to resume):
-    made like the basis's fitting videos (same length, size and kinds of shot), other seeds."""
-    from framegram.search.basis import FIT_SECONDS
-    from framegram.synth.distractors import PHOTOS
-    from framegram.synth.jobs import render_distractor_job, render_pool, run_jobs
-
-    jobs = [{"seed": seed, "seconds": FIT_SECONDS, "size": (480, 270), "fps": 12, "photos": PHOTOS,
-             "out": Path(folder) / f"extra-{seed}.mp4"} for seed in EXTRA_SEEDS[:count]]
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    with render_pool(workers) as pool, extraction_progress(progress) as bar:
-        run_jobs(pool, bar, "extra training videos", render_distractor_job, jobs)
-    return [j["out"] for j in jobs]
 
 
 def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_set: CopyFramegrams,
