@@ -5,7 +5,7 @@ appearance, where one does) at 8 frames of 64x64.
 For each (benchmark, model): train on the train split (validated every epoch on one clip per test
 video, for the learning curve), then test with 3 clips per video averaged. Columns: test accuracy,
 trainable parameters, GMACs per clip, training seconds, clips/s at inference. Runs live in
-`<cache>/bench/classify-v4/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
+`<cache>/bench/<RUNS_VERSIONS[benchmark]>/<benchmark>/<model>-<settings digest>/` (checkpoint, metrics.jsonl,
 learning_curve.png) and resume: a rerun trains only what is missing.
 
     nice -n 19 .venv/bin/python bench/classify.py [--models c3d,i3d] [--benchmarks motion]
@@ -57,7 +57,7 @@ SETTINGS: dict[str, dict] = {
     "slow-fusion": {"epochs": {"motion": 8, "appearance": 12}, **SCRATCH},
     "c3d": {"epochs": {"motion": 40, "appearance": 12}, **SCRATCH, "model_cfg": C3D_SMALL},
     "c3d-nonlocal": {"epochs": {"motion": 10, "appearance": 8}, **SCRATCH, "model_cfg": C3D_SMALL},
-    "r2plus1d": {"epochs": {"motion": 14, "appearance": 8}, **SCRATCH},
+    "r2plus1d": {"epochs": {"motion": 8, "appearance": 8}, **SCRATCH},
     "i3d": {"epochs": {"motion": 8, "appearance": 3}, "lr": 1e-3},
     "i3d-nonlocal": {"epochs": {"motion": 2, "appearance": 2}, "lr": 1e-3},
     "two-stream": {"epochs": {"motion": 6, "appearance": 2}, "lr": 1e-3},
@@ -67,13 +67,15 @@ SETTINGS: dict[str, dict] = {
     "super-image": {"epochs": {"motion": 2, "appearance": 4}, "lr": 1e-3},
 }
 BATCH_SIZE = 16
-#: cache folder of this version of the table; rows recorded under another version are dropped on rewrite
-RUNS_VERSION = "classify-v4"
+#: cache folder of each benchmark's runs, bumped when its videos or the training code change; rows
+#: recorded under another version are dropped on rewrite. Motion is at v5 since its videos' version 3
+#: (notched rims); the appearance videos did not change.
+RUNS_VERSIONS = {"motion": "classify-v5", "appearance": "classify-v4"}
 
 
 def run_folder(benchmark: str, config: TrainConfig) -> Path:
     digest = hashlib.sha256(json.dumps(config.settings(), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / "bench" / RUNS_VERSION / benchmark / f"{config.model}-{digest}"
+    return cache_dir() / "bench" / RUNS_VERSIONS[benchmark] / benchmark / f"{config.model}-{digest}"
 
 
 def datasets(root: Path, inputs: tuple[str, ...]) -> tuple[VideoFolder, VideoFolder, VideoFolder]:
@@ -141,7 +143,7 @@ def main() -> None:
     previous = json.loads(args.out.read_text())["records"] if args.out.is_file() else []
     # a partial rerun updates its rows only; rows from an older version of the table (other code or
     # settings) are dropped rather than shown beside these
-    keep = {(r["benchmark"], r["model"]): r for r in previous if Path(r["run"]).parts[-3] == RUNS_VERSION}
+    keep = {(r["benchmark"], r["model"]): r for r in previous if Path(r["run"]).parts[-3] == RUNS_VERSIONS[r["benchmark"]]}
     keep.update({(r["benchmark"], r["model"]): r for r in records})
     write_result(args.out, {"clip_len": CLIP_LEN, "size": list(SIZE), "test_clips": TEST_CLIPS,
                             "records": sorted(keep.values(), key=lambda r: (r["benchmark"], r["model"]))})

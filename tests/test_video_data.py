@@ -142,6 +142,29 @@ def test_disc_stands_out_from_a_matching_background_and_its_hand_shows_the_angle
         assert (frame[:8, :8] == 128).all()  # outside the disc: the background untouched
 
 
+def test_rim_notches_sit_between_hand_positions_and_turn_with_the_disc():
+    """With `ticks`, the white ring is black half way between the hand's positions and white at
+    them, measured from the disc's angle: the notches turn with it. Without, the ring is all white."""
+    from PIL import Image
+
+    grey = np.full((actions.SIZE, actions.SIZE, 3), 128, np.uint8)
+    texture = Image.fromarray(np.full((32, 32, 3), 128, np.uint8))
+    centre, diameter, ticks = 48.0, 60.0, 8
+    radius = diameter / 2 - 1.5 * actions.RIM * diameter  # the middle of the white ring
+    spacing = 2 * np.pi / ticks
+
+    def on_ring(frame: np.ndarray, phi: float) -> int:  # phi: clockwise on screen from the right
+        return frame[round(centre + radius * np.sin(phi) - 0.5), round(centre + radius * np.cos(phi) - 0.5)]
+
+    for angle in (0.0, 0.3, 2.0):
+        frame = actions.draw_disc(grey, texture, centre, centre, angle, diameter, ticks)[..., 0].astype(int)
+        notches = [on_ring(frame, angle + (k + 0.5) * spacing) for k in range(ticks)]
+        between = [on_ring(frame, angle + k * spacing) for k in range(ticks)]
+        assert max(notches) < 40 and min(between) > 215, (angle, notches, between)
+        plain = actions.draw_disc(grey, texture, centre, centre, angle, diameter)[..., 0].astype(int)
+        assert min(on_ring(plain, angle + (k + 0.5) * spacing) for k in range(ticks)) > 215
+
+
 def test_a_single_frame_tells_the_appearance_class_but_not_the_motion_class(motion, appearance):
     chance = 1 / 8
     motion_accuracy = nearest_class_mean_accuracy(*first_frame_features(VideoFolder(motion, train=False, clips_per_video=1)))

@@ -1,8 +1,8 @@
 """Two generated video-classification benchmarks made of real footage: one that only motion solves,
 one that a single frame solves.
 
-  motion      8 classes: a disc of texture cut from a real frame (outlined by a black and white rim,
-              with a white hand from its centre: see `draw_disc`) moves left, right, up or down, turns
+  motion      8 classes: a disc of texture cut from a real frame (outlined by a black and white rim with
+              notches, and a white hand from its centre: see `draw_disc`) moves left, right, up or down, turns
               clockwise or anticlockwise (as seen on screen), approaches (grows) or recedes (shrinks),
               over a still background cut from another real frame.
               No single frame tells the class: in every class and at every frame the object's centre is
@@ -47,7 +47,6 @@ from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 
-BENCH_VERSION = 2  #: bump when a renderer changes: the same settings would then give other pixels
 FOOTAGE_VERSION = 1
 FORMAT = "framegram-actions-benchmark"
 SETTINGS = "settings.json"
@@ -80,11 +79,15 @@ SPEED = (1.5, 3.0)  #: pixels per frame of the moving classes
 TURN = (np.radians(5.0), np.radians(10.0))  #: radians per frame of the turning classes
 GROWTH = (1.4, 1.8)  #: diameter ratio between the last and the first frame of approach / recede
 RIM = 0.06  #: width of each of the disc rim's two rings (black outside, white inside), share of the diameter
+#: notches on the rim (`draw_disc`). Version 2 of the benchmark had none: R(2+1)D and slow fusion learned
+#: the other six classes and stayed at chance between the two turns, C3D too (and also confused approach and recede)
+TICKS = 8
 
 
 @dataclass(frozen=True)
 class Benchmark:
     name: str
+    version: int  #: bumped when the renderer changes: the same settings would then give other pixels
     classes: tuple[str, ...]
     flip_ok: bool  #: whether a left-right flip keeps every video's class
     description: str
@@ -98,7 +101,7 @@ def list_benchmarks() -> list[str]:
 
 def default_root(name: str) -> Path:
     """Where `build_actions` puts a benchmark when given no root: the user cache folder."""
-    return cache_dir() / "bench" / f"actions-v{BENCH_VERSION}" / name
+    return cache_dir() / "bench" / f"actions-v{BENCHMARKS[name].version}" / name
 
 
 def build_actions(
@@ -127,7 +130,7 @@ def build_actions(
     bench = BENCHMARKS[name]
     root = Path(root) if root is not None else default_root(name)
     settings = {
-        "format": FORMAT, "version": BENCH_VERSION, "benchmark": name, "seed": seed,
+        "format": FORMAT, "version": bench.version, "benchmark": name, "seed": seed,
         "per_class": {"train": per_class_train, "test": per_class_test},
         "size": [SIZE, SIZE], "frames": FRAMES, "fps": FPS,
     }  # fmt: skip
@@ -299,7 +302,7 @@ def _motion_video(rng: np.random.Generator, footage: dict[str, np.ndarray], clas
     texture = texture_patch(rng, footage)
     track = motion_track(rng, class_name)
     return np.stack([
-        draw_disc(background[i], texture, track.x[i], track.y[i], track.angle[i], track.diameter[i])
+        draw_disc(background[i], texture, track.x[i], track.y[i], track.angle[i], track.diameter[i], TICKS)
         for i in range(FRAMES)
     ])  # fmt: skip
 
@@ -338,7 +341,8 @@ def texture_patch(rng: np.random.Generator, footage: dict[str, np.ndarray], trie
 _PIXEL_CENTRES = np.arange(SIZE) + 0.5
 
 
-def draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, angle: float, diameter: float) -> np.ndarray:
+def draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, angle: float, diameter: float,
+              ticks: int = 0) -> np.ndarray:
     """`background` uint8 [S, S, 3] with `texture` drawn as a disc of `diameter` pixels centred at
     (x, y), turned by `angle` (clockwise), on a torus (the parts past an edge show on the other side);
     anti-aliased edge.
@@ -347,6 +351,13 @@ def draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, 
     rim at `angle`: real texture often matches the real background it is drawn over, and a camouflaged
     disc would make the benchmark about finding the object rather than about how it moves. The hand
     shows the turn even on a flat texture; a single frame still tells nothing (angle is uniform).
+
+    ticks: black notches spread evenly around the rim (0: none), each across the white ring and as
+    far again into the texture, turning with the disc like a wheel's tread. A turn's direction is
+    then visible in any small window on the rim: which side the black ring is on says where the
+    centre is, and a notch's move along the rim says which way it turns. With the hand alone that
+    takes a view of the whole disc, and networks trained from scratch on the motion benchmark did
+    not learn it (see `TICKS`).
     """
     side = int(np.ceil(diameter)) + 2
     # the texture at the disc's scale first (PIL filters when it shrinks), so sampling below is ~1:1
@@ -367,6 +378,14 @@ def draw_disc(background: np.ndarray, texture: Image.Image, x: float, y: float, 
     from_edge = diameter / 2 - distance
     black = np.clip(ring + 0.5 - from_edge, 0, 1)  # anti-aliased bands: 1 inside, 0 outside
     white = np.clip(2 * ring + 0.5 - from_edge, 0, 1) - black
+    if ticks:
+        # arc length (pixels, at the middle of the white ring) to the nearest notch's centre line;
+        # notches sit half way between the hand's positions so that none hides it
+        notch = (np.arctan2(across, along) * ticks / (2 * np.pi) + 0.5) % 1 - 0.5
+        arc = np.abs(np.abs(notch) - 0.5) * 2 * np.pi * (diameter / 2 - 1.5 * ring) / ticks
+        radial = np.clip(3 * ring + 0.5 - from_edge, 0, 1) - black  # white ring and as far again inside
+        notches = radial * np.clip(0.75 * ring + 0.5 - arc, 0, 1)
+        black, white = black + notches, np.clip(white - notches, 0, 1)
     hand = np.clip(ring / 2 + 0.5 - np.abs(across), 0, 1) * (along > 0)
     white = np.maximum(white, hand * (1 - black))
     disc = disc * (1 - black - white)[:, None] + 255.0 * white[:, None]
@@ -399,13 +418,13 @@ def _appearance_video(rng: np.random.Generator, footage: dict[str, np.ndarray], 
 
 BENCHMARKS = {
     "motion": Benchmark(
-        "motion", MOTION_CLASSES, flip_ok=False,
+        "motion", 3, MOTION_CLASSES, flip_ok=False,
         description="a disc of real texture moving, turning, approaching or receding over real footage; "
         "no single frame tells the class",
         render=_motion_video,
     ),
     "appearance": Benchmark(
-        "appearance", tuple(FOOTAGE_SOURCES), flip_ok=True,
+        "appearance", 2, tuple(FOOTAGE_SOURCES), flip_ok=True,
         description="a slow pan and zoom over a frame of one of 8 real videos; any single frame tells the class",
         render=_appearance_video,
     ),
