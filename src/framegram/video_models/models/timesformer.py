@@ -145,7 +145,7 @@ class TimeSformer(nn.Module):
         self.patch = patch
         self.grid = image_size // patch
         self.patch_embed = Lite0Tokenizer(dim) if stem == "lite0" else nn.Conv2d(3, dim, patch, stride=patch)
-        self.token_norm = nn.LayerNorm(dim) if token_norm else nn.Identity()
+        self.token_norm = nn.LayerNorm(dim) if token_norm else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
         self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames))
@@ -162,7 +162,8 @@ class TimeSformer(nn.Module):
             raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch}, got {h}x{w}")
         x = self.patch_embed(rgb.transpose(1, 2).reshape(b * t, 3, h, w))  # [B*T, D, H/p, W/p]
         grid = x.shape[2:]
-        x = self.token_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()  # over channels
+        if self.token_norm is not None:  # over channels; without it, no copy of the tokens
+            x = self.token_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
         space = self.space_pos if tuple(grid) == (self.grid, self.grid) else F.interpolate(
             self.space_pos, size=grid, mode="bicubic", align_corners=False
         )
