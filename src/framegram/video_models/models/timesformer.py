@@ -115,10 +115,7 @@ class TimeSformer(nn.Module):
 
     patch: patch side in pixels (8 for the lite0 stem); stem: "lite0" or "linear" (see the module docstring);
     dim, depth, heads, mlp_ratio: transformer size;
-    image_size, num_frames: the clip the positional embeddings are learned for (others are resized);
-    token_norm: a LayerNorm on the stem's tokens before the positional embeddings are added. The lite0
-    stem's tokens have a norm of about 60 against about 0.4 for the time embedding's step between
-    frames, which the temporal attention then barely sees (docs/ARCHITECTURE.md, the motion benchmark).
+    image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
     """
 
     def __init__(
@@ -133,7 +130,6 @@ class TimeSformer(nn.Module):
         num_frames: int = 8,
         dropout: float = 0.1,
         stem: str = "lite0",
-        token_norm: bool = False,
     ):
         super().__init__()
         if dim % heads or image_size % patch:
@@ -145,7 +141,6 @@ class TimeSformer(nn.Module):
         self.patch = patch
         self.grid = image_size // patch
         self.patch_embed = Lite0Tokenizer(dim) if stem == "lite0" else nn.Conv2d(3, dim, patch, stride=patch)
-        self.token_norm = nn.LayerNorm(dim) if token_norm else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
         self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames))
@@ -162,8 +157,6 @@ class TimeSformer(nn.Module):
             raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch}, got {h}x{w}")
         x = self.patch_embed(rgb.transpose(1, 2).reshape(b * t, 3, h, w))  # [B*T, D, H/p, W/p]
         grid = x.shape[2:]
-        if self.token_norm is not None:  # over channels; without it, no copy of the tokens
-            x = self.token_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
         space = self.space_pos if tuple(grid) == (self.grid, self.grid) else F.interpolate(
             self.space_pos, size=grid, mode="bicubic", align_corners=False
         )
