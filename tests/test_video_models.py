@@ -189,15 +189,33 @@ def test_timesformer_sees_frame_order_only_through_its_time_embedding():
         assert torch.allclose(model({"rgb": clip}), model({"rgb": reversed_clip}), atol=1e-5)
 
 
+def test_timesformer_tubelet_tokens_compare_neighbouring_frames():
+    torch.manual_seed(0)
+    model = get_model("timesformer", num_classes=5, dim=32, depth=1, heads=2, image_size=16, num_frames=4,
+                      stem="linear", tubelet=2).eval()
+    clip = torch.randn(1, 3, 4, 16, 16)
+    swapped = clip[:, :, [1, 0, 3, 2]]  # the frames inside each tubelet swapped, the tubelets kept in place
+    with torch.no_grad():
+        model.time_pos.zero_()
+        tokens = model.tokens(clip)
+        assert tokens.shape == (1, 1 + 2 * 4, 32)  # 2 tubelets in time x 4 patches, plus the class token
+        # frame order inside a tubelet is seen by the token itself, not only through the time embedding
+        assert not torch.allclose(model({"rgb": clip}), model({"rgb": swapped}), atol=1e-4)
+    lite0 = get_model("timesformer", num_classes=5, tubelet=2).eval()
+    with torch.no_grad():
+        assert lite0.tokens(torch.randn(1, 3, 8, 64, 64)).shape == (1, 1 + 4 * 8 * 8, 192)
+    with pytest.raises(ModelInputError, match=r"tubelet 2.*got 3x16x16"):
+        model({"rgb": torch.zeros(1, 3, 3, 16, 16)})
+    with pytest.raises(ModelConfigError, match="tubelet 3"):
+        get_model("timesformer", num_classes=5, num_frames=8, tubelet=3)
+
+
 def test_timesformer_tokens_start_from_the_imagenet_network():
     model = get_model("timesformer", num_classes=5).eval()
     trunk = Lite0Trunk().eval()
     frame = real_frame(64, 64)[None]
     with torch.no_grad():
-        tokenizer = model.patch_embed
-        x = tokenizer.stem(frame)
-        for block, rate in zip(tokenizer.blocks, tokenizer.drop_rates):
-            x = block(x, drop_connect_rate=rate)
+        x = model.patch_embed.frame_features(frame)
         expected = trunk.act(trunk.stem_bn(trunk.stem(frame)))
         for block in trunk.blocks[:5]:
             expected = block(expected)

@@ -14,8 +14,15 @@ Patch embedding: `stem="lite0"` (default) uses the first five blocks of the Imag
 `stem="linear"` is ViT's own, one linear map of each patch's pixels, learned from scratch. The
 published TimeSformer starts from ImageNet ViT weights and is far worse from scratch; no ImageNet ViT
 ships here, so the pretrained CNN stem is the nearest start (it learns the motion benchmark faster
-per epoch than the linear stem). Either way tokens are made frame by frame: frames meet only in the
-temporal attention.
+per epoch than the linear stem).
+
+Tubelets: with `tubelet=1` (the paper's model) tokens are made frame by frame and frames meet only in
+the temporal attention. With `tubelet=k > 1` one token covers k consecutive frames, as ViViT's tubelet
+embedding: the linear stem maps each k x p x p block of pixels, the lite0 stem maps the stride-8
+features of the k frames over a 3x3 neighbourhood of positions. A token can then compare a patch in
+neighbouring frames before any attention, and there are k times fewer tokens in time. On the motion
+benchmark single-frame tokens tell a motion's axis but not its sign; `bench/classify.py` uses
+`tubelet=4` (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -90,30 +97,40 @@ class DividedSpaceTimeBlock(nn.Module):
 
 
 class Lite0Tokenizer(nn.Module):
-    """Frames [N, 3, H, W] -> [N, dim, H/8, W/8]: EfficientNet-Lite0's stem and first five blocks
-    (ImageNet weights), then a 1x1 convolution to dim."""
+    """Clip [B, 3, T, H, W] -> tokens [B, dim, T/tubelet, H/8, W/8]: EfficientNet-Lite0's stem and
+    first five blocks (ImageNet weights) frame by frame, then a convolution to dim: 1x1 for single
+    frames, tubelet frames x 3 x 3 positions for tubelets."""
 
     BLOCKS = 5  #: blocks 0-4 end at stride 8 with 40 channels
 
-    def __init__(self, dim: int, pretrained: bool = True):
+    def __init__(self, dim: int, tubelet: int = 1, pretrained: bool = True):
         super().__init__()
         trunk = Lite0Trunk(pretrained=pretrained)
         self.stem = nn.Sequential(trunk.stem, trunk.stem_bn, trunk.act)
         self.blocks = trunk.blocks[: self.BLOCKS]
         self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(self.BLOCKS)]
-        self.proj = nn.Conv2d(trunk.blocks[self.BLOCKS - 1]._block_args.output_filters, dim, 1)
+        space = 1 if tubelet == 1 else 3
+        self.proj = nn.Conv3d(trunk.blocks[self.BLOCKS - 1]._block_args.output_filters, dim, (tubelet, space, space),
+                              stride=(tubelet, 1, 1), padding=(0, space // 2, space // 2))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames [N, 3, H, W] -> the pretrained features [N, 40, H/8, W/8]."""
         x = self.stem(frames.contiguous(memory_format=torch.channels_last))
         for block, rate in zip(self.blocks, self.drop_rates):
             x = block(x, drop_connect_rate=rate)
-        return self.proj(x).contiguous()
+        return x.contiguous()
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = clip.shape
+        x = self.frame_features(clip.transpose(1, 2).reshape(b * t, 3, h, w))
+        return self.proj(x.view(b, t, *x.shape[1:]).transpose(1, 2))
 
 
 class TimeSformer(nn.Module):
     """rgb [B, 3, T, H, W] -> logits [B, num_classes]; H and W multiples of `patch`.
 
     patch: patch side in pixels (8 for the lite0 stem); stem: "lite0" or "linear" (see the module docstring);
+    tubelet: frames per token (T must be a multiple of it);
     dim, depth, heads, mlp_ratio: transformer size;
     image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
     """
@@ -130,20 +147,23 @@ class TimeSformer(nn.Module):
         num_frames: int = 8,
         dropout: float = 0.1,
         stem: str = "lite0",
+        tubelet: int = 1,
     ):
         super().__init__()
-        if dim % heads or image_size % patch:
+        if dim % heads or image_size % patch or tubelet < 1 or num_frames % tubelet:
             raise ModelConfigError(
-                f"timesformer: dim must be a multiple of heads and image_size of patch, got {dim}, {heads}, {image_size}, {patch}"
+                f"timesformer: dim must be a multiple of heads, image_size of patch and num_frames of tubelet, got "
+                f"dim {dim}, heads {heads}, image_size {image_size}, patch {patch}, num_frames {num_frames}, tubelet {tubelet}"
             )
         if stem not in STEMS or (stem == "lite0" and patch != 8):
             raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 takes patch 8), got {stem!r}, patch {patch}")
-        self.patch = patch
+        self.patch, self.tubelet = patch, tubelet
         self.grid = image_size // patch
-        self.patch_embed = Lite0Tokenizer(dim) if stem == "lite0" else nn.Conv2d(3, dim, patch, stride=patch)
+        self.patch_embed = (Lite0Tokenizer(dim, tubelet) if stem == "lite0"
+                            else nn.Conv3d(3, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch)))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
-        self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames))
+        self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames // tubelet))
         for p in (self.cls_token, self.space_pos, self.time_pos):
             nn.init.trunc_normal_(p, std=0.02)
         self.blocks = nn.ModuleList(DividedSpaceTimeBlock(dim, heads, mlp_ratio) for _ in range(depth))
@@ -151,11 +171,15 @@ class TimeSformer(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
 
     def tokens(self, rgb: torch.Tensor) -> torch.Tensor:
-        """rgb [B, 3, T, H, W] -> tokens [B, 1 + T*N, D] with positional embeddings, N = (H/patch)*(W/patch)."""
+        """rgb [B, 3, T, H, W] -> tokens [B, 1 + T'*N, D] with positional embeddings, T' = T/tubelet,
+        N = (H/patch)*(W/patch)."""
         b, _, t, h, w = rgb.shape
-        if h % self.patch or w % self.patch:
-            raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch}, got {h}x{w}")
-        x = self.patch_embed(rgb.transpose(1, 2).reshape(b * t, 3, h, w))  # [B*T, D, H/p, W/p]
+        if h % self.patch or w % self.patch or t % self.tubelet:
+            raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch} and a clip "
+                                  f"length divisible by its tubelet {self.tubelet}, got {t}x{h}x{w}")
+        x = self.patch_embed(rgb)  # [B, D, T', H/p, W/p]
+        _, dim, t = x.shape[:3]
+        x = x.transpose(1, 2).reshape(b * t, dim, *x.shape[3:])  # [B*T', D, H/p, W/p]
         grid = x.shape[2:]
         space = self.space_pos if tuple(grid) == (self.grid, self.grid) else F.interpolate(
             self.space_pos, size=grid, mode="bicubic", align_corners=False
@@ -173,7 +197,7 @@ class TimeSformer(nn.Module):
         rgb = batch_input(batch, "rgb", "timesformer")
         x = self.tokens(rgb)
         for block in self.blocks:
-            x = block(x, rgb.shape[2])
+            x = block(x, rgb.shape[2] // self.tubelet)
         return self.head(self.norm(x[:, 0]))
 
 
