@@ -101,18 +101,17 @@ class Lite0Tokenizer(nn.Module):
     first five blocks (ImageNet weights) frame by frame, then a convolution to dim: 1x1 for single
     frames, tubelet frames x 3 x 3 positions for tubelets."""
 
-    BLOCKS = {8: 5, 4: 3}
+    BLOCKS = 5  #: blocks 0-4 end at stride 8 with 40 channels
 
-    def __init__(self, dim: int, tubelet: int = 1, feature_stride: int = 8, pretrained: bool = True):
+    def __init__(self, dim: int, tubelet: int = 1, pretrained: bool = True):
         super().__init__()
         trunk = Lite0Trunk(pretrained=pretrained)
-        blocks = self.BLOCKS[feature_stride]
         self.stem = nn.Sequential(trunk.stem, trunk.stem_bn, trunk.act)
-        self.blocks = trunk.blocks[:blocks]
-        self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(blocks)]
-        space = 1 if tubelet == 1 and feature_stride == 8 else 3
-        self.proj = nn.Conv3d(trunk.blocks[blocks - 1]._block_args.output_filters, dim, (tubelet, space, space),
-                              stride=(tubelet, 8 // feature_stride, 8 // feature_stride), padding=(0, space // 2, space // 2))
+        self.blocks = trunk.blocks[: self.BLOCKS]
+        self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(self.BLOCKS)]
+        space = 1 if tubelet == 1 else 3
+        self.proj = nn.Conv3d(trunk.blocks[self.BLOCKS - 1]._block_args.output_filters, dim, (tubelet, space, space),
+                              stride=(tubelet, 1, 1), padding=(0, space // 2, space // 2))
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames [N, 3, H, W] -> the pretrained features [N, 40, H/8, W/8]."""
@@ -149,7 +148,6 @@ class TimeSformer(nn.Module):
         dropout: float = 0.1,
         stem: str = "lite0",
         tubelet: int = 1,
-        feature_stride: int = 8,
     ):
         super().__init__()
         if dim % heads or image_size % patch or tubelet < 1 or num_frames % tubelet:
@@ -161,7 +159,7 @@ class TimeSformer(nn.Module):
             raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 takes patch 8), got {stem!r}, patch {patch}")
         self.patch, self.tubelet = patch, tubelet
         self.grid = image_size // patch
-        self.patch_embed = (Lite0Tokenizer(dim, tubelet, feature_stride) if stem == "lite0"
+        self.patch_embed = (Lite0Tokenizer(dim, tubelet) if stem == "lite0"
                             else nn.Conv3d(3, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch)))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
