@@ -178,20 +178,16 @@ class TimeSformer(nn.Module):
             raise ModelInputError(f"model 'timesformer' needs frame sizes divisible by its patch {self.patch} and a clip "
                                   f"length divisible by its tubelet {self.tubelet}, got {t}x{h}x{w}")
         x = self.patch_embed(rgb)  # [B, D, T', H/p, W/p]
-        _, dim, t = x.shape[:3]
-        x = x.transpose(1, 2).reshape(b * t, dim, *x.shape[3:])  # [B*T', D, H/p, W/p]
-        grid = x.shape[2:]
+        t, grid = x.shape[2], x.shape[3:]
         space = self.space_pos if tuple(grid) == (self.grid, self.grid) else F.interpolate(
             self.space_pos, size=grid, mode="bicubic", align_corners=False
         )
         time = self.time_pos if t == self.time_pos.shape[2] else F.interpolate(
             self.time_pos, size=t, mode="linear", align_corners=False
         )
-        x = x + space  # [B*T, D, h', w']
-        x = x.view(b, t, x.shape[1], -1).transpose(2, 3)  # [B, T, N, D]
-        x = x + time.transpose(1, 2).unsqueeze(2)  # [1, T, 1, D]
-        x = x.reshape(b, -1, x.shape[-1])
-        return torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
+        x = x + space.unsqueeze(2) + time[..., None, None]
+        patches = x.flatten(2).transpose(1, 2)  # [B, T'*N, D], frame-major
+        return torch.cat([self.cls_token.expand(b, -1, -1), patches], dim=1)
 
     def forward(self, batch: dict) -> torch.Tensor:
         rgb = batch_input(batch, "rgb", "timesformer")
