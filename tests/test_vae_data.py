@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from framegram.cli import app
 from framegram.errors import InputError
 from framegram.synth import audio_visual as av
-from framegram.synth.actions import _split_footage, footage_frames
+from framegram.synth.actions import split_by_source
 from framegram.vae import VAEConfig, load_signal_run, train_signal_model
 from framegram.vae.audio import HOP, build_audio_set, clip_features, log_spectral_distance, mel_db, mel_to_wave, stoi
 from framegram.vae.fmri import build_fmri_set, voxel_r
@@ -60,7 +60,7 @@ def test_generated_sound_follows_the_disc_and_the_hidden_stretch_shows_nothing(c
     # the tone's RMS sits a fixed number of dB under its peak level (harmonic mix): compare shapes
     assert np.corrcoef(level[~ambiguous], level_db[~ambiguous])[0, 1] > 0.95
     assert 0.8 * av.FPS <= ambiguous.sum() <= 1.2 * av.FPS + 1
-    clip = av.render_clip(np.random.default_rng([0, 0]), _split_footage(footage_frames(), "train"))
+    clip = av.render_clip(np.random.default_rng([0, 0]), split_by_source()["train"])
     frames = clip["frames"].astype(int)
     hidden, shown = frames[ambiguous], frames[~ambiguous]
     assert np.abs(hidden - hidden[0]).max() == 0  # the disc is gone: every hidden frame is the background

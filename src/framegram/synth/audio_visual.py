@@ -77,9 +77,9 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
     claim_generated_folder(root, settings, "an audio-visual set", SETTINGS)
     if (root / MANIFEST).is_file():
         return root
-    from framegram.synth.actions import FOOTAGE_SOURCES, _split_footage, footage_frames
+    from framegram.synth.actions import FOOTAGE_SOURCES, split_by_source
 
-    footage = footage_frames()
+    footage = split_by_source()
     count = n_train + n_test
     todo = [i for i in range(count) if not (root / f"{clip_name(i)}.wav").is_file()]
     answers_path = root / ANSWERS
@@ -87,13 +87,13 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
         task = bars.add_task("audio-visual clips", total=len(todo))
         for i in todo:
             split = "train" if i < n_train else "test"  # test clips are cut from other footage frames
-            clip = render_clip(np.random.default_rng([seed, i]), _split_footage(footage, split))
+            clip = render_clip(np.random.default_rng([seed, i]), footage[split])
             write_silent_video(clip["frames"], root / f"{clip_name(i)}.mp4")
             write_wav(clip["audio"], root / f"{clip_name(i)}.wav")
             bars.advance(task)
     answers = {}
     for i in range(count):  # the answers are cheap to redraw: rendered again without writing media
-        clip = render_clip(np.random.default_rng([seed, i]), _split_footage(footage, "train" if i < n_train else "test"),
+        clip = render_clip(np.random.default_rng([seed, i]), footage["train" if i < n_train else "test"],
                            media=False)
         for key in ("ambiguous", "f0", "level_db"):
             answers[f"{clip_name(i)}/{key}"] = clip[key]

