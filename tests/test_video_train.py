@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from framegram.cli import main
+from framegram.cli import main, parse_model_options
 from framegram.errors import TooShortError
 from framegram.video_models.data import evaluation_clips
 from framegram.video_models.infer import classify_video
@@ -277,6 +277,18 @@ def test_cli_classify_and_user_errors(trained, tmp_path, monkeypatch, capsys):
     assert error.count("\n") == 1 and "holds a checkpoint of model 'test-tiny', not 'c3d'" in error
     status, _, error = run_cli(monkeypatch, capsys, "train", "--model", "no-such-model", "--data", tmp_path, "--out", tmp_path / "r")
     assert status == 2 and error.count("\n") == 1 and "unknown model 'no-such-model'" in error
+    for option, message in [("tubelt=4", "does not take the settings ['tubelt']"), ("tubelet", "takes KEY=VALUE"),
+                            ("tubelet=3", "tubelet 3")]:  # an unknown setting, no value, a value the model refuses
+        status, _, error = run_cli(monkeypatch, capsys, "train", "--model", "timesformer", "--model-option", option,
+                                   "--data", tmp_path, "--out", tmp_path / "r")
+        assert status == 2 and error.count("\n") == 1 and message in error, error
+    assert not (tmp_path / "r").exists()
+
+
+def test_model_options_are_read_as_json_values_or_text():
+    assert parse_model_options(["tubelet=4", "stem=linear", "width=0.25", "batch_norm=false", "name=4x"]) == {
+        "tubelet": 4, "stem": "linear", "width": 0.25, "batch_norm": False, "name": "4x"}
+    assert parse_model_options([]) == {}
 
 
 def test_evaluation_clips_cover_the_video_evenly(tmp_path):

@@ -325,6 +325,24 @@ def brain_report(
     typer.echo(f"report: {write_brain_report(out, html_path)}")
 
 
+def parse_model_options(options: list[str]) -> dict:
+    """["tubelet=4", "stem=linear"] -> {"tubelet": 4, "stem": "linear"}: each value read as JSON
+    (numbers, true, false, lists), else kept as text. Raises the CLI's one-line error for an option
+    without "=" or given twice."""
+    settings = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key:
+            raise fail(f"--model-option takes KEY=VALUE, got {option!r}")
+        if key in settings:
+            raise fail(f"--model-option {key} given twice")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
+
+
 @app.command("train")
 def train_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Registered video model (framegram.video_models.list_models()).")],
@@ -341,17 +359,25 @@ def train_command(
     clips_per_video: Annotated[int, typer.Option(help="Test-time clips averaged per video.")] = 3,
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Random horizontal flips (wrong for left/right motion classes; default: the dataset's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = 0,
+    model_option: Annotated[list[str] | None, typer.Option(
+        "--model-option", help="A setting of the model as KEY=VALUE, repeatable (e.g. tubelet=4 for timesformer, "
+        "width=0.25 for c3d; bench/classify.py lists the table's).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a video classifier on a folder of videos, validating on its test split after every epoch."""
-    from framegram.video_models.registry import model_cfg_for, model_entry
+    from framegram.video_models.registry import get_model, model_cfg_for, model_entry
     from framegram.video_models.train import TrainConfig, train
 
     for name, value in [("epochs", epochs), ("batch-size", batch_size), ("clip-len", clip_len), ("stride", stride),
                         ("size", size), ("clips-per-video", clips_per_video)]:
         if value < 1:
             raise fail(f"--{name} must be at least 1, got {value}")
-    inputs = model_entry(model).inputs  # an unknown model fails before any video is read
+    inputs = model_entry(model).inputs  # an unknown model or setting fails before any video is read
+    model_cfg = model_cfg_for(model, clip_len, **parse_model_options(model_option or []))
+    try:
+        get_model(model, num_classes=2, **model_cfg)
+    except TypeError as exc:  # a keyword the model's constructor does not take
+        raise fail(f"model {model!r} does not take the settings {sorted(model_cfg)}: {exc}") from None
     from framegram.video_models.data import VideoFolder
 
     clips = {"clip_len": clip_len, "stride": stride, "size": (size, size), "inputs": inputs, "seed": seed}
@@ -360,7 +386,7 @@ def train_command(
     config = TrainConfig(model=model, num_classes=len(train_set.classes), class_names=tuple(train_set.classes),
                          epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
                          seed=seed, clip_len=clip_len, stride=stride, size=(size, size), clips_per_video=clips_per_video,
-                         model_cfg=model_cfg_for(model, clip_len))
+                         model_cfg=model_cfg)
     result = train(config, train_set, val_set, out, show_progress=not quiet)
     if result.resumed_from == epochs:
         typer.echo(f"{out} is trained already ({epochs} epochs): nothing to do")
