@@ -210,6 +210,23 @@ def test_timesformer_tubelet_tokens_compare_neighbouring_frames():
         get_model("timesformer", num_classes=5, num_frames=8, tubelet=3)
 
 
+def test_timesformer_hybrid_tokens_start_as_the_pretrained_tokens():
+    torch.manual_seed(0)
+    model = get_model("timesformer", num_classes=5, stem="hybrid", tubelet=4).eval()
+    clip = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        pretrained = model.patch_embed.features(clip)
+        assert torch.equal(model.patch_embed(clip), pretrained)  # the pixel-motion branch starts at zero
+        torch.nn.init.normal_(model.patch_embed.motion.proj.weight, std=0.1)
+        hybrid = model.patch_embed(clip)
+        assert hybrid.shape == pretrained.shape == (1, 192, 2, 8, 8)
+        assert not torch.allclose(hybrid, pretrained, atol=1e-3)
+        swapped = clip[:, :, [1, 0, 2, 3, 4, 5, 6, 7]]  # the branch's 3D kernels see frame order
+        assert not torch.allclose(model.patch_embed.motion(swapped), model.patch_embed.motion(clip), atol=1e-4)
+    with pytest.raises(ModelConfigError, match="hybrid take patch 8"):
+        get_model("timesformer", num_classes=5, stem="hybrid", patch=16)
+
+
 def test_timesformer_tokens_start_from_the_imagenet_network():
     model = get_model("timesformer", num_classes=5).eval()
     trunk = Lite0Trunk().eval()

@@ -14,15 +14,18 @@ Patch embedding: `stem="lite0"` (default) uses the first five blocks of the Imag
 `stem="linear"` is ViT's own, one linear map of each patch's pixels, learned from scratch. The
 published TimeSformer starts from ImageNet ViT weights and is far worse from scratch; no ImageNet ViT
 ships here, so the pretrained CNN stem is the nearest start (it learns the motion benchmark faster
-per epoch than the linear stem).
+per epoch than the linear stem). `stem="hybrid"` adds to each lite0 token the output of a small 3D
+convolutional stem learned from scratch (C3D's first layers, narrower): pretrained features for what
+is seen, 3D kernels on the pixels for motions of a pixel or two, which stride-8 features blur.
 
 Tubelets: with `tubelet=1` (the paper's model) tokens are made frame by frame and frames meet only in
 the temporal attention. With `tubelet=k > 1` one token covers k consecutive frames, as ViViT's tubelet
 embedding: the linear stem maps each k x p x p block of pixels, the lite0 stem maps the stride-8
 features of the k frames over a 3x3 neighbourhood of positions. A token can then compare a patch in
 neighbouring frames before any attention, and there are k times fewer tokens in time. On the motion
-benchmark single-frame tokens tell a motion's axis but not its sign; `bench/classify.py` uses
-`tubelet=4` (docs/ARCHITECTURE.md).
+benchmark single-frame tokens tell a motion's axis but not its sign; with 4-frame lite0 tubelets
+only the two turns stay confused, and the hybrid stem learns them too: `bench/classify.py` uses
+`tubelet=4, stem="hybrid"` (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from framegram.video_models.models.layers import (
 from framegram.video_models.models.pretrained import Lite0Trunk
 from framegram.video_models.registry import register_model
 
-STEMS = ("lite0", "linear")
+STEMS = ("lite0", "linear", "hybrid")
 
 
 class Attention(nn.Module):
@@ -126,10 +129,42 @@ class Lite0Tokenizer(nn.Module):
         return self.proj(x.view(b, t, *x.shape[1:]).transpose(1, 2))
 
 
+class PixelMotionTokenizer(nn.Module):
+    """Clip [B, 3, T, H, W] -> [B, dim, T/tubelet, H/8, W/8]: two 3x3x3 convolutions with batch norm
+    and ReLU (16 channels, then 32 strided 2 in space), then a tubelet x 4 x 4 convolution strided
+    as large. Its last convolution starts at zero, so a hybrid stem starts as the lite0 one."""
+
+    def __init__(self, dim: int, tubelet: int = 1):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv3d(3, 16, 3, padding=1, bias=False), nn.BatchNorm3d(16), nn.ReLU(inplace=True),
+            nn.Conv3d(16, 32, 3, stride=(1, 2, 2), padding=1, bias=False), nn.BatchNorm3d(32), nn.ReLU(inplace=True),
+        )
+        self.proj = nn.Conv3d(32, dim, (tubelet, 4, 4), stride=(tubelet, 4, 4))
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.convs(clip.contiguous(memory_format=torch.channels_last_3d)))
+
+
+class HybridTokenizer(nn.Module):
+    """Clip [B, 3, T, H, W] -> tokens [B, dim, T/tubelet, H/8, W/8]: Lite0 tokens plus pixel-motion tokens."""
+
+    def __init__(self, dim: int, tubelet: int = 1):
+        super().__init__()
+        self.features = Lite0Tokenizer(dim, tubelet)
+        self.motion = PixelMotionTokenizer(dim, tubelet)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.features(clip) + self.motion(clip)
+
+
 class TimeSformer(nn.Module):
     """rgb [B, 3, T, H, W] -> logits [B, num_classes]; H and W multiples of `patch`.
 
-    patch: patch side in pixels (8 for the lite0 stem); stem: "lite0" or "linear" (see the module docstring);
+    patch: patch side in pixels (8 for the lite0 and hybrid stems); stem: "lite0", "linear" or "hybrid"
+    (see the module docstring);
     tubelet: frames per token (T must be a multiple of it);
     dim, depth, heads, mlp_ratio: transformer size;
     image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
@@ -155,12 +190,17 @@ class TimeSformer(nn.Module):
                 f"timesformer: dim must be a multiple of heads, image_size of patch and num_frames of tubelet, got "
                 f"dim {dim}, heads {heads}, image_size {image_size}, patch {patch}, num_frames {num_frames}, tubelet {tubelet}"
             )
-        if stem not in STEMS or (stem == "lite0" and patch != 8):
-            raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 takes patch 8), got {stem!r}, patch {patch}")
+        if stem not in STEMS or (stem != "linear" and patch != 8):
+            raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 and hybrid take patch 8), "
+                                   f"got {stem!r}, patch {patch}")
         self.patch, self.tubelet = patch, tubelet
         self.grid = image_size // patch
-        self.patch_embed = (Lite0Tokenizer(dim, tubelet) if stem == "lite0"
-                            else nn.Conv3d(3, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch)))
+        tokenizers = {
+            "lite0": lambda: Lite0Tokenizer(dim, tubelet),
+            "hybrid": lambda: HybridTokenizer(dim, tubelet),
+            "linear": lambda: nn.Conv3d(3, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch)),
+        }
+        self.patch_embed = tokenizers[stem]()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.space_pos = nn.Parameter(torch.zeros(1, dim, self.grid, self.grid))
         self.time_pos = nn.Parameter(torch.zeros(1, dim, num_frames // tubelet))
