@@ -75,7 +75,7 @@ SETTINGS: dict[str, dict] = {
 BATCH_SIZE = 16
 #: cache folder of each benchmark's runs, bumped when its videos or the training code change; rows
 #: recorded under another version are dropped on rewrite. Motion is at v5 since its videos' version 3
-#: (notched rims), appearance at v6 since its videos' version 3 (footage from one shot per source).
+#: (notched rims), appearance at v6 since its videos' version 3 (footage split 70/30 shot by shot).
 RUNS_VERSIONS = {"motion": "classify-v5", "appearance": "classify-v6"}
 
 
