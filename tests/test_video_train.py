@@ -285,6 +285,23 @@ def test_cli_classify_and_user_errors(trained, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_cli_train_passes_model_options_to_the_model(tmp_path, monkeypatch, capsys):
+    data, lists = tmp_path / "ramps", {"train": [], "test": []}
+    for label, name in enumerate(CLASSES):
+        (data / name).mkdir(parents=True)
+        for i in range(3):
+            write_video(data / name / f"{i}.mp4", ramp_frames(bool(label), 128.0, np.random.default_rng([label, i]), n_frames=6, size=16))
+            lists["train" if i else "test"].append(f"{name}/{i}.mp4")
+    for split, listed in lists.items():
+        (data / f"{split}list.txt").write_text("\n".join(listed) + "\n")
+    status, _, error = run_cli(monkeypatch, capsys, "train", "--model", "test-tiny", "--model-option", "width=3", "--data", data,
+                               "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "2", "--clip-len", str(CLIP_LEN), "--size", str(SIZE), "-q")
+    assert status in (0, None), error
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["settings"]["model_cfg"] == {"width": 3}
+    assert checkpoint["model_state"]["conv.weight"].shape[0] == 3
+
+
 def test_model_options_are_read_as_json_values_or_text():
     assert parse_model_options(["tubelet=4", "stem=linear", "width=0.25", "batch_norm=false", "name=4x"]) == {
         "tubelet": 4, "stem": "linear", "width": 0.25, "batch_norm": False, "name": "4x"}
