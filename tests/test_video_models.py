@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from framegram.video_models import UnknownModelError, get_model, list_models, model_meta
 from framegram.video_models.inputs import rgb_tensor
 from framegram.video_models.models.c3d import C3D_CLIP, C3D_CONVS
-from framegram.video_models.models.i3d import SamePadConv3d, same_padding
+from framegram.video_models.models.i3d import SamePadConv3d, clip_to_frames, frames_to_clip, same_padding
 from framegram.video_models.models.layers import ModelConfigError, ModelInputError
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import Lite0Trunk
@@ -109,16 +109,22 @@ def test_i3d_on_a_clip_of_identical_frames_gives_the_2d_features():
     assert torch.allclose(features_3d, features_2d, rtol=0, atol=1e-5 * float(features_2d.abs().max()))
 
 
-@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 2, 2), (2, 1, 1), (1, 2, 2)])
-def test_i3d_depthwise_convolution_by_frames_equals_conv3d(stride):
+@pytest.mark.parametrize(
+    ("kernel", "stride", "groups"),
+    [((3, 3, 3), (1, 1, 1), 12), ((3, 3, 3), (2, 2, 2), 12), ((3, 3, 3), (2, 1, 1), 12), ((3, 3, 3), (1, 2, 2), 12),
+     ((3, 3, 3), (1, 2, 2), 1), ((1, 1, 1), (1, 1, 1), 1)],
+)
+def test_i3d_convolution_by_frames_equals_conv3d(kernel, stride, groups):
     torch.manual_seed(0)
-    conv = SamePadConv3d(12, 12, (3, 3, 3), stride=stride, groups=12, bias=True)
+    conv = SamePadConv3d(12, 12, kernel, stride=stride, groups=groups, bias=True)
     x = torch.randn(2, 12, 7, 10, 9)
     (before, after), (top, bottom), (left, right) = (
-        same_padding(size, 3, s) for size, s in zip(x.shape[2:], stride))
+        same_padding(size, k, s) for size, k, s in zip(x.shape[2:], kernel, stride))
     padded = F.pad(F.pad(x, (left, right, top, bottom)), (0, 0, 0, 0, before, after), mode="replicate")
-    expected = F.conv3d(padded, conv.weight, conv.bias, stride, 0, 1, 12)
-    assert torch.allclose(conv(x), expected, atol=1e-5)
+    expected = F.conv3d(padded, conv.weight, conv.bias, stride, 0, 1, groups)
+    frames, steps = conv.forward_frames(clip_to_frames(x), 7)
+    assert steps == expected.shape[2]
+    assert torch.allclose(frames_to_clip(frames, steps), expected, atol=1e-5)
 
 
 def test_early_fusion_stem_starts_from_the_2d_network():

@@ -52,13 +52,18 @@ def set_random_states(states: dict, generator: torch.Generator) -> None:
 @contextlib.contextmanager
 def deterministic_algorithms() -> Iterator[None]:
     """Deterministic kernels while training (a warning, not an error, for ops that have none); the
-    process-wide setting is restored afterwards."""
+    process-wide settings are restored afterwards."""
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also fills every new tensor with NaN, a debugging aid that changes no result
+    # of a correct op but cost a quarter of a CPU training step (TimeSformer, I3D: bench/classify.py).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = fill_before
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_epochs: float, steps_per_epoch: int,

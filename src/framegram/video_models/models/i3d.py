@@ -13,6 +13,10 @@ docs/ARCHITECTURE.md), so the default keeps every frame. Padding is TensorFlow "
 frames are repeated rather than zero-padded, which keeps the boring-video equivalence exact at the
 clip's ends (zero frames would be mid-grey frames that were never seen).
 "i3d-nonlocal" inserts `NonLocalBlock`s after the blocks listed in `nonlocal_after`.
+
+Inside the network a clip is stored as its frames, [B*T, C, H, W] in channels-last order, and each
+3D convolution runs as 2D convolutions of the frames its temporal taps reach (`SamePadConv3d.
+forward_frames`): the same numbers as Conv3d up to float rounding, on CPU kernels that are fast.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from framegram.video_models.models.layers import (
     ModelConfigError,
     batch_input,
     classifier,
+    frames_to_images,
 )
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
@@ -40,39 +45,52 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class SamePadConv3d(nn.Conv3d):
-    """A 3D convolution padded "SAME": zeros in space (as the 2D network), repeated edge frames in time."""
+    """A 3D convolution padded "SAME" (zeros in space, as the 2D network; repeated edge frames in time),
+    computed on clips stored as frames (see `forward_frames`)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (kt, kh, kw), (st, sh, sw) = self.kernel_size, self.stride
-        top, bottom = same_padding(x.shape[3], kh, sh)
-        left, right = same_padding(x.shape[4], kw, sw)
-        before, after = same_padding(x.shape[2], kt, st)
-        x = F.pad(x, (left, right, top, bottom))
-        if before or after:
-            x = F.pad(x, (0, 0, 0, 0, before, after), mode="replicate")
-        if self.groups == self.in_channels == self.out_channels and kt > 1:
-            return self._depthwise_by_frames(x)
-        return F.conv3d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+    def forward_frames(self, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
+        """x [B*T, C, H, W] (frame-major within each clip, T = frames) -> ([B*T', C', H', W'], T').
 
-    def _depthwise_by_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """The same depthwise k_t x k x k convolution of the padded x [B, C, T, H, W], as the sum over
-        the k_t temporal taps of 2D depthwise convolutions of the frames they reach.
-
-        Written out because PyTorch's CPU depthwise Conv3d has no fast kernel: this form runs its
-        forward and backward passes about twice as fast, and equals it up to float rounding.
+        The 3D convolution is the sum over its k_t temporal taps of 2D convolutions of the frames each
+        tap reaches. Written out because PyTorch's CPU Conv3d has no fast kernel for the depthwise
+        convolutions, and its 1x1x1 ones are slower than the 2D channels-last kernels this runs on: a
+        training step of the 8x64x64 I3D takes 2.5x less time than with Conv3d (docs/ARCHITECTURE.md).
         """
-        (kt, _, _), (st, sh, sw) = self.kernel_size, self.stride
-        b, c, t, h, w = x.shape
-        steps = (t - kt) // st + 1
-        frames = x.transpose(1, 2)  # [B, T, C, H, W]
+        (kt, kh, kw), (st, sh, sw) = self.kernel_size, self.stride
+        top, bottom = same_padding(x.shape[2], kh, sh)
+        left, right = same_padding(x.shape[3], kw, sw)
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom))
+        before, after = same_padding(frames, kt, st)
+        steps = (frames + before + after - kt) // st + 1
+        clips = x.shape[0] // frames
         out = None
         for tap in range(kt):
-            picked = frames[:, tap : tap + st * (steps - 1) + 1 : st].reshape(b * steps, c, h, w)
-            y = F.conv2d(picked, self.weight[:, :, tap], None, (sh, sw), 0, self.dilation[1:], c)
+            # padded frame s*st + tap is original frame s*st + tap - before, clamped: repeated edge frames
+            source = (torch.arange(steps) * st + tap - before).clamp(0, frames - 1)
+            picked = x if kt == 1 and st == 1 else pick_frames(x, clips, frames, source)
+            y = F.conv2d(picked, self.weight[:, :, tap], None, (sh, sw), 0, self.dilation[1:], self.groups)
             out = y if out is None else out + y
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
-        return out.view(b, steps, c, *out.shape[2:]).transpose(1, 2)
+        return out, steps
+
+
+def pick_frames(x: torch.Tensor, clips: int, frames: int, source: torch.Tensor) -> torch.Tensor:
+    """From x [clips*frames, C, H, W] the frames `source` [T'] of every clip: [clips*T', C, H, W],
+    channels-last (gathered in the channels-last order, so no copy back is needed)."""
+    flat = (torch.arange(clips).unsqueeze(1) * frames + source).flatten()
+    return x.permute(0, 2, 3, 1).index_select(0, flat).permute(0, 3, 1, 2)
+
+
+def clip_to_frames(clip: torch.Tensor) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B*T, C, H, W] channels-last, frame-major within each clip."""
+    return frames_to_images(clip).contiguous(memory_format=torch.channels_last)
+
+
+def frames_to_clip(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """[B*T, C, H, W] -> [B, C, T, H, W] (a view)."""
+    return x.view(-1, frames, *x.shape[1:]).transpose(1, 2)
 
 
 def inflate_conv(conv: nn.Conv2d, t_kernel: int, t_stride: int = 1) -> SamePadConv3d:
@@ -92,18 +110,29 @@ def inflate_conv(conv: nn.Conv2d, t_kernel: int, t_stride: int = 1) -> SamePadCo
     return inflated
 
 
-def inflate_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm3d:
-    inflated = nn.BatchNorm3d(bn.num_features, eps=bn.eps, momentum=bn.momentum)
+def inflate_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
+    """A copy of `bn`: on clips stored as frames [B*T, C, H, W] a 2D batch norm pools its statistics
+    over batch, time and space, as BatchNorm3d does on [B, C, T, H, W] (same state-dict keys too)."""
+    inflated = nn.BatchNorm2d(bn.num_features, eps=bn.eps, momentum=bn.momentum)
     inflated.load_state_dict(bn.state_dict())
     return inflated
 
 
-def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic depth on a residual branch [B, ...]: zero whole samples with probability `rate`, rescale the rest."""
+def drop_path(x: torch.Tensor, frames: int, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth on a residual branch [B*T, ...]: zero whole clips (all T frames) with
+    probability `rate`, rescale the rest."""
     if not training or rate == 0.0:
         return x
-    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device) >= rate
-    return x * keep / (1.0 - rate)
+    keep = torch.rand((x.shape[0] // frames, 1) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device) >= rate
+    return (x.view(-1, frames, *x.shape[1:]) * keep / (1.0 - rate)).view_as(x)
+
+
+def conv_bn_act(layer: nn.Sequential, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
+    """A (SamePadConv3d, batch norm[, activation]) Sequential applied to frames [B*T, C, H, W]."""
+    x, frames = layer[0].forward_frames(x, frames)
+    for module in layer[1:]:
+        x = module(x)
+    return x, frames
 
 
 class InflatedMBConv(nn.Module):
@@ -124,10 +153,14 @@ class InflatedMBConv(nn.Module):
         self.residual = bool(args.id_skip and same_shape)
         self.drop_rate = drop_rate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(x) if self.expand is not None else x
-        y = self.project(self.depthwise(y))
-        return x + drop_path(y, self.drop_rate, self.training) if self.residual else y
+    def forward(self, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
+        """Frames [B*T, C, H, W] -> ([B*T', C', H', W'], T')."""
+        y = conv_bn_act(self.expand, x, frames)[0] if self.expand is not None else x
+        y, out_frames = conv_bn_act(self.depthwise, y, frames)
+        y = conv_bn_act(self.project, y, out_frames)[0]
+        if self.residual:
+            return x + drop_path(y, frames, self.drop_rate, self.training), frames
+        return y, out_frames
 
 
 class I3D(nn.Module):
@@ -180,12 +213,14 @@ class I3D(nn.Module):
 
     def features(self, rgb: torch.Tensor) -> torch.Tensor:
         """rgb [B, 3, T, H, W] -> features [B, 1280], the mean of the last feature map over time and space."""
-        x = self.stem(rgb)
+        x, frames = conv_bn_act(self.stem, clip_to_frames(rgb), rgb.shape[2])
         for index, block in enumerate(self.blocks):
-            x = block(x)
+            x, frames = block(x, frames)
             if str(index) in self.nonlocal_blocks:
-                x = self.nonlocal_blocks[str(index)](x)
-        return self.head(x).mean(dim=(2, 3, 4))
+                clip = self.nonlocal_blocks[str(index)](frames_to_clip(x, frames))
+                x = clip_to_frames(clip)
+        x = conv_bn_act(self.head, x, frames)[0]
+        return x.view(-1, frames, *x.shape[1:]).mean(dim=(1, 3, 4))
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.classifier(self.features(batch_input(batch, "rgb", self.name)))
