@@ -11,16 +11,18 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
 from framegram.cli import main, parse_model_options
 from framegram.errors import TooShortError
+from framegram.training import deterministic_algorithms
 from framegram.video_models.data import evaluation_clips
 from framegram.video_models.infer import classify_video
 from framegram.video_models.inputs import FLOW_SCALE, PIXEL_OFFSET, PIXEL_SCALE, rgb_tensor
-from framegram.video_models.registry import register_model
+from framegram.video_models.registry import get_model, register_model
 from framegram.video_models.train import (
     CheckpointError,
     CheckpointMismatchError,
@@ -187,6 +189,37 @@ def test_interrupted_then_resumed_run_is_bit_identical(tmp_path):
     assert all(torch.equal(weights[k], expected[k]) for k in expected)
     without_time = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (resumed, straight)]
     assert without_time[0] == without_time[1]
+
+
+def test_deterministic_mode_skips_the_nan_fill_without_changing_weights():
+    """The trainer's deterministic mode leaves new memory unfilled (a CPU training step is faster)
+    and restores the process settings; three real I3D training steps give bit-identical weights
+    with PyTorch's NaN fill or without."""
+    before = torch.utils.deterministic.fill_uninitialized_memory, torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
+    assert (torch.utils.deterministic.fill_uninitialized_memory, torch.are_deterministic_algorithms_enabled()) == before
+
+    def weights_after_three_steps(fill: bool) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(0)
+        model = get_model("i3d", num_classes=3).train()
+        initial_head = model.classifier[1].weight.detach().clone()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(1)
+        with deterministic_algorithms():
+            torch.utils.deterministic.fill_uninitialized_memory = fill
+            for _ in range(3):
+                rgb = torch.randn(2, 3, 4, 32, 32, generator=generator)
+                loss = F.cross_entropy(model({"rgb": rgb}), torch.tensor([0, 2]))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        return model.state_dict(), initial_head
+
+    (filled, initial_head), (unfilled, _) = weights_after_three_steps(True), weights_after_three_steps(False)
+    assert all(torch.equal(filled[k], unfilled[k]) for k in filled)
+    assert not torch.equal(filled["classifier.1.weight"], initial_head)  # the steps did train
 
 
 def test_rerun_resumes_finished_run_and_refuses_other_runs(trained, toy_data):

@@ -2,8 +2,9 @@
 benchmarks (`bench/results/classify.json`, written by `bench/classify.py`) and the confusion matrix
 of the best model on the motion benchmark.
 
-Training every family takes most of an hour on 2 CPU cores, too long for `make demo`, so the
-section shows the benchmark's recorded result and names the command that reproduces it.
+Training every family takes close to three hours on 2 CPU cores (the sum of the table's training
+seconds), too long for `make demo`, so the section shows the benchmark's recorded result and names
+the command that reproduces it.
 """
 
 from __future__ import annotations
