@@ -125,6 +125,7 @@ def test_i3d_convolution_by_frames_equals_conv3d(kernel, stride, groups):
     frames, steps = conv.forward_frames(clip_to_frames(x), 7)
     assert steps == expected.shape[2]
     assert torch.allclose(frames_to_clip(frames, steps), expected, atol=1e-5)
+    assert torch.allclose(conv(x), expected, atol=1e-5)  # the 5D interface
 
 
 def test_early_fusion_stem_starts_from_the_2d_network():

@@ -48,13 +48,19 @@ class SamePadConv3d(nn.Conv3d):
     """A 3D convolution padded "SAME" (zeros in space, as the 2D network; repeated edge frames in time),
     computed on clips stored as frames (see `forward_frames`)."""
 
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """clip [B, C, T, H, W] -> [B, C', T', H', W'], through `forward_frames`."""
+        out, steps = self.forward_frames(clip_to_frames(clip), clip.shape[2])
+        return frames_to_clip(out, steps)
+
     def forward_frames(self, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
         """x [B*T, C, H, W] (frame-major within each clip, T = frames) -> ([B*T', C', H', W'], T').
 
         The 3D convolution is the sum over its k_t temporal taps of 2D convolutions of the frames each
         tap reaches. Written out because PyTorch's CPU Conv3d has no fast kernel for the depthwise
         convolutions, and its 1x1x1 ones are slower than the 2D channels-last kernels this runs on: a
-        training step of the 8x64x64 I3D takes 2.5x less time than with Conv3d (docs/ARCHITECTURE.md).
+        training step of the 8x64x64 I3D takes about half the time it took with Conv3d
+        (docs/ARCHITECTURE.md).
         """
         (kt, kh, kw), (st, sh, sw) = self.kernel_size, self.stride
         top, bottom = same_padding(x.shape[2], kh, sh)
