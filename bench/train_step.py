@@ -1,7 +1,7 @@
 """Seconds per training step of every model of the classification table, at the table's settings.
 
 One step = forward, cross-entropy, backward and AdamW update on a batch of the table's size (16 clips
-of 8 frames of 64x64, random numbers: speed does not depend on the pixels), under the trainer's
+of 8 frames of 64x64, all zeros: speed does not depend on the pixels), under the trainer's
 deterministic-kernel settings (`framegram.training.deterministic_algorithms`). The median of
 `--steps` steps after one warm-up step; an epoch of the motion benchmark is 75 steps. Use it to see
 where the table's training time goes before retraining anything.
@@ -25,20 +25,7 @@ from classify import BATCH_SIZE, CLIP_LEN, SETTINGS, SIZE, TRAIN_PER_CLASS  # no
 from common import markdown_table, write_result  # noqa: E402
 
 from framegram.training import deterministic_algorithms  # noqa: E402
-from framegram.video_models.registry import get_model, model_cfg_for, model_entry  # noqa: E402
-
-INPUT_CHANNELS = {"rgb": 3, "flow": 2}
-
-
-def random_batch(inputs: tuple[str, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """A batch of BATCH_SIZE clips with every input the model takes."""
-    batch = {}
-    for kind in inputs:
-        if kind == "framegram":
-            batch[kind] = torch.randn(BATCH_SIZE, CLIP_LEN, 1280, generator=generator)
-        else:
-            batch[kind] = torch.randn(BATCH_SIZE, INPUT_CHANNELS[kind], CLIP_LEN, *SIZE, generator=generator)
-    return batch
+from framegram.video_models.registry import example_batch, get_model, model_cfg_for, model_entry  # noqa: E402
 
 
 def step_seconds(model_name: str, steps: int) -> list[float]:
@@ -46,7 +33,7 @@ def step_seconds(model_name: str, steps: int) -> list[float]:
     generator = torch.Generator().manual_seed(0)
     model = get_model(model_name, 8, **model_cfg_for(model_name, CLIP_LEN, **SETTINGS[model_name].get("model_cfg", {})))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batch = random_batch(model_entry(model_name).inputs, generator)
+    batch = example_batch(model_entry(model_name).inputs, (CLIP_LEN, *SIZE), batch=BATCH_SIZE)
     labels = torch.randint(0, 8, (BATCH_SIZE,), generator=generator)
     model.train()
     seconds = []

@@ -14,8 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from framegram.video_models import UnknownModelError, get_model, list_models, model_meta
 from framegram.video_models.inputs import rgb_tensor
 from framegram.video_models.models.c3d import C3D_CLIP, C3D_CONVS
-from framegram.video_models.models.i3d import SamePadConv3d, clip_to_frames, frames_to_clip, same_padding
-from framegram.video_models.models.layers import ModelConfigError, ModelInputError
+from framegram.video_models.models.i3d import SamePadConv3d, clip_to_frames, same_padding
+from framegram.video_models.models.layers import ModelConfigError, ModelInputError, images_to_clip
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import Lite0Trunk
 from framegram.video_models.models.r2plus1d import Conv2Plus1D
@@ -124,7 +124,7 @@ def test_i3d_convolution_by_frames_equals_conv3d(kernel, stride, groups):
     expected = F.conv3d(padded, conv.weight, conv.bias, stride, 0, 1, groups)
     frames, steps = conv.forward_frames(clip_to_frames(x), 7)
     assert steps == expected.shape[2]
-    assert torch.allclose(frames_to_clip(frames, steps), expected, atol=1e-5)
+    assert torch.allclose(images_to_clip(frames, steps), expected, atol=1e-5)
     assert torch.allclose(conv(x), expected, atol=1e-5)  # the 5D interface
 
 

@@ -330,7 +330,7 @@ def test_cli_train_passes_model_options_to_the_model(tmp_path, monkeypatch, caps
     status, _, error = run_cli(monkeypatch, capsys, "train", "--model", "test-tiny", "--model-option", "width=3", "--data", data,
                                "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "2", "--clip-len", str(CLIP_LEN), "--size", str(SIZE), "-q")
     assert status in (0, None), error
-    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint["settings"]["model_cfg"] == {"width": 3}
     assert checkpoint["model_state"]["conv.weight"].shape[0] == 3
 

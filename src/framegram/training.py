@@ -57,7 +57,7 @@ def deterministic_algorithms() -> Iterator[None]:
     fill_before = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also fills every new tensor with NaN, a debugging aid that changes no result
-    # of a correct op but cost a quarter of a CPU training step (TimeSformer, I3D: bench/classify.py).
+    # of a correct op (tested) but was the costliest op of a CPU TimeSformer step (docs/ARCHITECTURE.md).
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield

@@ -32,6 +32,7 @@ from framegram.video_models.models.layers import (
     batch_input,
     classifier,
     frames_to_images,
+    images_to_clip,
 )
 from framegram.video_models.models.non_local import NonLocalBlock
 from framegram.video_models.models.pretrained import LITE0_FEATURES, Lite0Trunk
@@ -51,7 +52,7 @@ class SamePadConv3d(nn.Conv3d):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """clip [B, C, T, H, W] -> [B, C', T', H', W'], through `forward_frames`."""
         out, steps = self.forward_frames(clip_to_frames(clip), clip.shape[2])
-        return frames_to_clip(out, steps)
+        return images_to_clip(out, steps)
 
     def forward_frames(self, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, int]:
         """x [B*T, C, H, W] (frame-major within each clip, T = frames) -> ([B*T', C', H', W'], T').
@@ -92,11 +93,6 @@ def pick_frames(x: torch.Tensor, clips: int, frames: int, source: torch.Tensor) 
 def clip_to_frames(clip: torch.Tensor) -> torch.Tensor:
     """[B, C, T, H, W] -> [B*T, C, H, W] channels-last, frame-major within each clip."""
     return frames_to_images(clip).contiguous(memory_format=torch.channels_last)
-
-
-def frames_to_clip(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """[B*T, C, H, W] -> [B, C, T, H, W] (a view)."""
-    return x.view(-1, frames, *x.shape[1:]).transpose(1, 2)
 
 
 def inflate_conv(conv: nn.Conv2d, t_kernel: int, t_stride: int = 1) -> SamePadConv3d:
@@ -223,10 +219,10 @@ class I3D(nn.Module):
         for index, block in enumerate(self.blocks):
             x, frames = block(x, frames)
             if str(index) in self.nonlocal_blocks:
-                clip = self.nonlocal_blocks[str(index)](frames_to_clip(x, frames))
+                clip = self.nonlocal_blocks[str(index)](images_to_clip(x, frames))
                 x = clip_to_frames(clip)
         x = conv_bn_act(self.head, x, frames)[0]
-        return x.view(-1, frames, *x.shape[1:]).mean(dim=(1, 3, 4))
+        return images_to_clip(x, frames).mean(dim=(2, 3, 4))
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.classifier(self.features(batch_input(batch, "rgb", self.name)))

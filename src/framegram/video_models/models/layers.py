@@ -50,9 +50,14 @@ def check_frames(clip: torch.Tensor, expected: int, model_name: str) -> None:
 
 
 def frames_to_images(clip: torch.Tensor) -> torch.Tensor:
-    """[B, C, T, H, W] -> [B*T, C, H, W], frame-major within each clip (undo with .view(B, T, ...))."""
+    """[B, C, T, H, W] -> [B*T, C, H, W], frame-major within each clip (undo with `images_to_clip`)."""
     b, c, t, h, w = clip.shape
     return clip.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+def images_to_clip(images: torch.Tensor, frames: int) -> torch.Tensor:
+    """[B*T, C, H, W] (frame-major within each clip, T = frames) -> [B, C, T, H, W] (a view)."""
+    return images.view(-1, frames, *images.shape[1:]).transpose(1, 2)
 
 
 def frames_to_channels(clip: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,8 @@ from framegram.video_models.models.layers import (
     ModelConfigError,
     ModelInputError,
     batch_input,
+    frames_to_images,
+    images_to_clip,
 )
 from framegram.video_models.models.pretrained import Lite0Trunk
 from framegram.video_models.registry import register_model
@@ -124,9 +126,8 @@ class Lite0Tokenizer(nn.Module):
         return x.contiguous()
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        b, _, t, h, w = clip.shape
-        x = self.frame_features(clip.transpose(1, 2).reshape(b * t, 3, h, w))
-        return self.proj(x.view(b, t, *x.shape[1:]).transpose(1, 2))
+        x = self.frame_features(frames_to_images(clip))
+        return self.proj(images_to_clip(x, clip.shape[2]))
 
 
 class PixelMotionTokenizer(nn.Module):
