@@ -313,6 +313,36 @@ def test_a_frozen_trunk_trains_only_the_head_and_keeps_imagenet_statistics():
     assert torch.equal(model.trunk.stem_bn.running_mean, statistics)
 
 
+def test_frozen_blocks_keep_the_early_trunk_fixed_and_train_the_rest():
+    model = get_model("single-frame", num_classes=3, frozen_blocks=3).train()
+    trunk = model.trunk
+    frozen = [trunk.stem, trunk.stem_bn, *trunk.blocks[:3]]
+    assert not any(m.training for m in frozen) and trunk.blocks[3].training and trunk.head_bn.training
+    assert not any(p.requires_grad for m in frozen for p in m.parameters())
+    early_statistics = trunk.blocks[2]._bn2.running_mean.clone()
+    late_statistics = trunk.blocks[3]._bn2.running_mean.clone()
+    loss = model({"rgb": torch.randn(2, 3, 2, 32, 32)}).sum()
+    loss.backward()
+    assert torch.equal(trunk.blocks[2]._bn2.running_mean, early_statistics)
+    assert not torch.equal(trunk.blocks[3]._bn2.running_mean, late_statistics)
+    assert trunk.blocks[3]._depthwise_conv.weight.grad.abs().sum() > 0
+    # in eval mode the frozen split computes what the whole network computes
+    whole = get_model("single-frame", num_classes=3).eval()
+    whole.load_state_dict(model.state_dict())
+    clip = {"rgb": torch.randn(1, 3, 2, 32, 32)}
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clip), whole(clip))
+    with pytest.raises(ModelConfigError, match="frozen_blocks must be between 0 and 16, got 17"):
+        get_model("single-frame", num_classes=3, frozen_blocks=17)
+    # the transformer's pretrained tokenizer freezes the same way; the linear stem has nothing to freeze
+    tokenizer = get_model("timesformer", num_classes=3, stem="hybrid", tubelet=4, frozen_blocks=5).train().patch_embed
+    assert not any(p.requires_grad for p in [*tokenizer.features.stem.parameters(), *tokenizer.features.blocks.parameters()])
+    assert not tokenizer.features.blocks[4].training and tokenizer.motion.training
+    assert tokenizer.features.proj.weight.requires_grad
+    with pytest.raises(ModelConfigError, match="frozen_blocks needs the pretrained stem"):
+        get_model("timesformer", num_classes=3, stem="linear", frozen_blocks=2)
+
+
 def test_unknown_model_names_the_registered_ones():
     with pytest.raises(UnknownModelError) as error:
         get_model("c4d", num_classes=3)

@@ -40,6 +40,7 @@ class CNNLSTM(nn.Module):
         dropout: float = 0.5,
         pretrained: bool = True,
         freeze_trunk: bool = False,
+        frozen_blocks: int = 0,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -47,7 +48,8 @@ class CNNLSTM(nn.Module):
         self.source = source
         self.name = "cnn-lstm-flow" if source == "flow" else "cnn-lstm"
         in_channels = 2 if source == "flow" else 3
-        self.trunk = Lite0Trunk(in_channels, stem_init="mean", pretrained=pretrained, trainable=not freeze_trunk)
+        self.trunk = Lite0Trunk(in_channels, stem_init="mean", pretrained=pretrained, trainable=not freeze_trunk,
+                                frozen_blocks=frozen_blocks)
         self.lstm = nn.LSTM(LITE0_FEATURES, hidden, num_layers=layers, batch_first=True)
         self.head = classifier(hidden, num_classes, dropout)
 

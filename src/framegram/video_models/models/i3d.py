@@ -8,8 +8,9 @@ The pretrained EfficientNet-Lite0 becomes a 3D network layer by layer:
 The depthwise convolutions and the stem are 3 frames long (`temporal_kernel`); the blocks listed in
 `temporal_stride_blocks` also halve time (by default the two deepest of the blocks that halve space,
 so an 8-frame clip ends with 2). `stem_temporal_stride=2` halves time in the stem as I3D's first
-convolution does: half the cost, but on the 8-frame motion benchmark it learned less (see
-docs/ARCHITECTURE.md), so the default keeps every frame. Padding is TensorFlow "SAME" as in the 2D network; in time the edge
+convolution does: under half the cost, but it learns the 8-frame motion benchmark more slowly
+per epoch, so the default keeps every frame (`bench/classify.py` uses it with more epochs; see
+docs/ARCHITECTURE.md). Padding is TensorFlow "SAME" as in the 2D network; in time the edge
 frames are repeated rather than zero-padded, which keeps the boring-video equivalence exact at the
 clip's ends (zero frames would be mid-grey frames that were never seen).
 "i3d-nonlocal" inserts `NonLocalBlock`s after the blocks listed in `nonlocal_after`.

@@ -34,9 +34,10 @@ class LateFusion(nn.Module):
         dropout: float = 0.5,
         pretrained: bool = True,
         freeze_trunk: bool = False,
+        frozen_blocks: int = 0,
     ):
         super().__init__()
-        self.trunk = Lite0Trunk(pretrained=pretrained, trainable=not freeze_trunk)
+        self.trunk = Lite0Trunk(pretrained=pretrained, trainable=not freeze_trunk, frozen_blocks=frozen_blocks)
         self.head = TemporalPoolMLP(LITE0_FEATURES, num_classes, hidden, dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:

@@ -18,6 +18,8 @@ import io
 import torch
 from torch import nn
 
+from framegram.video_models.models.layers import ModelConfigError
+
 #: Width of the trunk's pooled features (and of a framegram row).
 LITE0_FEATURES = 1280
 
@@ -45,9 +47,14 @@ class Lite0Trunk(nn.Module):
         stem by `stem_init` (see `stem_weight_for_channels`).
     pretrained: ImageNet weights (else random initialisation).
     trainable: False freezes the weights and keeps the batch norms in eval mode (a fixed feature extractor).
+    frozen_blocks: n > 0 freezes the stem and the first n of the 16 blocks the same way and runs them
+        without gradients, fine-tuning the rest. The early blocks work at 1/2 and 1/4 of the input's
+        resolution, so their backward pass is the costliest part of a training step; their ImageNet
+        features (edges, textures) are the ones least in need of tuning.
     """
 
-    def __init__(self, in_channels: int = 3, stem_init: str = "tile", pretrained: bool = True, trainable: bool = True):
+    def __init__(self, in_channels: int = 3, stem_init: str = "tile", pretrained: bool = True, trainable: bool = True,
+                 frozen_blocks: int = 0):
         super().__init__()
         net = load_lite0(pretrained)
         self.stem = net._conv_stem
@@ -60,27 +67,48 @@ class Lite0Trunk(nn.Module):
         self.act = net._swish  # ReLU6 in the Lite variants
         self.drop_connect_rate = net._global_params.drop_connect_rate
         self.trainable = trainable
+        if not 0 <= frozen_blocks <= len(self.blocks):
+            raise ModelConfigError(f"frozen_blocks must be between 0 and {len(self.blocks)}, got {frozen_blocks}")
+        self.frozen_blocks = frozen_blocks
         # Channels-last kernels: about twice as fast on CPU for these depthwise convolutions (mostly
         # their backward pass); the numbers differ from the default layout only by float rounding.
         self.to(memory_format=torch.channels_last)
-        if not trainable:
-            self.requires_grad_(False)
-            self.eval()
+        freeze(self.frozen_modules() if trainable else [self])
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The stem and the first `frozen_blocks` blocks, or nothing when frozen_blocks is 0."""
+        return [self.stem, self.stem_bn, *self.blocks[: self.frozen_blocks]] if self.frozen_blocks else []
 
     def train(self, mode: bool = True) -> Lite0Trunk:
-        # A frozen trunk keeps its ImageNet batch-norm statistics.
-        return super().train(mode and self.trainable)
+        super().train(mode and self.trainable)
+        freeze(self.frozen_modules())
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.stem_bn(self.stem(images.contiguous(memory_format=torch.channels_last))))
-        for index, block in enumerate(self.blocks):
-            # Stochastic depth growing with depth, as the network was trained (active in training only).
-            x = block(x, drop_connect_rate=self.drop_connect_rate * index / len(self.blocks))
+        x = images.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad() if self.frozen_blocks else contextlib.nullcontext():
+            x = self.act(self.stem_bn(self.stem(x)))
+            x = self._blocks(x, 0, self.frozen_blocks)
+        x = self._blocks(x, self.frozen_blocks, len(self.blocks))
         return self.act(self.head_bn(self.head(x)))
+
+    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for index in range(start, stop):
+            # Stochastic depth growing with depth, as the network was trained (active in training only).
+            x = self.blocks[index](x, drop_connect_rate=self.drop_connect_rate * index / len(self.blocks))
+        return x
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """Images [N, C, H, W] -> features [N, 1280], the spatial mean of the last feature map (a framegram row)."""
         return self(images).mean(dim=(2, 3))
+
+
+def freeze(modules: list[nn.Module]) -> None:
+    """No gradients for the modules' weights, and eval mode: their batch norms keep the ImageNet
+    statistics (call again after every `train()`, which would switch them back)."""
+    for module in modules:
+        module.requires_grad_(False)
+        module.eval()
 
 
 def stem_weight_for_channels(rgb_weight: torch.Tensor, in_channels: int, init: str) -> torch.Tensor:

@@ -34,9 +34,10 @@ class SuperImage(nn.Module):
 
     name = "super-image"
 
-    def __init__(self, num_classes: int, dropout: float = 0.2, pretrained: bool = True, freeze_trunk: bool = False):
+    def __init__(self, num_classes: int, dropout: float = 0.2, pretrained: bool = True, freeze_trunk: bool = False,
+                 frozen_blocks: int = 0):
         super().__init__()
-        self.trunk = Lite0Trunk(pretrained=pretrained, trainable=not freeze_trunk)
+        self.trunk = Lite0Trunk(pretrained=pretrained, trainable=not freeze_trunk, frozen_blocks=frozen_blocks)
         self.head = classifier(LITE0_FEATURES, num_classes, dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:

@@ -30,6 +30,8 @@ only the two turns stay confused, and the hybrid stem learns them too: `bench/cl
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,7 @@ from framegram.video_models.models.layers import (
     frames_to_images,
     images_to_clip,
 )
-from framegram.video_models.models.pretrained import Lite0Trunk
+from framegram.video_models.models.pretrained import Lite0Trunk, freeze
 from framegram.video_models.registry import register_model
 
 STEMS = ("lite0", "linear", "hybrid")
@@ -104,26 +106,47 @@ class DividedSpaceTimeBlock(nn.Module):
 class Lite0Tokenizer(nn.Module):
     """Clip [B, 3, T, H, W] -> tokens [B, dim, T/tubelet, H/8, W/8]: EfficientNet-Lite0's stem and
     first five blocks (ImageNet weights) frame by frame, then a convolution to dim: 1x1 for single
-    frames, tubelet frames x 3 x 3 positions for tubelets."""
+    frames, tubelet frames x 3 x 3 positions for tubelets.
+
+    frozen_blocks: n > 0 keeps the stem and the first n blocks (all five: the whole pretrained part)
+    fixed, as `Lite0Trunk` does, and runs them without gradients.
+    """
 
     BLOCKS = 5  #: blocks 0-4 end at stride 8 with 40 channels
 
-    def __init__(self, dim: int, tubelet: int = 1, pretrained: bool = True):
+    def __init__(self, dim: int, tubelet: int = 1, pretrained: bool = True, frozen_blocks: int = 0):
         super().__init__()
+        if not 0 <= frozen_blocks <= self.BLOCKS:
+            raise ModelConfigError(f"timesformer: frozen_blocks must be between 0 and {self.BLOCKS}, got {frozen_blocks}")
         trunk = Lite0Trunk(pretrained=pretrained)
         self.stem = nn.Sequential(trunk.stem, trunk.stem_bn, trunk.act)
         self.blocks = trunk.blocks[: self.BLOCKS]
         self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(self.BLOCKS)]
+        self.frozen_blocks = frozen_blocks
+        freeze(self.frozen_modules())
         space = 1 if tubelet == 1 else 3
         self.proj = nn.Conv3d(trunk.blocks[self.BLOCKS - 1]._block_args.output_filters, dim, (tubelet, space, space),
                               stride=(tubelet, 1, 1), padding=(0, space // 2, space // 2))
 
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.stem, *self.blocks[: self.frozen_blocks]] if self.frozen_blocks else []
+
+    def train(self, mode: bool = True) -> Lite0Tokenizer:
+        super().train(mode)
+        freeze(self.frozen_modules())
+        return self
+
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames [N, 3, H, W] -> the pretrained features [N, 40, H/8, W/8]."""
-        x = self.stem(frames.contiguous(memory_format=torch.channels_last))
-        for block, rate in zip(self.blocks, self.drop_rates):
-            x = block(x, drop_connect_rate=rate)
-        return x.contiguous()
+        x = frames.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad() if self.frozen_blocks else contextlib.nullcontext():
+            x = self._blocks(self.stem(x), 0, self.frozen_blocks)
+        return self._blocks(x, self.frozen_blocks, self.BLOCKS).contiguous()
+
+    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for index in range(start, stop):
+            x = self.blocks[index](x, drop_connect_rate=self.drop_rates[index])
+        return x
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = self.frame_features(frames_to_images(clip))
@@ -152,9 +175,9 @@ class PixelMotionTokenizer(nn.Module):
 class HybridTokenizer(nn.Module):
     """Clip [B, 3, T, H, W] -> tokens [B, dim, T/tubelet, H/8, W/8]: Lite0 tokens plus pixel-motion tokens."""
 
-    def __init__(self, dim: int, tubelet: int = 1):
+    def __init__(self, dim: int, tubelet: int = 1, frozen_blocks: int = 0):
         super().__init__()
-        self.features = Lite0Tokenizer(dim, tubelet)
+        self.features = Lite0Tokenizer(dim, tubelet, frozen_blocks=frozen_blocks)
         self.motion = PixelMotionTokenizer(dim, tubelet)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
@@ -167,6 +190,8 @@ class TimeSformer(nn.Module):
     patch: patch side in pixels (8 for the lite0 and hybrid stems); stem: "lite0", "linear" or "hybrid"
     (see the module docstring);
     tubelet: frames per token (T must be a multiple of it);
+    frozen_blocks: with the lite0 or hybrid stem, how many of its five pretrained blocks stay fixed
+    (`Lite0Tokenizer`);
     dim, depth, heads, mlp_ratio: transformer size;
     image_size, num_frames: the clip the positional embeddings are learned for (others are resized).
     """
@@ -184,6 +209,7 @@ class TimeSformer(nn.Module):
         dropout: float = 0.1,
         stem: str = "lite0",
         tubelet: int = 1,
+        frozen_blocks: int = 0,
     ):
         super().__init__()
         if dim % heads or image_size % patch or tubelet < 1 or num_frames % tubelet:
@@ -194,11 +220,13 @@ class TimeSformer(nn.Module):
         if stem not in STEMS or (stem != "linear" and patch != 8):
             raise ModelConfigError(f"timesformer: stem must be one of {STEMS} (lite0 and hybrid take patch 8), "
                                    f"got {stem!r}, patch {patch}")
+        if stem == "linear" and frozen_blocks:
+            raise ModelConfigError("timesformer: frozen_blocks needs the pretrained stem ('lite0' or 'hybrid'), got 'linear'")
         self.patch, self.tubelet = patch, tubelet
         self.grid = image_size // patch
         tokenizers = {
-            "lite0": lambda: Lite0Tokenizer(dim, tubelet),
-            "hybrid": lambda: HybridTokenizer(dim, tubelet),
+            "lite0": lambda: Lite0Tokenizer(dim, tubelet, frozen_blocks=frozen_blocks),
+            "hybrid": lambda: HybridTokenizer(dim, tubelet, frozen_blocks=frozen_blocks),
             "linear": lambda: nn.Conv3d(3, dim, (tubelet, patch, patch), stride=(tubelet, patch, patch)),
         }
         self.patch_embed = tokenizers[stem]()

@@ -44,9 +44,12 @@ class TwoStream(nn.Module):
 
     name = "two-stream"
 
-    def __init__(self, num_classes: int, clip_len: int = 8, dropout: float = 0.5, pretrained: bool = True):
+    def __init__(self, num_classes: int, clip_len: int = 8, dropout: float = 0.5, pretrained: bool = True,
+                 frozen_blocks: int = 0):
         super().__init__()
-        self.spatial = SingleFrame(num_classes, dropout=dropout, pretrained=pretrained)
+        # frozen_blocks applies to the RGB stream only: the flow stream's trunk reads no images, so
+        # its ImageNet filters are all tuned
+        self.spatial = SingleFrame(num_classes, dropout=dropout, pretrained=pretrained, frozen_blocks=frozen_blocks)
         self.temporal = FlowStream(num_classes, clip_len, dropout, pretrained)
 
     def stream_log_probs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
