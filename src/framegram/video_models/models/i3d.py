@@ -204,7 +204,7 @@ class I3D(nn.Module):
                 block,
                 temporal_kernel,
                 2 if index in temporal_stride_blocks else 1,
-                trunk.drop_connect_rate * index / count,
+                trunk.drop_rates[index],
             )
             for index, block in enumerate(trunk.blocks)
         )

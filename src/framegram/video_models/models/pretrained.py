@@ -65,7 +65,9 @@ class Lite0Trunk(nn.Module):
         self.head = net._conv_head
         self.head_bn = net._bn1
         self.act = net._swish  # ReLU6 in the Lite variants
-        self.drop_connect_rate = net._global_params.drop_connect_rate
+        # Stochastic depth growing with depth, as the network was trained (active in training only).
+        rate = net._global_params.drop_connect_rate
+        self.drop_rates = [rate * index / len(self.blocks) for index in range(len(self.blocks))]
         self.trainable = trainable
         if not 0 <= frozen_blocks <= len(self.blocks):
             raise ModelConfigError(f"frozen_blocks must be between 0 and {len(self.blocks)}, got {frozen_blocks}")
@@ -85,22 +87,29 @@ class Lite0Trunk(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad() if self.frozen_blocks else contextlib.nullcontext():
-            x = self.act(self.stem_bn(self.stem(x)))
-            x = self._blocks(x, 0, self.frozen_blocks)
-        x = self._blocks(x, self.frozen_blocks, len(self.blocks))
+        x = through_blocks(images, self._stem, self.blocks, self.drop_rates, self.frozen_blocks)
         return self.act(self.head_bn(self.head(x)))
 
-    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for index in range(start, stop):
-            # Stochastic depth growing with depth, as the network was trained (active in training only).
-            x = self.blocks[index](x, drop_connect_rate=self.drop_connect_rate * index / len(self.blocks))
-        return x
+    def _stem(self, images: torch.Tensor) -> torch.Tensor:
+        return self.act(self.stem_bn(self.stem(images)))
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """Images [N, C, H, W] -> features [N, 1280], the spatial mean of the last feature map (a framegram row)."""
         return self(images).mean(dim=(2, 3))
+
+
+def through_blocks(images: torch.Tensor, stem, blocks, drop_rates: list[float], frozen_blocks: int) -> torch.Tensor:
+    """Images [N, C, H, W] through `stem` (a callable) then the MBConv `blocks`, each with its
+    drop-connect rate, in channels-last order. With frozen_blocks = n > 0 the stem and the first n
+    blocks run without gradients (they are frozen: nothing to tune, and no backward pass to pay)."""
+    x = images.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad() if frozen_blocks else contextlib.nullcontext():
+        x = stem(x)
+        for block, rate in zip(blocks[:frozen_blocks], drop_rates):
+            x = block(x, drop_connect_rate=rate)
+    for block, rate in zip(blocks[frozen_blocks:], drop_rates[frozen_blocks:]):
+        x = block(x, drop_connect_rate=rate)
+    return x
 
 
 def freeze(modules: list[nn.Module]) -> None:

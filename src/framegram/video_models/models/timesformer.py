@@ -30,8 +30,6 @@ only the two turns stay confused, and the hybrid stem learns them too: `bench/cl
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,7 +41,7 @@ from framegram.video_models.models.layers import (
     frames_to_images,
     images_to_clip,
 )
-from framegram.video_models.models.pretrained import Lite0Trunk, freeze
+from framegram.video_models.models.pretrained import Lite0Trunk, freeze, through_blocks
 from framegram.video_models.registry import register_model
 
 STEMS = ("lite0", "linear", "hybrid")
@@ -121,7 +119,7 @@ class Lite0Tokenizer(nn.Module):
         trunk = Lite0Trunk(pretrained=pretrained)
         self.stem = nn.Sequential(trunk.stem, trunk.stem_bn, trunk.act)
         self.blocks = trunk.blocks[: self.BLOCKS]
-        self.drop_rates = [trunk.drop_connect_rate * i / len(trunk.blocks) for i in range(self.BLOCKS)]
+        self.drop_rates = trunk.drop_rates[: self.BLOCKS]
         self.frozen_blocks = frozen_blocks
         freeze(self.frozen_modules())
         space = 1 if tubelet == 1 else 3
@@ -138,15 +136,7 @@ class Lite0Tokenizer(nn.Module):
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames [N, 3, H, W] -> the pretrained features [N, 40, H/8, W/8]."""
-        x = frames.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad() if self.frozen_blocks else contextlib.nullcontext():
-            x = self._blocks(self.stem(x), 0, self.frozen_blocks)
-        return self._blocks(x, self.frozen_blocks, self.BLOCKS).contiguous()
-
-    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for index in range(start, stop):
-            x = self.blocks[index](x, drop_connect_rate=self.drop_rates[index])
-        return x
+        return through_blocks(frames, self.stem, self.blocks, self.drop_rates, self.frozen_blocks).contiguous()
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = self.frame_features(frames_to_images(clip))
