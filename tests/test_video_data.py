@@ -318,6 +318,17 @@ def test_flow_is_cached_by_video_content_and_size(motion, tmp_path):
     assert not cached and np.array_equal(repaired, flow)
 
 
+
+def test_flow_is_read_when_the_dataset_is_made_not_during_an_epoch(motion, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAMEGRAM_CACHE", str(tmp_path))
+    data = VideoFolder(motion, split="test", train=False, clips_per_video=1, inputs=("rgb", "flow"))
+    stored = sorted((tmp_path / "flow").iterdir())
+    assert len(stored) == len(data.videos) == 8  # every flow computed before any clip is asked for
+    for path in stored:
+        path.unlink()
+    item, _ = data[0]  # served from memory: the files are not needed again
+    assert item["flow"].shape == (2, 8, 64, 64) and not any((tmp_path / "flow").iterdir())
+
 # --- bad input ------------------------------------------------------------------------------------
 
 

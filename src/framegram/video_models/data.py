@@ -10,8 +10,9 @@
 Every video is decoded once, at its own frame rate, to `decode_size` (`size` x DECODE_MARGIN, aspect
 not kept, as the frame encoders do), when the dataset is made: unreadable videos and videos shorter
 than one clip are skipped then, listed in `skipped` with the reason, and a warning says how many.
-Decoded frames stay in a memory cache of `cache_mb` megabytes (least recently used out first), so
-epochs over a small dataset decode nothing.
+Its flow and framegram rows, when `inputs` asks for them, are read from their disk caches (or
+computed) then too. All of it stays in a memory cache of `cache_mb` megabytes (least recently used
+out first), so epochs over a small dataset decode and read nothing.
 
 Training (`train=True`): each item is one clip of `clip_len` frames `stride` apart, starting at a
 random frame, cut by a random crop (a CROP_SCALE share of the decoded side, or `crop_scale`) resized to `size`,
@@ -182,6 +183,11 @@ class VideoFolder(torch.utils.data.Dataset):
         self.frame_counts.append(len(frames))
         self.frame_rates.append(rate)
         self._cache.put((index, "rgb"), frames)
+        # read (or compute) the other inputs now too, so that no epoch pays for loading them
+        if "flow" in self.inputs:
+            self._flow(index)
+        if "framegram" in self.inputs:
+            self._framegram_rows(index)
 
     def _frames(self, index: int) -> np.ndarray:
         frames = self._cache.get((index, "rgb"))

@@ -2,7 +2,7 @@
 benchmarks (`bench/results/classify.json`, written by `bench/classify.py`) and the confusion matrix
 of the best model on the motion benchmark.
 
-Training every family takes about two hours on 2 CPU cores (the sum of the table's training
+Training every family takes about an hour on 2 CPU cores (the sum of the table's training
 seconds), too long for `make demo`, so the section shows the benchmark's recorded result and names
 the command that reproduces it.
 """
