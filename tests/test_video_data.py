@@ -318,7 +318,6 @@ def test_flow_is_cached_by_video_content_and_size(motion, tmp_path):
     assert not cached and np.array_equal(repaired, flow)
 
 
-
 def test_flow_is_read_when_the_dataset_is_made_not_during_an_epoch(motion, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAMEGRAM_CACHE", str(tmp_path))
     data = VideoFolder(motion, split="test", train=False, clips_per_video=1, inputs=("rgb", "flow"))
@@ -328,6 +327,11 @@ def test_flow_is_read_when_the_dataset_is_made_not_during_an_epoch(motion, tmp_p
         path.unlink()
     item, _ = data[0]  # served from memory: the files are not needed again
     assert item["flow"].shape == (2, 8, 64, 64) and not any((tmp_path / "flow").iterdir())
+    # a cache too small for the dataset: nothing is read ahead that would be dropped and read again
+    small = VideoFolder(motion, split="test", train=False, clips_per_video=1, inputs=("rgb", "flow"), cache_mb=1)
+    assert small._cache.dropped and len(list((tmp_path / "flow").iterdir())) < len(small.videos)
+    assert small[len(small) - 1][0]["flow"].shape == (2, 8, 64, 64)
+
 
 # --- bad input ------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ Every video is decoded once, at its own frame rate, to `decode_size` (`size` x D
 not kept, as the frame encoders do), when the dataset is made: unreadable videos and videos shorter
 than one clip are skipped then, listed in `skipped` with the reason, and a warning says how many.
 Its flow and framegram rows, when `inputs` asks for them, are read from their disk caches (or
-computed) then too. All of it stays in a memory cache of `cache_mb` megabytes (least recently used
+computed) then too, as long as they fit in memory. All of it stays in a memory cache of `cache_mb` megabytes (least recently used
 out first), so epochs over a small dataset decode and read nothing.
 
 Training (`train=True`): each item is one clip of `clip_len` frames `stride` apart, starting at a
@@ -183,10 +183,11 @@ class VideoFolder(torch.utils.data.Dataset):
         self.frame_counts.append(len(frames))
         self.frame_rates.append(rate)
         self._cache.put((index, "rgb"), frames)
-        # read (or compute) the other inputs now too, so that no epoch pays for loading them
-        if "flow" in self.inputs:
+        # read (or compute) the other inputs now too, so that no epoch pays for loading them; once the
+        # memory cache has had to drop something, reading ahead would only be read again later
+        if "flow" in self.inputs and not self._cache.dropped:
             self._flow(index)
-        if "framegram" in self.inputs:
+        if "framegram" in self.inputs and not self._cache.dropped:
             self._framegram_rows(index)
 
     def _frames(self, index: int) -> np.ndarray:
@@ -389,6 +390,7 @@ class _MemoryCache:
         self.budget = budget
         self._arrays: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self.dropped = 0  #: arrays dropped (or refused) for want of room so far
 
     def get(self, key: tuple) -> np.ndarray | None:
         if key in self._arrays:
@@ -398,6 +400,7 @@ class _MemoryCache:
 
     def put(self, key: tuple, array: np.ndarray) -> None:
         if array.nbytes > self.budget:
+            self.dropped += 1
             return
         self._bytes += array.nbytes - (self._arrays[key].nbytes if key in self._arrays else 0)
         self._arrays[key] = array
@@ -405,3 +408,4 @@ class _MemoryCache:
         while self._bytes > self.budget:
             _, dropped = self._arrays.popitem(last=False)
             self._bytes -= dropped.nbytes
+            self.dropped += 1
