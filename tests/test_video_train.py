@@ -237,6 +237,59 @@ def test_rerun_resumes_finished_run_and_refuses_other_runs(trained, toy_data):
     assert (out / "checkpoint.pt").read_bytes() == checkpoint_bytes  # refusals leave the run alone
 
 
+class RandomClips(Dataset):
+    """`n` clips of Gaussian noise [3, 8, 16, 16] (the smallest clip C3D takes), labels alternating 0, 1."""
+
+    def __init__(self, n: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.clips = torch.randn(n, 3, 8, 16, 16, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        return {"rgb": self.clips[i], "video_index": torch.tensor(i)}, i % 2
+
+
+def test_non_local_run_starts_where_the_trained_c3d_run_ended(tmp_path):
+    """init_from: c3d-nonlocal started from a trained C3D run classifies exactly as that run did
+    (its blocks start as the identity); a learning rate of ~0 keeps the loaded weights."""
+    train_set, val_set = RandomClips(16, seed=0), RandomClips(6, seed=1)
+    cfg = {"width": 0.125, "fc_dim": 16, "batch_norm": True, "dropout": 0.0}
+    plain = train(config(model="c3d", model_cfg=cfg, epochs=1, lr=1e-2, clip_len=8, size=(16, 16)),
+                  train_set, val_set, tmp_path / "c3d")
+    started = train(config(model="c3d-nonlocal", model_cfg=cfg, epochs=1, lr=1e-12, clip_len=8, size=(16, 16),
+                           init_from=str(tmp_path / "c3d")), train_set, val_set, tmp_path / "c3d-nonlocal")
+    state = started.model.state_dict()
+    assert any(key.startswith("features.nonlocal_") for key in state)
+    for key, trained_weight in plain.model.state_dict().items():
+        if trained_weight.is_floating_point() and "running" not in key:  # batch-norm statistics move with every batch
+            assert torch.allclose(state[key], trained_weight, atol=1e-6), key
+    fresh = train(config(model="c3d-nonlocal", model_cfg=cfg, epochs=1, lr=1e-12, clip_len=8, size=(16, 16)),
+                  train_set, val_set, tmp_path / "fresh")
+    assert not torch.allclose(fresh.model.state_dict()["fc8.weight"], plain.model.state_dict()["fc8.weight"])
+    assert load_checkpoint(tmp_path / "c3d-nonlocal")["settings"]["init_from"] == str(tmp_path / "c3d")
+
+
+def test_init_from_refuses_runs_that_do_not_fit(trained, toy_data, tmp_path):
+    _, out = trained
+    with pytest.raises(CheckpointMismatchError, match=r"conv\.weight \(8, 3, 3, 3, 3\) \(here \(16, 3, 3, 3, 3\)\)"):
+        train(config(model_cfg={"width": 16}, init_from=str(out)), *toy_data, tmp_path / "wider")
+    with pytest.raises(CheckpointMismatchError, match=r"trained on the classes \['falling', 'rising'\], not \['down', 'up'\]"):
+        train(config(class_names=("down", "up"), init_from=str(out)), *toy_data, tmp_path / "renamed")
+    with pytest.raises(CheckpointError, match="no checkpoint here"):
+        train(config(init_from=str(tmp_path / "nothing")), *toy_data, tmp_path / "orphan")
+
+
+def test_runs_saved_before_init_from_existed_still_resume(trained, toy_data, tmp_path):
+    _, out = trained
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    del checkpoint["settings"]["init_from"]
+    (tmp_path / "old").mkdir()
+    torch.save(checkpoint, tmp_path / "old" / "checkpoint.pt")
+    assert train(config(), *toy_data, tmp_path / "old").resumed_from == 5
+
+
 def write_video(path, frames: np.ndarray, fps: int = 8) -> None:
     """uint8 [T, H, W, 3] → H.264 (near-lossless) with PyAV."""
     with av.open(str(path), "w") as container:
@@ -333,6 +386,13 @@ def test_cli_train_passes_model_options_to_the_model(tmp_path, monkeypatch, caps
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint["settings"]["model_cfg"] == {"width": 3}
     assert checkpoint["model_state"]["conv.weight"].shape[0] == 3
+    common = ["--model", "test-tiny", "--model-option", "width=3", "--data", data, "--epochs", "1", "--batch-size", "2",
+              "--clip-len", str(CLIP_LEN), "--size", str(SIZE), "-q"]
+    status, _, error = run_cli(monkeypatch, capsys, "train", *common, "--out", tmp_path / "tuned", "--init-from", tmp_path / "run")
+    assert status in (0, None), error
+    assert load_checkpoint(tmp_path / "tuned")["settings"]["init_from"] == str(tmp_path / "run")
+    status, _, error = run_cli(monkeypatch, capsys, "train", *common, "--out", tmp_path / "orphan", "--init-from", tmp_path / "none")
+    assert status == 2 and error.count("\n") == 1 and "no checkpoint here" in error, error
 
 
 def test_model_options_are_read_as_json_values_or_text():

@@ -362,6 +362,9 @@ def train_command(
     model_option: Annotated[list[str] | None, typer.Option(
         "--model-option", help="A setting of the model as KEY=VALUE, repeatable (e.g. tubelet=4 for timesformer, "
         "width=0.25 for c3d; bench/classify.py lists the table's).")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Start from the weights of a trained run of the same classes; the model may add layers "
+        "(e.g. c3d-nonlocal from a c3d run: the non-local blocks start as the identity).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a video classifier on a folder of videos, validating on its test split after every epoch."""
@@ -386,7 +389,7 @@ def train_command(
     config = TrainConfig(model=model, num_classes=len(train_set.classes), class_names=tuple(train_set.classes),
                          epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
                          seed=seed, clip_len=clip_len, stride=stride, size=(size, size), clips_per_video=clips_per_video,
-                         model_cfg=model_cfg)
+                         model_cfg=model_cfg, init_from=str(init_from or ""))
     result = train(config, train_set, val_set, out, show_progress=not quiet)
     if result.resumed_from == epochs:
         typer.echo(f"{out} is trained already ({epochs} epochs): nothing to do")

@@ -2,7 +2,7 @@
 benchmarks (`bench/results/classify.json`, written by `bench/classify.py`) and the confusion matrix
 of the best model on the motion benchmark.
 
-Training every family takes about an hour on 2 CPU cores (the sum of the table's training
+Training every family takes about 45-55 minutes on 2 CPU cores (the sum of the table's training
 seconds), too long for `make demo`, so the section shows the benchmark's recorded result and names
 the command that reproduces it.
 """
@@ -35,7 +35,8 @@ def classification_section(result_path: Path = RESULT) -> Section:
     for model, per in sorted(by_model.items()):
         any_rec = next(iter(per.values()))
         acc = lambda b: f"{per[b]['accuracy']:.3f}" if b in per else "-"  # noqa: E731
-        rows.append([model, acc("motion"), acc("appearance"), f"{any_rec['parameters'] / 1e6:.2f}",
+        start = any_rec.get("init_from")  # a row fine-tuned from another row's trained run
+        rows.append([f"{model} (from {start})" if start else model, acc("motion"), acc("appearance"), f"{any_rec['parameters'] / 1e6:.2f}",
                      f"{any_rec['gmacs']:.3f}", f"{sum(r['train_seconds'] for r in per.values()):.0f}",
                      f"{np.mean([r['clips_per_s'] for r in per.values()]):.0f}"])
     parts = [

@@ -86,6 +86,10 @@ class TrainConfig:
     matrices and kernels only, not on biases and norm scales), optimizer ("adamw", or "sgd" with
     Nesterov momentum 0.9), warmup_epochs (linear warm-up from ~0, then cosine decay to 0 at
     the last step; at most half the run), seed (model init, shuffling, dropout, augmentation).
+    init_from: a run folder or checkpoint whose trained weights start the network ("": the
+    model's own initialisation). Every weight there must fit this network by name and shape, for
+    the same classes; the network may add layers of its own, as a non-local block inserted into a
+    trained C3D or I3D (the block starts as the identity, so the network starts where that run ended).
     clip_len, stride, size (H, W), clips_per_video: how the datasets cut clips (frames per clip,
     frames between clip frames, pixels, test-time clips averaged per video); the trainer only
     records them so that inference cuts clips the same way.
@@ -106,6 +110,7 @@ class TrainConfig:
     clips_per_video: int = 3
     model_cfg: dict = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+    init_from: str = ""
 
     def __post_init__(self):
         problems = [
@@ -320,6 +325,8 @@ class _Run:
         seed_everything(config.seed)
         loader_generator.manual_seed(config.seed)
         model = get_model(config.model, config.num_classes, **config.model_cfg)
+        if previous is None and config.init_from:
+            _start_from_trained(model, config)
         optimizer = _optimizer(model, config)
         schedule = warmup_cosine(optimizer, config.warmup_epochs, steps_per_epoch, config.epochs)
         run = cls(config, train_clips, model.train(), optimizer, schedule, loader_generator, meta, [])
@@ -347,12 +354,32 @@ class _Run:
 
 
 def _check_same_run(path: Path, checkpoint: dict, config: TrainConfig, train_clips: int) -> None:
-    changed = changed_settings(checkpoint["settings"], config.settings())
+    # runs saved before init_from existed started from the model's own initialisation
+    changed = changed_settings({"init_from": "", **checkpoint["settings"]}, config.settings())
     if checkpoint["train_clips"] != train_clips:
         changed.append(f"{checkpoint['train_clips']} training clips there, {train_clips} now")
     if changed:
         raise CheckpointMismatchError(path, "holds a run with other settings (" + "; ".join(changed)
                                       + "); choose another output folder or delete it")
+
+
+def _start_from_trained(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Load the weights of `config.init_from`'s run into `model`; layers only `model` has keep their
+    initialisation. Raises `CheckpointMismatchError` for a run on other classes or weights that do
+    not fit."""
+    source = load_checkpoint(config.init_from)
+    path = Path(source["path"])
+    if source["settings"]["class_names"] != config.names():
+        raise CheckpointMismatchError(path, f"was trained on the classes {source['settings']['class_names']}, "
+                                            f"not {config.names()}")
+    own = model.state_dict()
+    unfit = [f"{key} {tuple(value.shape)}" + (f" (here {tuple(own[key].shape)})" if key in own else " (not here)")
+             for key, value in source["model_state"].items() if key not in own or own[key].shape != value.shape]
+    if unfit:
+        shown = "; ".join(unfit[:3]) + (f"; and {len(unfit) - 3} more" if len(unfit) > 3 else "")
+        raise CheckpointMismatchError(path, f"holds {source['settings']['model']!r} weights that do not fit "
+                                            f"{config.model!r}: {shown}")
+    model.load_state_dict(source["model_state"], strict=False)
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
