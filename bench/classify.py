@@ -46,9 +46,10 @@ TRAIN_PER_CLASS = {"motion": 150, "appearance": 40}
 #: Training settings per model: epochs per benchmark, then any other TrainConfig field (lr,
 #: weight_decay, warmup_epochs, model_cfg; all but model_cfg may also be given per benchmark); what is
 #: not given keeps TrainConfig's default. init_from names the row whose trained run a model starts
-#: from (the non-local rows: the blocks inserted into the trained C3D and I3D, as in the paper). Small variants of the heavy 3D networks so the table trains on 2 CPU
-#: cores; the pretrained 2D trunks are fine-tuned for a few epochs, the networks trained from scratch
-#: get more epochs, a higher lr and little weight decay.
+#: from (the non-local rows: the blocks inserted into the trained C3D and I3D, as in the paper).
+#: Small variants of the heavy 3D networks so the table trains on 2 CPU cores; the pretrained 2D
+#: trunks are fine-tuned for a few epochs, the networks trained from scratch get more epochs, a
+#: higher lr and little weight decay.
 SCRATCH = {"lr": 3e-3, "weight_decay": 1e-4}
 C3D_SMALL = {"width": 0.25, "fc_dim": 256, "batch_norm": True, "dropout": 0.0}
 SETTINGS: dict[str, dict] = {
@@ -104,9 +105,9 @@ SETTINGS: dict[str, dict] = {
 }
 BATCH_SIZE = 16
 #: cache folder of each benchmark's runs, bumped when its videos or the training code change; rows
-#: recorded under another version are dropped on rewrite. Motion's v6 and appearance's v7: the whole
-#: table retrained in one sitting after the data loader began reading flows and framegram rows when
-#: the dataset is made (earlier rows had been timed across sessions and code changes).
+#: recorded under another version are dropped on rewrite. Motion's v7 and appearance's v8: the whole
+#: table retrained in one session after TrainConfig gained init_from (which changed every run's
+#: settings digest), so that every row is timed on the same day (this machine's speed drifts).
 RUNS_VERSIONS = {"motion": "classify-v7", "appearance": "classify-v8"}
 
 

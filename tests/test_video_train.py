@@ -252,8 +252,9 @@ class RandomClips(Dataset):
 
 
 def test_non_local_run_starts_where_the_trained_c3d_run_ended(tmp_path):
-    """init_from: c3d-nonlocal started from a trained C3D run classifies exactly as that run did
-    (its blocks start as the identity); a learning rate of ~0 keeps the loaded weights."""
+    """init_from: c3d-nonlocal started from a trained C3D run holds that run's weights, its
+    non-local blocks added (that they start as the identity is test_video_models'); a learning rate
+    of ~0 keeps the loaded weights through the epoch, and without init_from they are not there."""
     train_set, val_set = RandomClips(16, seed=0), RandomClips(6, seed=1)
     cfg = {"width": 0.125, "fc_dim": 16, "batch_norm": True, "dropout": 0.0}
     plain = train(config(model="c3d", model_cfg=cfg, epochs=1, lr=1e-2, clip_len=8, size=(16, 16)),
@@ -283,7 +284,7 @@ def test_init_from_refuses_runs_that_do_not_fit(trained, toy_data, tmp_path):
 
 def test_runs_saved_before_init_from_existed_still_resume(trained, toy_data, tmp_path):
     _, out = trained
-    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     del checkpoint["settings"]["init_from"]
     (tmp_path / "old").mkdir()
     torch.save(checkpoint, tmp_path / "old" / "checkpoint.pt")
