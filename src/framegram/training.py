@@ -101,8 +101,11 @@ def read_checkpoint(path: Path, fmt: str, error: type[InputError], what: str) ->
     return checkpoint
 
 
-def changed_settings(before: dict, now: dict) -> list[str]:
-    """"key=old there, new now" for every key of `now` whose value differs in `before`."""
+def changed_settings(before: dict, now: dict, defaults: dict | None = None) -> list[str]:
+    """"key=old there, new now" for every key of `now` whose value differs in `before`. A key that
+    `before` lacks (saved before that setting existed) counts as its value in `defaults`: settings
+    are added with the default that keeps the earlier behaviour."""
+    before = {**(defaults or {}), **before}
     return [f"{key}={before.get(key)!r} there, {value!r} now" for key, value in now.items() if before.get(key) != value]
 
 

@@ -11,8 +11,8 @@ Every video is decoded once, at its own frame rate, to `decode_size` (`size` x D
 not kept, as the frame encoders do), when the dataset is made: unreadable videos and videos shorter
 than one clip are skipped then, listed in `skipped` with the reason, and a warning says how many.
 Its flow and framegram rows, when `inputs` asks for them, are read from their disk caches (or
-computed) then too, as long as they fit in memory. All of it stays in a memory cache of `cache_mb` megabytes (least recently used
-out first), so epochs over a small dataset decode and read nothing.
+computed) then too, as long as they fit in memory. All of it stays in a memory cache of `cache_mb`
+megabytes (least recently used out first), so epochs over a small dataset decode and read nothing.
 
 Training (`train=True`): each item is one clip of `clip_len` frames `stride` apart, starting at a
 random frame, cut by a random crop (a CROP_SCALE share of the decoded side, or `crop_scale`) resized to `size`,

@@ -354,8 +354,8 @@ class _Run:
 
 
 def _check_same_run(path: Path, checkpoint: dict, config: TrainConfig, train_clips: int) -> None:
-    # runs saved before init_from existed started from the model's own initialisation
-    changed = changed_settings({"init_from": "", **checkpoint["settings"]}, config.settings())
+    defaults = TrainConfig(model=config.model, num_classes=config.num_classes).settings()
+    changed = changed_settings(checkpoint["settings"], config.settings(), defaults)
     if checkpoint["train_clips"] != train_clips:
         changed.append(f"{checkpoint['train_clips']} training clips there, {train_clips} now")
     if changed:
