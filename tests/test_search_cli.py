@@ -91,6 +91,35 @@ def test_index_add_lists_a_bad_file_and_keeps_the_others(media, tmp_path):
     assert [v["ref_id"] for v in json.loads(ok("index", "info", "--index", ix, "--json"))["videos_list"]] == ["box.mp4"]
 
 
+def test_index_add_goes_past_bad_items_with_ids_that_stay_unique(media, tmp_path):
+    clips = tmp_path / "clips"
+    for sub, name in (("a", "box.mp4"), ("b", "tree.avi")):  # two different videos, one file name
+        (clips / sub).mkdir(parents=True)
+        (clips / sub / "x.mp4").write_bytes(media[name].read_bytes())
+    slow = tmp_path / "slow"
+    ok("extract", str(media["world.mp4"]), "-o", str(slow), "--fps", "2", "--quiet")
+    other_rate = next(slow.glob("*.framegram.npz"))
+    ix = str(tmp_path / "ix")
+    # a framegram of another rate comes first: the videos after it are still added
+    proc = run_cli("index", "add", str(other_rate), str(clips), "--index", ix, "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"2 added, 0 already indexed, 1 failed -> {ix}"
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].startswith(f"failed: {other_rate}: ") and "2 fps" in failed[0]
+    listed = json.loads(ok("index", "info", "--index", ix, "--json"))["videos_list"]
+    assert [v["ref_id"] for v in listed] == ["a/x.mp4", "b/x.mp4"]  # the path inside the folder given
+
+    # given directly, files are named by their file name: the second x.mp4 is refused, the rest go on
+    ix2 = str(tmp_path / "ix2")
+    proc = run_cli("index", "add", str(clips / "a" / "x.mp4"), str(clips / "b" / "x.mp4"), str(media["world.mp4"]),
+                   "--index", ix2, "--quiet")
+    assert proc.returncode == 1 and proc.stdout.strip() == f"2 added, 0 already indexed, 1 failed -> {ix2}"
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and str(clips / "b" / "x.mp4") in failed[0] and "another video named 'x.mp4'" in failed[0]
+    listed = json.loads(ok("index", "info", "--index", ix2, "--json"))["videos_list"]
+    assert [v["ref_id"] for v in listed] == ["x.mp4", "world.mp4"]
+
+
 @pytest.mark.parametrize("case", ["search-no-index", "info-no-index", "remove-unknown", "search-not-a-video", "search-top-0"])
 def test_user_errors_are_one_line(case, index, clip, tmp_path):
     text = tmp_path / "notes.mp4"

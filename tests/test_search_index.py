@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
 import sqlite3
 import threading
 
@@ -24,6 +25,7 @@ from framegram.search import (
     VideoIndex,
     add_videos,
     match,
+    open_or_create,
     search,
 )
 from framegram.search.fingerprint import (
@@ -269,12 +271,14 @@ def test_index_skips_known_content_and_refuses_a_taken_id(basis, refs, extra, tm
     state = VideoIndex.open(ix.folder)
     with pytest.raises(SearchIndexError, match="another video named 'ref01'"):
         ix.add([("ref01", extra[1])])
-    with pytest.raises(SearchIndexError, match="another video named 'c'"):
-        ix.add([("c", extra[2]), ("c", extra[3])])
     after = VideoIndex.open(ix.folder)
     assert after.videos == state.videos and after.generation == state.generation
+    with pytest.raises(SearchIndexError, match="another video named 'c'"):
+        ix.add([("c", extra[2]), ("c", extra[3])])
+    after = VideoIndex.open(ix.folder)  # what came before the refused item is kept
+    assert set(after.videos) == set(state.videos) | {"c"} and after.generation == state.generation + 1
     # the object that refused stays a consistent snapshot of what is committed
-    assert ix.videos == state.videos and ix.total_rows == state.total_rows
+    assert ix.videos == after.videos and ix.total_rows == after.total_rows
     best = match(ix, {"as-is": excerpt(extra[0], 20, 50)}, "q", threshold=None)[0]
     assert best.ref_id == "a"
 
@@ -286,8 +290,8 @@ def test_a_failed_commit_leaves_the_previous_generation(basis, refs, extra, tmp_
     real_write, real_connect = index_module._write_vectors, index_module._connect
 
     def write(folder, generation, vectors):
-        real_write(folder, generation, vectors)
         written.append(generation)
+        return real_write(folder, generation, vectors)
 
     @contextlib.contextmanager
     def connect(folder):
@@ -412,6 +416,71 @@ def test_missing_or_damaged_index_names_the_folder(basis, refs, tmp_path):
     (ix.folder / "index.sqlite").write_bytes(b"garbage" * 1000)
     with pytest.raises(SearchIndexError, match=str(ix.folder)):
         VideoIndex.open(ix.folder)
+
+
+def test_a_garbled_vectors_file_is_refused_by_its_checksum(basis, refs, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:4]))
+    vectors = index_module._vectors_path(ix.folder, ix.generation)
+    good = vectors.read_bytes()
+    middle = len(good) // 2
+    garbled = bytearray(good)
+    garbled[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    vectors.write_bytes(bytes(garbled))
+    # FAISS itself reads the garbled file without complaint: only the checksum can tell
+    import faiss
+
+    assert faiss.read_index(str(vectors)).ntotal == ix.total_rows
+    with pytest.raises(SearchIndexError, match=f"{vectors}.*checksum.*damaged"):
+        VideoIndex.open(ix.folder)
+    vectors.write_bytes(good)
+    reopened = VideoIndex.open(ix.folder)
+    assert reopened.verify() == [] and len(reopened) == 4
+
+
+def _create_in_process(folder, basis, barrier, results) -> None:
+    barrier.wait()
+    try:
+        open_or_create(folder, fingerprint=basis)
+        results.put("created or opened")
+    except SearchIndexError as e:
+        results.put(f"refused: {e}")
+
+
+@pytest.mark.parametrize("same_fingerprint", [False, True])
+def test_two_processes_creating_one_index_leave_a_readable_one(basis, refs, same_fingerprint, tmp_path):
+    other = basis if same_fingerprint else fit_basis([make_framegram(f.features, r) for r, f in list(refs.items())[:3]])
+    context = multiprocessing.get_context("fork")  # the parent's imports carry over: the two start together
+    for trial in range(6):
+        folder = tmp_path / f"ix{trial}"
+        barrier, results = context.Barrier(2), context.Queue()
+        workers = [context.Process(target=_create_in_process, args=(folder, b, barrier, results)) for b in (basis, other)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        outcomes = sorted(results.get(timeout=5) for _ in workers)
+        opened = VideoIndex.open(folder)  # readable whatever the interleaving
+        assert opened.fingerprint.digest in (basis.digest, other.digest)
+        if same_fingerprint:
+            assert outcomes == ["created or opened"] * 2
+        else:  # the second creator sees the first's index and is refused: it asked for another fingerprint
+            assert outcomes[0] == "created or opened" and outcomes[1].startswith("refused") and "another fitted basis" in outcomes[1]
+
+
+def test_one_bad_item_does_not_stop_an_add(basis, refs, extra, tmp_path):
+    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:2]))
+    ten_fps = make_framegram(extra[1].features, "fast.mp4", fps=10.0)
+    failed = {}
+    added = ix.add([("a", extra[0]), ("ref00", extra[2]), ("fast", ten_fps), ("b", extra[3])],
+                   on_error=lambda ref_id, e: failed.setdefault(ref_id, str(e)))
+    assert added == ["a", "b"]
+    assert set(failed) == {"ref00", "fast"}
+    assert "another video named 'ref00'" in failed["ref00"] and "10 fps" in failed["fast"]
+    assert set(VideoIndex.open(ix.folder).videos) == {"ref00", "ref01", "a", "b"}
+    # without on_error the first bad item stops the add, and what came before it is kept
+    with pytest.raises(FramegramError, match="10 fps"):
+        ix.add([("c", refs["ref05"]), ("fast", ten_fps), ("d", refs["ref06"])])
+    assert set(VideoIndex.open(ix.folder).videos) == {"ref00", "ref01", "a", "b", "c"}
 
 
 # ---- the matcher, with a known answer -------------------------------------------------------

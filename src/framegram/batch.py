@@ -55,6 +55,18 @@ def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def find_videos_with_ids(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """`find_videos`, each with an id that stays unique where file names do not: the path inside
+    the folder given for videos found under a folder (`clips/a/x.mp4` from `clips` -> "a/x.mp4"),
+    the file name for files given directly; a `.framegram.npz` suffix is dropped."""
+    found: dict[Path, str] = {}
+    for item in map(Path, inputs):
+        for video in find_videos([item]):
+            name = video.relative_to(item).as_posix() if item.is_dir() else video.name
+            found.setdefault(video, name.removesuffix(FILE_SUFFIX))
+    return list(found.items())
+
+
 def output_paths(videos: list[Path], out_dir: Path) -> dict[Path, Path]:
     """`out_dir/<stem>.framegram.npz`; videos sharing a stem get a short hash of their path added."""
     stems: dict[str, int] = {}

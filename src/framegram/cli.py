@@ -167,21 +167,23 @@ IndexOption = Annotated[Path, typer.Option("--index", "-i", help="The index dire
 
 @index_app.command("add")
 def index_add(
-    videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    videos: Annotated[list[Path], typer.Argument(help="Video files, .framegram.npz files and/or folders (searched recursively).")],
     index: IndexOption,
     fingerprint: Annotated[str, typer.Option(help="For a new index: 'hand' (the hand-designed fingerprint) or "
                                              "'learned:RUN' (a run of `framegram fingerprint train`).")] = "hand",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Add videos (ids: their file names); creates the index if needed, skips content already in it."""
-    from framegram.batch import find_videos
+    """Add videos; creates the index if needed, skips content already in it, lists the items it could
+    not add and goes on. Ids: the path inside a folder given (clips/a/x.mp4 from clips: a/x.mp4), or
+    the file name of a file given directly."""
+    from framegram.batch import find_videos_with_ids
     from framegram.search import add_videos
     from framegram.search.learned import fingerprint_from_spec
 
     failed: dict[Path, str] = {}
-    found = find_videos(videos)
-    added = add_videos(found, index, show_progress=not quiet, on_error=lambda v, e: failed.setdefault(v, str(e)),
-                       fingerprint=fingerprint_from_spec(fingerprint))
+    found = find_videos_with_ids(videos)
+    added = add_videos([v for v, _ in found], index, ref_ids=[i for _, i in found], show_progress=not quiet,
+                       on_error=lambda v, e: failed.setdefault(v, str(e)), fingerprint=fingerprint_from_spec(fingerprint))
     typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
     for reason in failed.values():  # each reason names its file
         typer.echo(f"failed: {reason}", err=True)
@@ -214,6 +216,20 @@ def index_info(
         f"encoder   {info.encoder} at {info.fps:g} fps; {ix.fingerprint.dims}-dim 8-bit fingerprints, one per second",
         f"describer {info.fingerprint}",
     ]))
+
+
+@index_app.command("check")
+def index_check(index: IndexOption) -> None:
+    """Verify the index: its fingerprint against the records, the vectors file against its checksum and
+    row count, every video's rows. Exit 0 when sound; one line naming what is damaged otherwise."""
+    from framegram.search import VideoIndex
+
+    ix = VideoIndex.open(index)  # the fingerprint, checksum and row checks
+    problems = ix.verify()
+    if problems:
+        raise FramegramError(f"{index}: damaged: " + "; ".join(problems))
+    typer.echo(f"{index}: sound ({len(ix)} videos, {ix.total_rows} indexed seconds, generation {ix.generation}; "
+               "vectors checksum verified)")
 
 
 @index_app.command("remove")

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from framegram.search.index import IndexedVideo, IndexInfo, SearchIndexError, VideoIndex
+from framegram.errors import FramegramError
+from framegram.search.index import IndexedVideo, IndexInfo, SearchIndexError, VideoIndex, check_same_fingerprint
 from framegram.search.matcher import DEFAULT_THRESHOLD, MatchSettings, match
 from framegram.search.metrics import Match
 
@@ -34,20 +35,10 @@ def open_or_create(index: str | Path, encoder: str = "efficientnet-lite0", fps: 
     folder = Path(index)
     if (folder / "index.sqlite").exists():
         opened = VideoIndex.open(folder)
-        if fingerprint is not None and fingerprint.digest != opened.fingerprint.digest:
-            raise SearchIndexError(f"{folder}: the index describes videos with {opened.fingerprint.summary}; "
-                                   f"the fingerprint given is {fingerprint.summary}"
-                                   + _why_incompatible(opened.fingerprint, fingerprint)
-                                   + " (use another index directory)")
+        if fingerprint is not None:
+            check_same_fingerprint(opened, fingerprint)
         return opened
-    if folder.exists() and not folder.is_dir():
-        raise SearchIndexError(f"{folder}: exists and is not a directory")
-    return VideoIndex.create(folder, fingerprint if fingerprint is not None else default_basis(encoder, fps))
-
-
-def _why_incompatible(indexed, given) -> str:
-    differences = indexed.differences(given) if hasattr(indexed, "differences") else []
-    return f": {', '.join(differences)}" if differences else ""
+    return VideoIndex.create(folder, fingerprint if fingerprint is not None else default_basis(encoder, fps), exist_ok=True)
 
 
 def add_videos(
@@ -62,32 +53,43 @@ def add_videos(
 
     fingerprint: what describes the videos in a new index (default: the packaged hand-designed
     basis); an existing index made with another one is refused.
-    ref_ids: one id per video (default: the file name). Framegrams are extracted once and cached,
-    and videos are committed in small groups, so an interrupted run resumes where it stopped;
-    content already in the index is skipped. on_error(path, error): called for a video that cannot
-    be read, which is then skipped; without it the error propagates.
+    ref_ids: one id per video (default: the file name; `framegram.batch.find_videos_with_ids`
+    gives ids that stay unique under a folder). Framegrams are extracted once and cached, and
+    videos are committed in small groups, so an interrupted run resumes where it stopped; content
+    already in the index is skipped. on_error(path, error): called for an item that cannot be
+    added (unreadable, a framegram of another encoder or rate, an id taken by other content), which
+    is then skipped while the others go on; without it the first error propagates, after what came
+    before it is committed.
     """
     from framegram.cache import framegram_for
-    from framegram.errors import InputError
 
     videos = [Path(v) for v in videos]
     ids = list(ref_ids) if ref_ids is not None else [v.name.removesuffix(".framegram.npz") for v in videos]
     if len(ids) != len(videos):
         raise ValueError(f"{len(ids)} ids for {len(videos)} videos")
     target = index if isinstance(index, VideoIndex) else open_or_create(index, fingerprint=fingerprint)
+    given = {}  # ref_id -> the path the caller gave, for messages
+
+    def report(video: Path, error: FramegramError) -> None:
+        if on_error is None:
+            raise error
+        on_error(video, error)
 
     def framegrams():
         for ref_id, video in zip(ids, videos):
             try:
                 framegram, _ = framegram_for(video, target.fingerprint.encoder_name, target.fingerprint.fps, show_progress)
-            except InputError as e:
-                if on_error is None:
-                    raise
-                on_error(video, e)
+                target.fingerprint.check(framegram, path=video)
+            except FramegramError as e:
+                report(video, e)
                 continue
+            given.setdefault(ref_id, video)
             yield ref_id, framegram
 
-    return target.add(framegrams(), commit_every=10)
+    def index_error(ref_id: str, error: FramegramError) -> None:
+        report(given[ref_id], error)
+
+    return target.add(framegrams(), commit_every=10, on_error=index_error if on_error else None)
 
 
 def search(

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ WINDOW_SECONDS = 1.0
 BASIS_THRESHOLD = 0.142
 #: whitening divides by sqrt(eigenvalue + SHRINKAGE * mean eigenvalue of the kept components)
 SHRINKAGE = 0.1
+#: what numpy raises for an .npz file that is garbled, truncated, or lacks or mistypes an array
+UNREADABLE_NPZ = (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,15 +90,29 @@ class FingerprintBasis:
             h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
+    def differences(self, other) -> list[str]:
+        """Why vectors of `other` (any fingerprint) cannot share an index with this one ([] if they can)."""
+        if getattr(other, "kind", None) != self.kind:
+            return [f"a {other.kind} fingerprint, not a hand-designed one"]
+        out = []
+        if other.encoder != self.encoder:
+            out.append(f"encoder {other.encoder_name} instead of {self.encoder_name}")
+        if other.fps != self.fps:
+            out.append(f"{other.fps:g} fps instead of {self.fps:g}")
+        if not out and other.digest != self.digest:
+            out.append(f"another fitted basis ({other.fitted_on or 'unnamed'})")
+        return out
+
     def whiten(self, features: np.ndarray) -> np.ndarray:
         """float32 [T, D] framegram rows -> float32 [T, K] unit rows in fingerprint space."""
         if features.shape[1] != self.mean.shape[0]:
             raise FramegramError(f"features have {features.shape[1]} dims; this fingerprint basis expects {self.mean.shape[0]}")
         return unit_rows((unit_rows(features) - self.mean) @ self.projection)
 
-    def check(self, framegram: Framegram, what: str = "framegram") -> None:
-        """Refuse a framegram from another encoder or frame rate than the basis was fitted for."""
-        check_framegram(self.encoder, self.fps, framegram, what)
+    def check(self, framegram: Framegram, what: str = "framegram", path: str | Path | None = None) -> None:
+        """Refuse a framegram from another encoder or frame rate than the basis was fitted for
+        (the error names `path`, default the framegram's source video)."""
+        check_framegram(self.encoder, self.fps, framegram, what, path)
 
     def describe(self, framegram: Framegram, hop: int) -> Descriptors:
         """Descriptors of one-second windows starting every `hop` rows (see `window_starts`)."""
@@ -123,7 +141,7 @@ class FingerprintBasis:
                     projection=z["projection"].astype(np.float32), quant_min=z["quant_min"].astype(np.float32),
                     quant_range=z["quant_range"].astype(np.float32), fitted_on=str(z["fitted_on"]),
                 )
-        except (OSError, KeyError, ValueError) as e:
+        except UNREADABLE_NPZ as e:
             raise FramegramError(f"{path}: not a readable fingerprint basis ({e})") from None
 
 
@@ -153,18 +171,19 @@ def window_starts(rows: int, window: int, hop: int) -> tuple[np.ndarray, np.ndar
     return first, np.minimum(first + w, rows)
 
 
-def check_framegram(encoder: str, fps: float, framegram: Framegram, what: str = "framegram") -> None:
-    """Refuse a framegram whose encoder ("name;version") or frame rate is not the fingerprint's."""
+def check_framegram(encoder: str, fps: float, framegram: Framegram, what: str = "framegram",
+                    path: str | Path | None = None) -> None:
+    """Refuse a framegram whose encoder ("name;version") or frame rate is not the fingerprint's; the
+    error names `path` (default: the framegram's source video)."""
     spec = framegram.meta.encoder
+    where = path if path is not None else framegram.meta.source.path
     if f"{spec.name};{spec.version}" != encoder:
         raise FramegramError(
-            f"{framegram.meta.source.path}: {what} made with encoder {spec.name} ({spec.version}); "
+            f"{where}: {what} made with encoder {spec.name} ({spec.version}); "
             f"the fingerprint describes {encoder.split(';')[0]} framegrams"
         )
     if abs(framegram.meta.fps - fps) > 1e-6:
-        raise FramegramError(
-            f"{framegram.meta.source.path}: {what} sampled at {framegram.meta.fps:g} fps; the fingerprint needs {fps:g} fps"
-        )
+        raise FramegramError(f"{where}: {what} sampled at {framegram.meta.fps:g} fps; the fingerprint needs {fps:g} fps")
 
 
 def reference_descriptors(framegram: Framegram, fingerprint) -> Descriptors:
@@ -182,7 +201,7 @@ def load_fingerprint(path: str | Path):
     try:
         with np.load(path, allow_pickle=False) as z:
             kind = str(z["kind"]) if "kind" in z.files else "basis"
-    except (OSError, ValueError) as e:
+    except UNREADABLE_NPZ as e:
         raise FramegramError(f"{path}: not a readable fingerprint ({e})") from None
     if kind == "learned":
         from framegram.search.learned import LearnedFingerprint

@@ -5,7 +5,9 @@
                               or a LearnedFingerprint (the file name predates learned ones)
     DIR/vectors-000042.faiss  IndexScalarQuantizer (8 bits x dims per second: 256 bytes for the basis)
 
-Vectors of one video are contiguous rows; SQLite records each video's first row and count.
+Vectors of one video are contiguous rows; SQLite records each video's first row and count, and
+the SHA-256 of the current vectors file: a file damaged on disk is refused when it is opened
+(`VideoIndex.open`, `framegram index check`) instead of answering with changed scores.
 
 Crash safety and concurrent readers: a write never modifies a vectors file. It writes the next
 generation's file next to the current one (atomically), then in one SQLite transaction records the
@@ -13,15 +15,19 @@ new videos and the new generation number. A crash before that commit leaves the 
 generation current (the orphan file is removed by the next write); readers take a consistent
 snapshot (SQLite in WAL mode) and load the file of the generation they saw, which the writer keeps
 until two generations later. Writers exclude each other with an advisory lock on DIR/.write-lock.
+Creation happens under the same lock and `index.sqlite` is renamed into place last, so a folder
+with that file holds a whole index, and of two processes creating one index at once the second
+opens what the first made (or is refused when it asked for another fingerprint).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +44,14 @@ INDEX_FORMAT = 1
 _DB = "index.sqlite"
 _BASIS = "basis.npz"
 _LOCK = ".write-lock"
+_SCHEMA = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE videos (
+        ref_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+        duration REAL NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
+        added_at TEXT NOT NULL);
+    CREATE INDEX videos_sha ON videos (sha256);
+"""
 
 
 class SearchIndexError(FramegramError):
@@ -91,29 +105,37 @@ class VideoIndex:
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: str | Path, fingerprint: FingerprintBasis) -> VideoIndex:
+    def create(cls, folder: str | Path, fingerprint: FingerprintBasis, exist_ok: bool = False) -> VideoIndex:
+        """An empty index in `folder` describing videos with `fingerprint` (kept for good).
+
+        An index already there is an error, unless `exist_ok`: then it is opened, and refused when it
+        was made with another fingerprint. Safe against another process creating the same index."""
         folder = Path(folder)
-        if (folder / _DB).exists():
-            raise SearchIndexError(f"{folder}: an index already exists here")
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.exists() and not folder.is_dir():
+            raise SearchIndexError(f"{folder}: exists and is not a directory")
         with _write_lock(folder):
+            if (folder / _DB).exists():
+                if not exist_ok:
+                    raise SearchIndexError(f"{folder}: an index already exists here")
+                opened = cls.open(folder)
+                check_same_fingerprint(opened, fingerprint)
+                return opened
+            # files first, the records last: a crash before the rename leaves no index, only files
+            # the next creator overwrites
             fingerprint.save(folder / _BASIS)
-            with _connect(folder) as db:
-                db.executescript(
-                    """
-                    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                    CREATE TABLE videos (
-                        ref_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
-                        duration REAL NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
-                        added_at TEXT NOT NULL);
-                    CREATE INDEX videos_sha ON videos (sha256);
-                    """
-                )
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("format", str(INDEX_FORMAT)), ("basis", fingerprint.digest), ("generation", "0"), ("created_at", _now())],
-                )
-            _write_vectors(folder, 0, _empty_vectors(fingerprint))
+            vectors_sha = _write_vectors(folder, 0, _empty_vectors(fingerprint))
+            with atomic_path(folder / _DB, suffix=".sqlite") as tmp:
+                tmp.unlink()  # sqlite makes its own file
+                db = sqlite3.connect(tmp)
+                try:
+                    with db:
+                        db.executescript(_SCHEMA)
+                        db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                            ("format", str(INDEX_FORMAT)), ("basis", fingerprint.digest), ("generation", "0"),
+                            ("vectors_sha256", vectors_sha), ("created_at", _now()),
+                        ])
+                finally:
+                    db.close()
         return cls.open(folder)
 
     @classmethod
@@ -128,11 +150,17 @@ class VideoIndex:
                 raise SearchIndexError(f"{folder}: index format {meta.get('format')}; this framegram reads {INDEX_FORMAT}")
             if meta.get("basis") != fingerprint.digest:
                 raise SearchIndexError(f"{folder / _BASIS}: does not match the index's records (damaged?)")
+            path = _vectors_path(folder, generation)
             try:
-                vectors = faiss.read_index(str(_vectors_path(folder, generation)))
-            except RuntimeError:
+                digest = _file_sha256(path)
+                vectors = faiss.read_index(str(path))
+            except (OSError, RuntimeError):
                 time.sleep(0.05)
                 continue
+            if meta.get("vectors_sha256", digest) != digest:  # indexes made before checksums have none
+                raise SearchIndexError(
+                    f"{path}: its checksum does not match the index's records: the file is damaged "
+                    "(restore it from a backup, or build the index again)")
             expected = sum(v.n_rows for v in videos.values())
             if vectors.ntotal != expected:
                 raise SearchIndexError(f"{folder}: vectors file holds {vectors.ntotal} rows, the records say {expected} (damaged)")
@@ -194,46 +222,75 @@ class VideoIndex:
             fingerprint=self.fingerprint.summary,
         )
 
+    def verify(self) -> list[str]:
+        """What `open` does not already check (it checks the fingerprint file against the records and
+        the vectors file against its checksum and row count): every video's rows in place, one after
+        another, and decodable to finite vectors. Returns the problems found, [] for a sound index."""
+        problems = []
+        row = 0
+        for v in sorted(self.videos.values(), key=lambda v: v.first_row):
+            if v.first_row != row or v.n_rows < 1:
+                problems.append(f"video {v.ref_id!r}: rows {v.first_row}..{v.first_row + v.n_rows - 1}, expected to start at {row}")
+            row = v.first_row + v.n_rows
+        for start in range(0, self.total_rows, 100_000):
+            decoded = self.vectors.sa_decode(self.codes()[start : start + 100_000])
+            if not np.isfinite(decoded).all():
+                problems.append(f"rows {start}..{start + len(decoded) - 1}: vectors that are not finite")
+        return problems
+
     # ---- writing -------------------------------------------------------------------------
 
-    def add(self, items: Iterable[tuple[str, Framegram]], commit_every: int = 50) -> list[str]:
+    def add(self, items: Iterable[tuple[str, Framegram]], commit_every: int = 50,
+            on_error: Callable[[str, FramegramError], None] | None = None) -> list[str]:
         """Describe and add (ref_id, framegram) pairs; returns the ref_ids added.
 
         A framegram whose video content (sha256) is already indexed is skipped, as is a ref_id
-        already present with the same content; the same ref_id with other content is an error.
-        Commits every `commit_every` videos, so an interrupted run keeps what it finished.
+        already present with the same content; the same ref_id with other content is an error, as
+        is a framegram of another encoder or frame rate than the fingerprint's. Commits every
+        `commit_every` videos, so an interrupted run keeps what it finished. on_error(ref_id, error):
+        called for an item that cannot be added, which is then skipped and the others go on;
+        without it the first such error propagates (what was committed before it stays).
         """
 
-        def described() -> Iterator[tuple[str, str, str, float, np.ndarray | None]]:
+        def described() -> Iterator[tuple[str, str, str, float, Callable[[], np.ndarray]]]:
             for ref_id, framegram in items:
-                self.fingerprint.check(framegram, what=f"video {ref_id!r}")
                 source = framegram.meta.source
-                # descriptors are computed only for videos that will be added
-                yield ref_id, source.path, source.sha256, framegram.duration, lambda f=framegram: reference_descriptors(
-                    f, self.fingerprint
-                ).vectors
 
-        return self.add_descriptors(described(), commit_every)
+                def vectors(f=framegram, ref_id=ref_id) -> np.ndarray:  # only for videos that will be added
+                    self.fingerprint.check(f, what=f"video {ref_id!r}")
+                    return reference_descriptors(f, self.fingerprint).vectors
 
-    def add_descriptors(self, items: Iterable[tuple], commit_every: int = 50) -> list[str]:
+                yield ref_id, source.path, source.sha256, framegram.duration, vectors
+
+        return self.add_descriptors(described(), commit_every, on_error)
+
+    def add_descriptors(self, items: Iterable[tuple], commit_every: int = 50,
+                        on_error: Callable[[str, FramegramError], None] | None = None) -> list[str]:
         """Add videos already described: (ref_id, path, sha256, duration in s, vectors) tuples where
         vectors is float32 [seconds, dims] in this index's fingerprint space, or a callable giving it.
-        Same skipping and committing rules as `add`."""
+        Same skipping, committing and error rules as `add`."""
         added: list[str] = []
         with self._writing():
             pending: dict[str, IndexedVideo] = {}
             known_sha = {v.sha256 for v in self.videos.values()}
             for ref_id, path, sha, duration, vectors in items:
                 known = self.videos.get(ref_id) or pending.get(ref_id)
-                if known is not None:
-                    if known.sha256 == sha:
-                        continue
-                    raise SearchIndexError(f"{path}: the index already has another video named {ref_id!r}")
-                if sha in known_sha:
+                if known is not None and known.sha256 == sha or known is None and sha in known_sha:
                     continue
-                vectors = vectors() if callable(vectors) else vectors
-                if vectors.ndim != 2 or vectors.shape[1] != self.fingerprint.dims:
-                    raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.fingerprint.dims} dims")
+                try:
+                    if known is not None:
+                        raise SearchIndexError(f"{path}: the index already has another video named {ref_id!r} "
+                                               f"({known.path}); give it another id (`framegram index add FOLDER` names videos by their path inside FOLDER)")
+                    vectors = vectors() if callable(vectors) else vectors
+                    if vectors.ndim != 2 or vectors.shape[1] != self.fingerprint.dims:
+                        raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.fingerprint.dims} dims")
+                except FramegramError as e:
+                    if on_error is None:
+                        if pending:  # keep what came before the bad item
+                            self._commit(list(pending.values()), removed=())
+                        raise
+                    on_error(ref_id, e)
+                    continue
                 pending[ref_id] = IndexedVideo(ref_id, str(path), sha, float(duration), self.total_rows, len(vectors), _now())
                 known_sha.add(sha)
                 self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -282,7 +339,7 @@ class VideoIndex:
         """Write the vectors as the next generation, then record it with the video rows."""
         removed = list(removed)
         generation = self.generation + 1
-        _write_vectors(self.folder, generation, self.vectors)
+        vectors_sha = _write_vectors(self.folder, generation, self.vectors)
         with _connect(self.folder) as db:
             # highest rows first: each shift then only moves rows that no later removal refers to
             for ref_id in sorted(removed, key=lambda r: -self.videos[r].first_row):
@@ -294,9 +351,20 @@ class VideoIndex:
                 [(v.ref_id, v.path, v.sha256, v.duration, v.first_row, v.n_rows, v.added_at) for v in new],
             )
             db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('vectors_sha256', ?)", (vectors_sha,))
         self.generation, self.videos, _ = _read_state(self.folder)
         self._owner = None
         _retire_old_generations(self.folder, keep_from=generation - 1)
+
+
+def check_same_fingerprint(index: VideoIndex, fingerprint) -> None:
+    """Refuse `fingerprint` for `index` unless it makes the same vectors as the index's own."""
+    if fingerprint.digest != index.fingerprint.digest:
+        differences = index.fingerprint.differences(fingerprint)
+        raise SearchIndexError(
+            f"{index.folder}: the index describes videos with {index.fingerprint.summary}; the fingerprint "
+            f"given is {fingerprint.summary}" + (f": {', '.join(differences)}" if differences else "")
+            + " (use another index directory)")
 
 
 # ---- files -------------------------------------------------------------------------------
@@ -316,9 +384,19 @@ def _vectors_path(folder: Path, generation: int) -> Path:
     return folder / f"vectors-{generation:06d}.faiss"
 
 
-def _write_vectors(folder: Path, generation: int, vectors: faiss.Index) -> None:
+def _write_vectors(folder: Path, generation: int, vectors: faiss.Index) -> str:
+    """Write a generation's vectors file atomically; returns its SHA-256 (hex), for the records."""
     with atomic_path(_vectors_path(folder, generation), suffix=".faiss") as tmp:
         faiss.write_index(vectors, str(tmp))
+        return _file_sha256(tmp)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _retire_old_generations(folder: Path, keep_from: int) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from framegram.errors import FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
-from framegram.search.fingerprint import Descriptors, check_framegram, window_starts
+from framegram.search.fingerprint import UNREADABLE_NPZ, Descriptors, check_framegram, window_starts
 
 #: file of a training run's exported fingerprint (what `learned:RUN` reads)
 FINGERPRINT_FILE = "fingerprint.npz"
@@ -79,8 +79,8 @@ class LearnedFingerprint:
             h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
-    def check(self, framegram: Framegram, what: str = "framegram") -> None:
-        check_framegram(self.encoder, self.fps, framegram, what)
+    def check(self, framegram: Framegram, what: str = "framegram", path: str | Path | None = None) -> None:
+        check_framegram(self.encoder, self.fps, framegram, what, path)
 
     def describe(self, framegram: Framegram, hop: int) -> Descriptors:
         """Embeddings [N, dims] of windows of `window_frames` rows starting every `hop` rows."""
@@ -157,7 +157,7 @@ class LearnedFingerprint:
                     quant_min=z["quant_min"].astype(np.float32), quant_range=z["quant_range"].astype(np.float32),
                     threshold=float(z["threshold"]), fitted_on=str(z["fitted_on"]),
                 )
-        except (OSError, KeyError, ValueError) as e:
+        except UNREADABLE_NPZ as e:
             raise FramegramError(f"{path}: not a readable learned fingerprint ({e})") from None
 
 
