@@ -1,5 +1,6 @@
 """Bad input: one clear line at the CLI, a typed exception in the API, and the batch goes on."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,80 @@ def test_cli_single_file_errors_are_one_line(command, bad_files, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, path: Path) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def good_framegram(tmp_path_factory, bunny_framegram) -> Path:
+    """A real framegram file: the first two seconds of Big Buck Bunny."""
+    return bunny_framegram.slice_time(0.0, 2.0).save(tmp_path_factory.mktemp("good") / "bunny.framegram.npz")
+
+
+def write_npz(path: Path, features: np.ndarray, times: np.ndarray, meta: bytes) -> Path:
+    np.savez(path, features=features, times=times, meta=np.frombuffer(meta, np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_framegrams(tmp_path_factory, good_framegram) -> dict[str, Path]:
+    """Framegram files that open as npz but whose content breaks the contract."""
+    folder = tmp_path_factory.mktemp("bad-framegrams")
+    with np.load(good_framegram) as npz:
+        features, times, meta = npz["features"], npz["times"], json.loads(npz["meta"].tobytes())
+    return {
+        "meta_list": write_npz(folder / "list.framegram.npz", features, times, json.dumps([meta]).encode()),
+        "meta_number": write_npz(folder / "number.framegram.npz", features, times, b"5"),
+        "no_rows": write_npz(folder / "empty.framegram.npz", features[:0], times[:0], json.dumps(meta).encode()),
+        "fps_zero": write_npz(folder / "fps0.framegram.npz", features, times, json.dumps({**meta, "fps": 0}).encode()),
+    }
+
+
+@pytest.mark.parametrize("damage", ["meta_list", "meta_number", "no_rows", "fps_zero"])
+@pytest.mark.parametrize("command", [["info"], ["show", "-o", "x.png"], ["shots", "--quiet"]])
+def test_cli_bad_framegram_files_are_one_line(command, damage, bad_framegrams, tmp_path):
+    path = bad_framegrams[damage]
+    proc = run_cli(command[0], str(path), *command[1:], cwd=tmp_path)
+    assert_one_line_error(proc, path)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("target", ["format", "folder", "under_a_file"])
+def test_cli_show_refuses_an_unwritable_picture_in_one_line(target, good_framegram, tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("in the way")
+    out = {"format": tmp_path / "x.xyz", "folder": tmp_path / "folder", "under_a_file": tmp_path / "file.txt" / "x.png"}[target]
+    proc = run_cli("show", str(good_framegram), "-o", str(out))
+    assert_one_line_error(proc, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder"]  # no picture, no temporary file
+    assert not list((tmp_path / "folder").iterdir())
+
+
+def assert_one_line_naming(proc: subprocess.CompletedProcess, path: Path, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("command, value", [("brain", '"fast"'), ("vae", "[0.608]"), ("brain", "-0.608")])
+def test_cli_bad_repetition_time_is_one_line_naming_the_sidecar(command, value, tmp_path):
+    from test_brain_toydata import write_toy_bids
+
+    root = tmp_path / "bids"
+    write_toy_bids(root, subjects=("01",), n_volumes=40)
+    sidecar = root / "sub-01" / "ses-mri3t" / "func" / "sub-01_ses-mri3t_task-film_run-1_bold.json"
+    sidecar.write_text('{"TaskName": "film", "RepetitionTime": %s}' % value)
+    args = ["--bids", str(root), "--stimulus", str(tmp_path / "film.mp4"), "--out", str(tmp_path / "out"), "--quiet"]
+    if command == "brain":
+        proc = run_cli("brain", "fit", *args)
+    else:
+        proc = run_cli("vae", "train", "--target", "fmri", *args)
+    assert_one_line_naming(proc, sidecar, f"RepetitionTime is {value}")

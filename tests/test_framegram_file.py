@@ -2,13 +2,16 @@
 
 import dataclasses
 import json
+import math
 import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from framegram.errors import EncoderMismatchError, FramegramFileError, SchemaVersionError
+from framegram.errors import EncoderMismatchError, FramegramError, FramegramFileError, SchemaVersionError
 from framegram.framegram import SCHEMA_VERSION, Framegram
 from framegram.io.atomic import atomic_path
 
@@ -143,3 +146,159 @@ def test_sliding_cosine_finds_a_noisy_copy_at_its_row():
     assert int(scores.argmax()) == 120
     with pytest.raises(ValueError, match="more than the reference"):
         sliding_cosine(reference, query)
+
+
+# ---- a damaged or foreign file raises FramegramFileError naming the field, never anything else ----------------
+
+
+@pytest.fixture(scope="module")
+def small(bunny_framegram):
+    """One real second of Big Buck Bunny (5 rows)."""
+    return bunny_framegram.slice_time(0.0, 1.0)
+
+
+def write_parts(path, features, times, meta):
+    """An npz with these arrays; `meta` is a JSON value, or bytes written as they are."""
+    raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
+    np.savez(path, features=features, times=times, meta=np.frombuffer(raw, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: [m], "meta must be a JSON object, not a list"),
+        (lambda m: 5, "meta must be a JSON object, not a number"),
+        (lambda m: {k: v for k, v in m.items() if k != "fps"}, "meta field fps is missing"),
+        (lambda m: {**m, "fps": 0}, "meta field fps must be a positive finite number, got 0"),
+        (lambda m: {**m, "fps": "5"}, 'meta field fps must be a positive finite number, got "5"'),
+        (lambda m: {**m, "skip_nonref": 1}, "meta field skip_nonref must be true or false, got 1"),
+        (lambda m: {**m, "source": {**m["source"], "width": True}}, "meta field source.width must be an integer"),
+        (lambda m: {**m, "source": {**m["source"], "sha256": "abc"}}, "meta field source.sha256 must be 64 hex digits"),
+        (lambda m: {**m, "encoder": {**m["encoder"], "input_size": [224]}}, "meta field encoder.input_size must be a list of 2"),
+        (lambda m: {**m, "encoder": {**m["encoder"], "dim": 1000}}, r"features are float16 \[5, 1280\], expected floats \[T, 1000\]"),
+        (lambda m: {**m, "encoder": "efficientnet"}, "meta field encoder must be a JSON object"),
+    ],
+)
+def test_wrong_meta_is_refused_with_the_field_named(change, message, small, tmp_path):
+    meta = json.loads(small.meta.to_json())
+    path = write_parts(tmp_path / "x.framegram.npz", small.features.astype(np.float16), small.times, change(meta))
+    with pytest.raises(FramegramFileError, match=message) as info:
+        Framegram.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (lambda f, t: (f[:0], t[:0]), "no rows"),
+        (lambda f, t: (f[0], t), r"features are float16 \[1280\]"),
+        (lambda f, t: (f.astype(np.int16), t), "features are int16"),
+        (lambda f, t: (np.where(np.arange(len(f))[:, None] == 2, np.inf, f), t), "features contain NaN or infinity"),
+        (lambda f, t: (f, t[:-1]), r"times are float64 \[4\] for 5 feature rows"),
+        (lambda f, t: (f, np.where(np.arange(len(t)) == 3, np.nan, t)), "times contain NaN"),
+        (lambda f, t: (f, np.zeros_like(t)), "times are not strictly increasing"),
+    ],
+)
+def test_arrays_breaking_the_contract_are_refused(arrays, message, small, tmp_path):
+    features, times = arrays(small.features.astype(np.float16), small.times)
+    path = write_parts(tmp_path / "x.framegram.npz", features, times, json.loads(small.meta.to_json()))
+    with pytest.raises(FramegramFileError, match=message) as info:
+        Framegram.load(path)
+    assert str(path) in str(info.value)
+
+
+_DELETE = object()
+META_FIELDS = [
+    ("fps",), ("skip_nonref",), ("schema_version",), ("framegram_version",), ("source",), ("encoder",),
+    *[("source", k) for k in ("path", "sha256", "size_bytes", "duration", "width", "height", "frame_rate", "codec")],
+    *[("encoder", k) for k in ("name", "version", "dim", "input_size", "preprocessing")],
+]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def damaged_files(draw):
+    """How to damage the saved file: meta edits, array replacements, then byte damage."""
+    meta_edit = draw(st.one_of(
+        st.lists(st.tuples(st.sampled_from(META_FIELDS), st.just(_DELETE) | JSON_VALUES), min_size=1, max_size=3),
+        st.builds(lambda v: ("whole", v), JSON_VALUES),
+        st.builds(lambda b: ("bytes", b), st.binary(max_size=40)),
+        st.none(),
+    ))
+    features = draw(st.sampled_from(
+        [None, "no_rows", "fewer_rows", "narrow", "1d", "3d", "int16", "float64", "complex", "text", "nan", "inf", "huge"]
+    ))
+    times = draw(st.sampled_from([None, "reversed", "repeated", "nan", "inf", "short", "int", "2d", "huge"]))
+    row = draw(st.integers(0, 4))
+    damage = draw(st.one_of(st.none(), st.tuples(st.just("truncate"), st.floats(0, 1)),
+                            st.tuples(st.just("garble"), st.floats(0, 1), st.binary(min_size=1, max_size=16))))
+    return meta_edit, features, times, row, damage
+
+
+def damage_features(f: np.ndarray, how: str | None, row: int) -> np.ndarray:
+    f = f.astype(np.float16)
+    if how in ("nan", "inf", "huge"):
+        f = f.astype(np.float64 if how == "huge" else np.float16)
+        f[row, row] = {"nan": np.nan, "inf": -np.inf, "huge": 1e300}[how]
+        return f
+    return {
+        None: f, "no_rows": f[:0], "fewer_rows": f[:row], "narrow": f[:, :row], "1d": f[row], "3d": f[None],
+        "int16": f.astype(np.int16), "float64": f.astype(np.float64), "complex": f.astype(np.complex64),
+        "text": f.astype("U4"),
+    }[how]
+
+
+def damage_times(t: np.ndarray, how: str | None, row: int) -> np.ndarray:
+    t = t.copy()
+    if how in ("nan", "inf", "huge"):
+        t[row] = {"nan": np.nan, "inf": np.inf, "huge": 1e308 * (1 if row else -1)}[how]
+        return t
+    return {
+        None: t, "reversed": t[::-1], "repeated": np.repeat(t[:1], len(t)), "short": t[:row], "int": t.astype(np.int64),
+        "2d": t[:, None],
+    }[how]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recipe=damaged_files())
+def test_loading_any_damaged_file_gives_a_framegram_or_a_framegram_error(recipe, small, tmp_path):
+    meta_edit, feature_damage, time_damage, row, damage = recipe
+    meta = json.loads(small.meta.to_json())
+    if isinstance(meta_edit, list):
+        for field_path, value in meta_edit:
+            parent = meta
+            for key in field_path[:-1]:
+                parent = parent.get(key) if isinstance(parent, dict) else None
+            if isinstance(parent, dict):
+                if value is _DELETE:
+                    parent.pop(field_path[-1], None)
+                else:
+                    parent[field_path[-1]] = value
+    elif meta_edit is not None:
+        meta = meta_edit[1]
+    path = tmp_path / "x.framegram.npz"
+    write_parts(path, damage_features(small.features, feature_damage, row), damage_times(small.times, time_damage, row), meta)
+    if damage is not None:
+        data = bytearray(path.read_bytes())
+        at = int(damage[1] * len(data))
+        if damage[0] == "truncate":
+            del data[at:]
+        else:
+            data[at : at + len(damage[2])] = damage[2]
+        path.write_bytes(bytes(data))
+
+    try:
+        loaded = Framegram.load(path)
+    except FramegramError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        return
+    assert loaded.features.dtype == np.float32 and loaded.features.ndim == 2 and len(loaded) >= 1
+    assert loaded.dim == loaded.meta.encoder.dim and loaded.times.shape == (len(loaded),)
+    assert np.isfinite(loaded.features).all() and np.isfinite(loaded.times).all()
+    assert (np.diff(loaded.times) > 0).all()
+    assert loaded.meta.fps > 0 and math.isfinite(loaded.duration)

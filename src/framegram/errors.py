@@ -55,6 +55,11 @@ class SchemaVersionError(InputError):
     """A framegram file was written by a newer framegram with a schema this version cannot read."""
 
 
+class OutputError(InputError):
+    """A file cannot be written where the user asked: a folder is in the way, the folder above is a
+    file or cannot be written to, or the format the name asks for is not supported."""
+
+
 class TooShortError(InputError):
     """The video or framegram has too few frames for what was asked."""
 

@@ -4,14 +4,15 @@ On disk a framegram is one `.npz` file (numpy's zip of arrays, no pickle):
   features  float16 [T, D]   pooled encoder features, one row per sampled frame
   times     float64 [T]      seconds from the start of the video stream, increasing
   meta      uint8   [bytes]  UTF-8 JSON, see `FramegramMeta`
-Files are written atomically; loading validates shapes, values and the schema version, and can
-refuse a framegram made by another encoder than the caller's.
+Files are written atomically; loading validates every meta field, the arrays' shapes, types and
+values and the schema version, and can refuse a framegram made by another encoder than the caller's.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
+import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ FILE_SUFFIX = ".framegram.npz"
 class SourceInfo:
     """The video a framegram was made from."""
 
-    path: str  #: as given when extracting
+    path: str  #: absolute path when extracting (older files: as given); see `find_source_video`
     sha256: str  #: of the file's bytes: identifies the content whatever its path
     size_bytes: int
     duration: float | None  #: seconds, as declared by the file
@@ -55,16 +56,130 @@ class FramegramMeta:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> FramegramMeta:
-        data = json.loads(text)
+    def from_json(cls, text: str, path: str | Path = "framegram meta") -> FramegramMeta:
+        """Parse and validate the meta JSON: an object with every field, each of the right type and in
+        range (fps positive and finite, sizes not negative, sha256 64 hex digits, ...). Keys this
+        version does not know are ignored. Raises FramegramFileError naming `path` and the field."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise FramegramFileError(path, f"meta is not valid JSON ({_one_line(exc)})") from None
+        fields = _Fields(path, data)
+        source, encoder = fields.object("source"), fields.object("encoder")
+        size = encoder.get("input_size", list, "a list of 2 positive integers")
+        if len(size) != 2 or not all(_is_int(v) and v > 0 for v in size):
+            encoder.wrong("input_size", size, "a list of 2 positive integers")
         return cls(
-            source=SourceInfo(**data["source"]),
-            encoder=EncoderSpec.from_dict(data["encoder"]),
-            fps=float(data["fps"]),
-            skip_nonref=bool(data["skip_nonref"]),
-            schema_version=int(data["schema_version"]),
-            framegram_version=str(data["framegram_version"]),
+            source=SourceInfo(
+                path=source.text("path"),
+                sha256=source.sha256("sha256"),
+                size_bytes=source.count("size_bytes"),
+                duration=source.number("duration", optional=True, positive=False),
+                width=source.count("width"),
+                height=source.count("height"),
+                frame_rate=source.number("frame_rate", optional=True),
+                codec=source.get("codec", str, "a string"),
+            ),
+            encoder=EncoderSpec(
+                name=encoder.text("name"),
+                version=encoder.get("version", str, "a string"),
+                dim=encoder.count("dim", positive=True),
+                input_size=(int(size[0]), int(size[1])),
+                preprocessing=encoder.get("preprocessing", str, "a string"),
+            ),
+            fps=fields.number("fps"),
+            skip_nonref=fields.get("skip_nonref", bool, "true or false"),
+            schema_version=fields.count("schema_version", positive=True),
+            framegram_version=fields.get("framegram_version", str, "a string"),
         )
+
+
+class _Fields:
+    """Typed reads of one JSON object of the meta; a missing or wrong field raises FramegramFileError."""
+
+    def __init__(self, path: str | Path, data: object, where: str = ""):
+        if not isinstance(data, dict):
+            raise FramegramFileError(path, f"meta must be a JSON object, not {_json_type(data)}")
+        self.path, self.data, self.where = path, data, where
+
+    def name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def wrong(self, key: str, value: object, expected: str):
+        raise FramegramFileError(self.path, f"meta field {self.name(key)} must be {expected}, got {_short(value)}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], expected: str):
+        if key not in self.data:
+            raise FramegramFileError(self.path, f"meta field {self.name(key)} is missing")
+        value = self.data[key]
+        # bool is an int in Python, but true is no count and 1 is no flag
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            self.wrong(key, value, expected)
+        return value
+
+    def object(self, key: str) -> _Fields:
+        return _Fields(self.path, self.get(key, dict, "a JSON object"), self.name(key))
+
+    def text(self, key: str) -> str:
+        value = self.get(key, str, "a non-empty string")
+        if not value:
+            self.wrong(key, value, "a non-empty string")
+        return value
+
+    def sha256(self, key: str) -> str:
+        value = self.get(key, str, "64 hex digits")
+        if not _SHA256.fullmatch(value):
+            self.wrong(key, value, "64 hex digits")
+        return value
+
+    def count(self, key: str, positive: bool = False) -> int:
+        expected = "a positive integer" if positive else "an integer >= 0"
+        value = self.get(key, int, expected)
+        if value < (1 if positive else 0):
+            self.wrong(key, value, expected)
+        return value
+
+    def number(self, key: str, optional: bool = False, positive: bool = True) -> float | None:
+        expected = ("a positive" if positive else "a non-negative") + " finite number" + (" or null" if optional else "")
+        if optional and self.data.get(key, 0) is None:
+            return None
+        value = self.get(key, (int, float), expected)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            number = math.inf
+        # 1 / rate must be finite too: periods are computed from rates
+        if not (math.isfinite(number) and (number > 0 if positive else number >= 0)) or (
+            positive and not math.isfinite(1.0 / number)
+        ):
+            self.wrong(key, value, expected)
+        return number
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type(value: object) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", type(None): "null", dict: "an object"}.get(
+        type(value), "a number"
+    )
+
+
+def _short(value: object) -> str:
+    """The value as JSON, cut to 40 characters."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = _json_type(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,47 +249,81 @@ class Framegram:
 
         expect_encoder: refuse (EncoderMismatchError) a file made by another encoder; a spec
             compares name and version, a string compares the name only.
-        Raises FramegramFileError for a missing, foreign or damaged file and SchemaVersionError
-        for a file written by a newer framegram.
+        Raises FramegramFileError for a missing, foreign or damaged file (one that is no npz
+        archive, or whose meta is not an object with every field of the right type, or whose
+        arrays break the contract: no rows, features not finite floats [T, D] with D the encoder's
+        dim, times not finite and strictly increasing) and SchemaVersionError for a file written
+        by a newer framegram. Whatever the file's bytes, nothing else is raised.
         """
         path = Path(path)
         if not path.is_file():
             raise FramegramFileError(path, "no such framegram file")
+        features, times, meta_bytes = _read_arrays(path)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = {"features", "times", "meta"} - set(npz.files)
-                if missing:
-                    raise FramegramFileError(path, f"not a framegram file (missing {', '.join(sorted(missing))})")
-                meta_text = npz["meta"].tobytes().decode("utf-8")
-                schema = int(json.loads(meta_text).get("schema_version", -1))
-                if schema > SCHEMA_VERSION:
-                    raise SchemaVersionError(
-                        path,
-                        f"written with framegram schema {schema}; this framegram reads schema "
-                        f"{SCHEMA_VERSION} or older: upgrade framegram",
-                    )
-                meta = FramegramMeta.from_json(meta_text)
-                features = npz["features"].astype(np.float32)
-                times = npz["times"].astype(np.float64)
-        except (FramegramFileError, SchemaVersionError):
-            raise
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            raise FramegramFileError(path, f"not a readable framegram file ({type(exc).__name__}: {exc})") from exc
-        _validate(path, features, times, meta)
+            meta_text = meta_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FramegramFileError(path, "meta is not UTF-8 text") from None
+        _check_schema(path, meta_text)
+        meta = FramegramMeta.from_json(meta_text, path)
+        features, times = _validate(path, features, times, meta)
         if expect_encoder is not None:
             _check_encoder(path, meta.encoder, expect_encoder)
         return cls(features, times, meta)
 
 
-def _validate(path: Path, features: np.ndarray, times: np.ndarray, meta: FramegramMeta) -> None:
-    if features.ndim != 2 or features.shape[1] != meta.encoder.dim:
-        raise FramegramFileError(path, f"features have shape {features.shape}, expected [T, {meta.encoder.dim}]")
-    if times.shape != (features.shape[0],):
-        raise FramegramFileError(path, f"{times.size} times for {features.shape[0]} feature rows")
-    if not (np.isfinite(features).all() and np.isfinite(times).all()):
-        raise FramegramFileError(path, "features or times contain NaN or infinity")
-    if times.size > 1 and not (np.diff(times) > 0).all():
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """The raw features, times and meta bytes of an npz file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):  # a plain .npy file
+                raise FramegramFileError(path, "not a framegram file (one array, not an npz archive)")
+            missing = {"features", "times", "meta"} - set(npz.files)
+            if missing:
+                raise FramegramFileError(path, f"not a framegram file (missing {', '.join(sorted(missing))})")
+            features, times, meta = npz["features"], npz["times"], npz["meta"]
+    except FramegramFileError:
+        raise
+    except Exception as exc:  # damaged bytes fail in many ways: BadZipFile, ValueError, EOFError, NotImplementedError, ...
+        raise FramegramFileError(path, f"not a readable framegram file ({_one_line(exc)})") from exc
+    if meta.dtype != np.uint8 or meta.ndim != 1:
+        raise FramegramFileError(path, f"meta must be uint8 [bytes], got {meta.dtype} {list(meta.shape)}")
+    return features, times, meta.tobytes()
+
+
+def _check_schema(path: Path, meta_text: str) -> None:
+    # Before the fields are checked: a newer schema may have other fields, and deserves its own message.
+    try:
+        schema = json.loads(meta_text).get("schema_version")
+    except (ValueError, RecursionError, AttributeError):
+        return  # not an object: from_json says what is wrong
+    if _is_int(schema) and schema > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            path,
+            f"written with framegram schema {schema}; this framegram reads schema "
+            f"{SCHEMA_VERSION} or older: upgrade framegram",
+        )
+
+
+def _validate(path: Path, features: np.ndarray, times: np.ndarray, meta: FramegramMeta) -> tuple[np.ndarray, np.ndarray]:
+    """features float32 [T, D] and times float64 [T], or FramegramFileError saying what breaks the contract."""
+    if features.dtype.kind != "f" or features.ndim != 2 or features.shape[1] != meta.encoder.dim:
+        raise FramegramFileError(
+            path, f"features are {features.dtype} {list(features.shape)}, expected floats [T, {meta.encoder.dim}]"
+        )
+    if times.dtype.kind != "f" or times.shape != (features.shape[0],):
+        raise FramegramFileError(path, f"times are {times.dtype} {list(times.shape)} for {features.shape[0]} feature rows")
+    if features.shape[0] == 0:
+        raise FramegramFileError(path, "the framegram has no rows")
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes infinity, refused below
+        features, times = features.astype(np.float32), times.astype(np.float64)
+    if not np.isfinite(features).all():
+        raise FramegramFileError(path, "features contain NaN or infinity")
+    # the span must be finite too: durations are computed from it
+    if not (np.isfinite(times).all() and np.isfinite(times[-1] - times[0])):
+        raise FramegramFileError(path, "times contain NaN or infinity")
+    if not (np.diff(times) > 0).all():
         raise FramegramFileError(path, "times are not strictly increasing")
+    return features, times
 
 
 def _check_encoder(path: Path, found: EncoderSpec, expected: EncoderSpec | str) -> None:

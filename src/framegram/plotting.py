@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # framegram draws into files; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from framegram.errors import OutputError  # noqa: E402
 from framegram.io.atomic import atomic_path  # noqa: E402
 
 if TYPE_CHECKING:
@@ -47,11 +48,20 @@ def render_framegram(fg: Framegram, path: str | Path | None = None, title: str |
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write `fig` atomically (format from the extension) and close it."""
+    """Write `fig` atomically (format from the extension, PNG without one) and close it.
+
+    Raises OutputError for a format matplotlib cannot write, or a path that cannot be written.
+    """
     path = Path(path)
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    try:
+        picture_format = path.suffix.lstrip(".").lower() or "png"
+        supported = fig.canvas.get_supported_filetypes()
+        if picture_format not in supported:
+            raise OutputError(path, f"cannot write .{picture_format} pictures; use one of .{', .'.join(sorted(supported))}")
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, format=picture_format)
+    finally:
+        plt.close(fig)
     return path
 
 

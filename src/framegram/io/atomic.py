@@ -8,18 +8,26 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from framegram.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success fsync it and rename it over `target`.
 
     The temporary name starts with '.' and ends with '.partial' so folder scans skip it; on
-    any exception it is removed and `target` is left untouched. `suffix` is appended before
+    any exception it is removed and `target` is left untouched. Raises OutputError (nothing
+    written) when `target` is a folder or its folder cannot be made or written to. `suffix` is appended before
     '.partial' for writers that infer the format from the extension (e.g. '.png').
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.partial", dir=target.parent)
+    if target.is_dir():
+        raise OutputError(target, "is a folder; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.partial", dir=target.parent)
+    except OSError as exc:  # the folder cannot be made or written to: a user error, before anything is written
+        raise OutputError(target, f"cannot write here ({exc.strerror or exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
