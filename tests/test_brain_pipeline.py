@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside 
 from test_brain_toydata import write_toy_bids  # noqa: E402
 
 from framegram.brain import (  # noqa: E402
-    BadBoldError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
+    BadBoldError, BadMetadataError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
     TRMismatchError, UnknownSubjectError, find_runs, fit_subject,
 )
 
@@ -52,6 +52,27 @@ def test_bad_datasets_get_typed_errors(tmp_path):
     write_toy_bids(tmp_path / "notr", subjects=("01",), n_volumes=40, with_tr=False)
     with pytest.raises(MissingMetadataError, match=r"sub-01_ses-mri3t_task-film_run-1_bold.nii.gz: no RepetitionTime.*0.608 s"):
         find_runs(tmp_path / "notr")
+
+
+@pytest.mark.parametrize("value", ['"fast"', "null", "-0.608", "0", "NaN", "[0.608]", "true"])
+def test_a_repetition_time_that_is_not_a_positive_number_is_refused_naming_the_sidecar(value, tmp_path):
+    write_toy_bids(tmp_path, subjects=("01",), n_volumes=40)
+    sidecar = tmp_path / "sub-01" / "ses-mri3t" / "func" / "sub-01_ses-mri3t_task-film_run-1_bold.json"
+    sidecar.write_text('{"TaskName": "film", "RepetitionTime": %s}' % value)
+    with pytest.raises(BadMetadataError) as info:
+        find_runs(tmp_path)
+    assert info.value.path == sidecar
+    assert f"RepetitionTime is {value}, not a positive number of seconds" in str(info.value)
+    assert "the NIfTI header says 0.608 s" in str(info.value)
+
+
+def test_the_inherited_sidecar_is_named_when_it_holds_the_bad_repetition_time(tmp_path):
+    write_toy_bids(tmp_path, subjects=("01",), n_volumes=40)
+    (tmp_path / "sub-01" / "ses-mri3t" / "func" / "sub-01_ses-mri3t_task-film_run-1_bold.json").write_text('{"TaskName": "film"}')
+    (tmp_path / "task-film_bold.json").write_text('{"TaskName": "film", "RepetitionTime": "0.6 s"}')
+    with pytest.raises(BadMetadataError, match=r'task-film_bold.json: RepetitionTime is "0.6 s"') as info:
+        find_runs(tmp_path)
+    assert info.value.path == tmp_path / "task-film_bold.json"
 
 
 def test_bad_runs_are_refused_naming_the_file(tmp_path):

@@ -7,12 +7,14 @@ truth) are never taken for data.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.errors import BadBoldError, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
+from framegram.brain.errors import BadBoldError, BadMetadataError, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
 
 #: Motion confounds regressed out of the BOLD (fMRIPrep column names); derivatives are added when present.
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -136,16 +138,24 @@ def _run(layout, bold_file) -> BoldRun:
     if img.ndim != 4:
         raise NoBoldError(path, f"a BOLD image must be 4-D, this one has shape {img.shape}")
     meta = bold_file.get_metadata()
-    tr = meta.get("RepetitionTime")
     zooms = img.header.get_zooms()
     header_tr = float(zooms[3]) if len(zooms) > 3 else 0.0
     unit = img.header.get_xyzt_units()[1]
     if unit == "msec":
         header_tr /= 1000.0
+    hint = f"the NIfTI header says {header_tr:g} s" if header_tr > 0 else ""
+    sidecar = None
+    if "RepetitionTime" not in meta:  # pybids drops null values: a sidecar may still hold the key
+        sidecar = _sidecar_holding(Path(layout.root), path, "RepetitionTime")
+        if sidecar is None:
+            raise MissingMetadataError(path, f"no RepetitionTime in its JSON sidecar (BIDS requires one for BOLD{'; ' + hint if hint else ''})")
+    value = meta.get("RepetitionTime")
+    tr = _seconds(value)
     if tr is None:
-        hint = f"; the NIfTI header says {header_tr:g} s" if header_tr > 0 else ""
-        raise MissingMetadataError(path, f"no RepetitionTime in its JSON sidecar (BIDS requires one for BOLD{hint})")
-    tr = float(tr)
+        sidecar = sidecar or _sidecar_holding(Path(layout.root), path, "RepetitionTime") or path
+        shown = json.dumps(value)
+        raise BadMetadataError(sidecar, f"RepetitionTime is {shown}, not a positive number of seconds "
+                                        f"(the time between volumes of {path.name}{'; ' + hint if hint else ''})")
     if header_tr > 0 and abs(header_tr - tr) > TR_TOLERANCE_S:
         raise TRMismatchError(path, f"RepetitionTime {tr:g} s in the sidecar but {header_tr:g} s in the NIfTI header")
     entities = bold_file.entities
@@ -165,6 +175,46 @@ def _run(layout, bold_file) -> BoldRun:
         confounds=confounds,
         events=Path(events[0].path) if events else None,
     )
+
+
+def _seconds(value) -> float | None:
+    """A sidecar's time value as positive finite seconds, or None (null, text, a list, NaN, <= 0).
+    A number written as a JSON string ("0.608") is read: BIDS wants a number, the meaning is clear."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _sidecar_holding(root: Path, data_file: Path, key: str) -> Path | None:
+    """The JSON sidecar whose `key` applies to `data_file` under BIDS inheritance: the file's own
+    folder first, then each parent up to `root`; in a folder, the name with the most entities
+    (all of them the data file's) first. None when no sidecar holds the key."""
+    stem = data_file.name.split(".")[0]
+    *entities, suffix = stem.split("_")
+    folder = data_file.parent
+    while True:
+        candidates = []
+        for sidecar in folder.glob(f"*_{suffix}.json"):
+            parts = sidecar.name[: -len(".json")].split("_")[:-1]
+            if set(parts) <= set(entities):
+                candidates.append((len(parts), sidecar.name, sidecar))
+        for *_, sidecar in sorted(candidates, reverse=True):
+            try:
+                if key in json.loads(sidecar.read_text()):
+                    return sidecar
+            except (OSError, ValueError):
+                continue
+        if folder == root or folder.parent == folder:
+            return None
+        folder = folder.parent
 
 
 def _fmriprep_path(root: str | Path, bold: Path) -> Path | None:

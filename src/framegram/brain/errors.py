@@ -33,6 +33,10 @@ class MissingMetadataError(BrainError, InputError):
     """A sidecar lacks a field BIDS requires (e.g. RepetitionTime)."""
 
 
+class BadMetadataError(BrainError, InputError):
+    """A sidecar field holds a value no fit can use (e.g. a RepetitionTime that is not a positive number)."""
+
+
 class UnknownSubjectError(BrainError):
     """A requested participant has no BOLD run in the dataset."""
 
