@@ -40,3 +40,11 @@ def test_learning_curves_have_one_panel_per_benchmark_and_a_line_per_model():
 def test_section_without_a_result_names_the_command(tmp_path):
     html = classification_section(tmp_path / "missing.json").body
     assert "bench/classify.py" in html and "<img" not in html
+
+
+def test_model_names_are_escaped(tmp_path):
+    path = tmp_path / "classify.json"
+    records = [_record("<b>c3d</b>", "motion", 0.93), _record("<b>c3d</b>", "appearance", 0.99)]
+    path.write_text(json.dumps({"clip_len": 8, "size": [64, 64], "test_clips": 3, "records": records}))
+    html = classification_section(path).body
+    assert "<b>" not in html and "Confusion matrix: &lt;b&gt;c3d&lt;/b&gt; on motion" in html

@@ -20,7 +20,7 @@ from framegram.io.decode import probe_video, sample_strip
 from framegram.media import sample_videos
 from framegram.io.atomic import atomic_write_bytes
 from framegram.plotting import frame_strip_figure
-from framegram.report import Report, Section, figure_img, paragraph, png_img, table
+from framegram.report import Report, Section, figure_img, heading, paragraph, png_img, table
 from framegram.report.html import figure_png
 from framegram.report.sections import SECTIONS, DemoContext, demo_section
 
@@ -55,7 +55,7 @@ def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) ->
     report = Report("framegram demo")
     for builder in SECTIONS:
         report.add(builder(ctx))
-    report.add(Section("Run", paragraph(f"Whole demo took {time.perf_counter() - started:.1f} s."), order=1000))
+    report.add(Section("Run", [paragraph(f"Whole demo took {time.perf_counter() - started:.1f} s.")], order=1000))
     return report.write(out_dir / "report.html")
 
 
@@ -73,7 +73,7 @@ def _framegrams_section(ctx: DemoContext) -> Section:
     for video, fg in ctx.framegrams.items():
         info = probe_video(video)
         strip = sample_strip(video, count=8)
-        parts.append(f"<h3>{video.name}</h3>")
+        parts.append(heading(video.name))
         parts.append(
             paragraph(
                 f"{info.width}x{info.height} {info.codec}, {info.duration or 0:.1f} s at "
@@ -86,7 +86,7 @@ def _framegrams_section(ctx: DemoContext) -> Section:
         parts.append(png_img(png, alt=f"framegram of {video.name}"))
     for video, reason in ctx.failed.items():
         parts.append(paragraph(f"{video.name}: failed: {reason}"))
-    return Section("Framegrams of the sample videos", "\n".join(parts), order=10)
+    return Section("Framegrams of the sample videos", parts, order=10)
 
 
 @demo_section
@@ -121,7 +121,7 @@ def _similarity_section(ctx: DemoContext) -> Section:
             f" carphone_distorted is a heavily compressed copy of carphone_pristine: its pixels are ruined, yet the "
             f"pair scores {scores[i, j]:.2f}, against at most {max(others):.2f} for pairs of different videos."
         )
-    body = paragraph(text) + figure_img(fig, alt="pairwise framegram similarity")
+    body = [paragraph(text), figure_img(fig, alt="pairwise framegram similarity")]
     return Section("Same content, different pixels", body, order=15)
 
 
@@ -131,8 +131,11 @@ def _timings_section(ctx: DemoContext) -> Section:
         [video.name, fg.duration, t.frames, t.wall_seconds, t.frames_per_second, t.times_real_time]
         for (video, fg), t in zip(ctx.framegrams.items(), ctx.timings.values())
     ]
-    body = table(["video", "seconds", "frames", "wall s", "frames/s", "x real time"], rows) + paragraph(
-        f"Encoder backend: {ctx.encoder.backend}. Timings cover decoding, resizing and the encoder, "
-        "overlapped (see bench/extract.py for throughput on a 10-minute film)."
-    )
+    body = [
+        table(["video", "seconds", "frames", "wall s", "frames/s", "x real time"], rows),
+        paragraph(
+            f"Encoder backend: {ctx.encoder.backend}. Timings cover decoding, resizing and the encoder, "
+            "overlapped (see bench/extract.py for throughput on a 10-minute film)."
+        ),
+    ]
     return Section("Extraction timings", body, order=20)

@@ -8,7 +8,7 @@ from framegram.keyframes.output import keyframe_images, timecode
 from framegram.keyframes.select import select_keyframes
 from framegram.keyframes.shots import detect_shots
 from framegram.plotting import contact_sheet_figure
-from framegram.report.html import Section, figure_img, paragraph, table
+from framegram.report.html import Section, figure_img, heading, paragraph, table
 from framegram.report.sections import DemoContext, demo_section
 
 
@@ -29,9 +29,9 @@ def keyframes_section(ctx: DemoContext) -> Section:
         chosen = select_keyframes(fg, shots)
         images = keyframe_images(Path(video), fg, chosen, height=144)
         labels = [f"{timecode(t)}" for t, _ in images]
-        parts.append(f"<h3>{video.name}</h3>")
+        parts.append(heading(video.name))
         parts.append(figure_img(contact_sheet_figure([im for _, im in images], labels, columns=6), alt=f"keyframes of {video.name}"))
         kinds = [b.kind for b in shots.boundaries]
         rows.append([video.name, len(shots.shots), kinds.count("cut"), kinds.count("gradual"), len(shots.flash_rows)])
     parts.insert(1, table(["video", "shots", "cuts", "gradual", "flash rows ignored"], rows))
-    return Section("Shots and keyframes", "\n".join(parts), order=30)
+    return Section("Shots and keyframes", parts, order=30)

@@ -1,5 +1,5 @@
 """The self-contained HTML report that capabilities add their sections to."""
 
-from framegram.report.html import Report, Section, array_img, figure_img, paragraph, png_img, table
+from framegram.report.html import Html, Report, Section, array_img, figure_img, heading, paragraph, png_img, table
 
-__all__ = ["Report", "Section", "array_img", "figure_img", "paragraph", "png_img", "table"]
+__all__ = ["Html", "Report", "Section", "array_img", "figure_img", "heading", "paragraph", "png_img", "table"]

@@ -1,6 +1,11 @@
 """A self-contained HTML report built from sections (pictures inlined as base64 PNG).
 
 Each capability contributes `Section`s; the report sorts them by `order` and writes one file.
+File names, model names and messages end up in the page, so text is escaped here, in one place:
+a section's title is text; its body is a list of parts in which only `Html` (what the helpers
+below return, or `Html(...)` around markup built from trusted pieces) is markup, and any other
+string is text. A body given as one plain string is taken as markup as it is (older sections);
+its author must escape what it interpolates.
 """
 
 from __future__ import annotations
@@ -27,16 +32,31 @@ nav a{margin-right:1em}
 """
 
 
+class Html(str):
+    """Trusted markup: written into the page as it is. Any other string part of a section is text."""
+
+
+def markup(part: str) -> Html:
+    """`part` as markup: itself when it is `Html`, else the text escaped."""
+    return part if isinstance(part, Html) else Html(html.escape(part))
+
+
 @dataclass
 class Section:
-    """One part of the report: a heading and an HTML body. Lower `order` comes first."""
+    """One part of the report: a heading (text) and a body. Lower `order` comes first.
+
+    body: a list of parts, each `Html` (markup) or another string (text, escaped); or one plain
+    string taken as markup as it is. Either way `body` is the section's markup once it is made.
+    """
 
     title: str
-    body: str
+    body: str | Sequence[str]
     order: int = 100
     anchor: str = field(default="")
 
     def __post_init__(self):
+        if not isinstance(self.body, str):
+            self.body = Html("\n".join(markup(part) for part in self.body))
         if not self.anchor:
             self.anchor = "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
 
@@ -51,8 +71,8 @@ class Report:
 
     def to_html(self) -> str:
         ordered = sorted(self.sections, key=lambda s: s.order)
-        nav = " ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in ordered)
-        body = "\n".join(f'<h2 id="{s.anchor}">{html.escape(s.title)}</h2>\n{s.body}' for s in ordered)
+        nav = " ".join(f'<a href="#{html.escape(s.anchor)}">{html.escape(s.title)}</a>' for s in ordered)
+        body = "\n".join(f'<h2 id="{html.escape(s.anchor)}">{html.escape(s.title)}</h2>\n{s.body}' for s in ordered)
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
@@ -76,17 +96,17 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def figure_img(fig, alt: str = "") -> str:
+def figure_img(fig, alt: str = "") -> Html:
     """An <img> holding the matplotlib figure as inline PNG (the figure is closed)."""
     return png_img(figure_png(fig), alt)
 
 
-def png_img(png: bytes, alt: str = "") -> str:
+def png_img(png: bytes, alt: str = "") -> Html:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return Html(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
 
 
-def array_img(image: np.ndarray, alt: str = "") -> str:
+def array_img(image: np.ndarray, alt: str = "") -> Html:
     """An <img> of a uint8 [H, W, 3] (or [H, W]) array."""
     from PIL import Image
 
@@ -95,16 +115,22 @@ def array_img(image: np.ndarray, alt: str = "") -> str:
     return png_img(buf.getvalue(), alt)
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """An HTML table; floats are shown with 2 decimals."""
+def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Html:
+    """An HTML table of text cells (escaped); floats are shown with 2 decimals."""
 
     def cell(value: object) -> str:
         return html.escape(f"{value:.2f}" if isinstance(value, float) else str(value))
 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return Html(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def paragraph(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
+def paragraph(text: str) -> Html:
+    """A paragraph of text (escaped)."""
+    return Html(f"<p>{html.escape(text)}</p>")
+
+
+def heading(text: str, level: int = 3) -> Html:
+    """A sub-heading of text (escaped) inside a section (whose own title is an h2)."""
+    return Html(f"<h{level}>{html.escape(text)}</h{level}>")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.report.html import Section, figure_img, paragraph, table
+from framegram.report.html import Section, figure_img, heading, paragraph, table
 from framegram.report.sections import DemoContext, demo_section
 
 #: the repository's benchmark result (src/framegram/video_models/report.py -> repo root)
@@ -23,9 +23,9 @@ RESULT = Path(__file__).resolve().parents[3] / "bench" / "results" / "classify.j
 
 def classification_section(result_path: Path = RESULT) -> Section:
     if not result_path.is_file():
-        return Section("Video classification", paragraph(
+        return Section("Video classification", [paragraph(
             f"No benchmark result at {result_path}: run `.venv/bin/python bench/classify.py` to train and compare "
-            "every model family on the generated motion and appearance benchmarks."), order=50)
+            "every model family on the generated motion and appearance benchmarks.")], order=50)
     result = json.loads(result_path.read_text())
     records = result["records"]
     by_model: dict[str, dict[str, dict]] = {}
@@ -51,15 +51,15 @@ def classification_section(result_path: Path = RESULT) -> Section:
         table(["model", "motion accuracy", "appearance accuracy", "parameters (M)", "GMACs / clip",
                "training s (both)", "clips/s"], rows),
     ]
-    parts.append("<h3>Learning curves (accuracy on one clip per test video after each epoch)</h3>")
+    parts.append(heading("Learning curves (accuracy on one clip per test video after each epoch)"))
     parts.append(figure_img(learning_curves_figure(records), alt="validation accuracy per epoch of every model"))
     motion = [r for r in records if r["benchmark"] == "motion"]
     if motion:
         best = max(motion, key=lambda r: r["accuracy"])
-        parts.append(f"<h3>Confusion matrix: {best['model']} on motion (accuracy {best['accuracy']:.3f})</h3>")
+        parts.append(heading(f"Confusion matrix: {best['model']} on motion (accuracy {best['accuracy']:.3f})"))
         parts.append(figure_img(_confusion_figure(np.array(best["confusion"]), best["classes"]),
                                 alt=f"confusion matrix of {best['model']}"))
-    return Section("Video classification", "\n".join(parts), order=50)
+    return Section("Video classification", parts, order=50)
 
 
 def learning_curves_figure(records: list[dict]):
