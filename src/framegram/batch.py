@@ -2,7 +2,8 @@
 
 A video counts as done when its framegram file exists, loads, and matches the source content
 hash, the encoder and the sampling rate; done videos are skipped on the next run. Files are
-written atomically, so a run killed half-way leaves only whole framegrams behind.
+written atomically, so a run killed half-way leaves only whole framegrams behind (and temporary
+files, which the next write into the folder removes: see `io.atomic`).
 """
 
 from __future__ import annotations
@@ -137,7 +138,6 @@ def _extract_one(video: Path, target: Path, encoder: FrameEncoder, fps: float, b
     digest = sha256_file(video)
     if is_up_to_date(target, digest, encoder, fps):
         return None
-    _remove_stale_partials(target)
     task = bars.add_task(video.name, total=None, fps=fps)
     try:
         framegram, timing = extract(
@@ -154,8 +154,3 @@ def _extract_one(video: Path, target: Path, encoder: FrameEncoder, fps: float, b
         )
     return timing
 
-
-def _remove_stale_partials(target: Path) -> None:
-    # Temporary files of an earlier run killed while writing this target (see io.atomic).
-    for leftover in target.parent.glob(f".{target.name}.*.partial"):
-        leftover.unlink(missing_ok=True)
