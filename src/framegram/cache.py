@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 from framegram.encoders import FrameEncoder
@@ -52,8 +53,8 @@ def framegram_for(
         except FramegramError:
             cached.unlink(missing_ok=True)  # damaged cache entry: extract again
         else:
-            # same content, perhaps under another name: report the path the caller gave
-            source = dataclasses.replace(framegram.meta.source, path=str(path))
+            # same content, perhaps under another name: report the path the caller gave (absolute, as extract does)
+            source = dataclasses.replace(framegram.meta.source, path=os.path.abspath(path))
             return dataclasses.replace(framegram, meta=dataclasses.replace(framegram.meta, source=source)), True
     with extraction_progress(show_progress) as bars:
         task = bars.add_task(f"{path.name} (first time: extracting)", total=None, fps=fps)

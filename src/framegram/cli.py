@@ -116,23 +116,21 @@ def shots(
 
 @app.command()
 def keyframes(
-    source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file whose source video still exists.")],
+    source: Annotated[Path, typer.Argument(help="A video, or a .framegram.npz file whose source video still exists (found by content if moved beside it).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for keyframe images, contact_sheet.png, keyframes.json.")],
     n: Annotated[int | None, typer.Option("-n", help="Number of keyframes (default: one per shot).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Pick one sharp, representative keyframe per shot (or -n of them) and write images and a contact sheet."""
     from framegram.cache import framegram_for, is_framegram_file
-    from framegram.errors import VideoNotFoundError
+    from framegram.framegram import find_source_video
     from framegram.keyframes import detect_shots, select_keyframes
     from framegram.keyframes.output import write_keyframes
 
     if n is not None and n < 1:
         raise fail(f"-n must be at least 1, got {n}")
     fg, _ = framegram_for(source, show_progress=not quiet)
-    video = Path(fg.meta.source.path) if is_framegram_file(source) else source
-    if not video.is_file():
-        raise VideoNotFoundError(video, f"the source video of {source} is needed for the keyframe images")
+    video = find_source_video(fg, source) if is_framegram_file(source) else source
     chosen = select_keyframes(fg, detect_shots(fg), n)
     index = write_keyframes(video, fg, chosen, out)
     typer.echo(f"{len(chosen)} keyframes -> {out} (contact_sheet.png, {index.name})")

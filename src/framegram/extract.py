@@ -6,6 +6,7 @@ decoder one batch ahead of the encoder. The queue between them is short, so memo
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -95,7 +96,7 @@ def framegram_meta(
     """The metadata of a framegram of `path` (probed as `info`) made by `encoder` at `fps`."""
     return FramegramMeta(
         source=SourceInfo(
-            path=str(path),
+            path=os.path.abspath(path),  # absolute: the framegram is read from other working folders
             sha256=source_sha256 or sha256_file(path),
             size_bytes=path.stat().st_size,
             duration=info.duration,

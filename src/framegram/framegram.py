@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from framegram.encoders.base import EncoderSpec
-from framegram.errors import EncoderMismatchError, FramegramFileError, SchemaVersionError
+from framegram.errors import EncoderMismatchError, FramegramFileError, SchemaVersionError, VideoNotFoundError
 from framegram.io.atomic import atomic_path
+from framegram.io.hashing import sha256_file
 
 #: Bump when the file layout or the meaning of a field changes; readers refuse newer files.
 SCHEMA_VERSION = 1
@@ -269,6 +270,47 @@ class Framegram:
         if expect_encoder is not None:
             _check_encoder(path, meta.encoder, expect_encoder)
         return cls(features, times, meta)
+
+
+def find_source_video(framegram: Framegram, framegram_file: str | Path | None = None) -> Path:
+    """The video `framegram` was made from: a file with its content (size and sha256).
+
+    Tries the stored path (relative ones, from older files, also against the framegram file's
+    folder), then the stored file name beside `framegram_file` and in the stored path's folder,
+    then any file of the right size in those folders, so a video that was moved beside its
+    framegram or renamed is still found. Raises VideoNotFoundError saying what was tried.
+    """
+    source = framegram.meta.source
+    stored = Path(source.path)
+    folders = [Path(framegram_file).parent] if framegram_file is not None else []
+    named = [stored]
+    if not stored.is_absolute() and folders:
+        named.append(folders[0] / stored)
+        folders.append(folders[0] / stored.parent)
+    folders.append(stored.parent)
+    folders = [f for f in dict.fromkeys(folders) if f.is_dir()]
+    named += [folder / stored.name for folder in folders]
+    for candidate in dict.fromkeys(named):
+        if _has_content(candidate, source):
+            return candidate
+    for folder in folders:
+        for candidate in sorted(folder.iterdir()):
+            if not candidate.name.startswith(".") and _has_content(candidate, source):
+                return candidate
+    raise VideoNotFoundError(
+        stored,
+        f"the source video of {framegram_file or 'the framegram'} is needed and was not found: tried "
+        f"{', '.join(map(str, dict.fromkeys(named)))}, and every file of {source.size_bytes} bytes in "
+        f"{', '.join(map(str, folders)) or 'no existing folder'} for sha256 {source.sha256[:16]}...",
+    )
+
+
+def _has_content(path: Path, source: SourceInfo) -> bool:
+    try:
+        # the size first: hashing is reached only by a file that is likely the one
+        return path.is_file() and path.stat().st_size == source.size_bytes and sha256_file(path) == source.sha256
+    except OSError:
+        return False
 
 
 def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
