@@ -2,7 +2,7 @@
 
 Corpus (`framegram.synth.search_corpus`, deterministic, cached): Big Buck Bunny cut into ~30-s
 pieces, six other real clips and generated distractor videos: >= 200 references, >= 2 hours.
-Queries of 5 s and 10 s from random positions under 16 distortions, and negative queries cut from
+Queries of 5 s and 10 s from random positions under 18 distortions, and negative queries cut from
 videos that are not indexed. A calibration split (other draws, other negative sources) sets the
 score threshold; every reported figure comes from the test split.
 

@@ -14,6 +14,7 @@ EXPECTED_SIZE = {  # bikes.mp4 is 640x272
     "letterbox": (640, 480),
     "picture-in-picture": (640, 360),
     "combo-3": (512, 216),
+    "crop-half": (320, 272),
 }
 
 
@@ -28,7 +29,7 @@ def rendered(videos, tmp_path_factory):
 
 
 def test_every_distortion_renders_with_its_geometry_and_duration(rendered):
-    assert len(rendered) == 16
+    assert len(rendered) == 18
     for name, query in rendered.items():
         info = probe_video(query.path)
         assert (info.width, info.height) == EXPECTED_SIZE.get(name, (640, 272)), name
@@ -44,6 +45,26 @@ def test_pixels_show_the_transformation(rendered):
     assert np.abs(flipped - plain[:, :, ::-1]).mean() < 6 < np.abs(flipped - plain).mean()
     boxed = frames_of(rendered["letterbox"].path)
     assert boxed[:, :5].max() < 30 and boxed[:, -5:].max() < 30  # black bars above and below
+    half = frames_of(rendered["crop-half"].path).astype(int)  # the left half, squashed to the same size
+    left = np.concatenate([b.frames for b in sample_frames(rendered["none"].path, fps=2.0, size=(68, 320), skip_nonref=False)])
+    assert np.abs(half - left[:, :, :160].astype(int)).mean() < 6
+
+
+def test_blend_shows_the_excerpt_at_40_percent_over_other_footage(rendered):
+    """Each blended pixel is 0.4 x the excerpt's + 0.6 x the footage's: solving for the footage from
+    the excerpt gives a picture that does not contain the excerpt."""
+    plain = frames_of(rendered["none"].path).astype(float)
+    blended = frames_of(rendered["blend-40"].path).astype(float)
+    footage = (blended - 0.4 * plain) / 0.6
+    low, high = np.percentile(footage, [0.5, 99.5])
+    assert -15 < low and high < 270  # what is left is a picture (within coding error)
+
+    def corr(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+    assert 0.2 < corr(blended, plain) < 0.8  # the excerpt is visible, not alone
+    assert abs(corr(footage, plain)) < 0.2  # and the rest is other footage
 
 
 def test_renders_are_reproducible(videos, tmp_path):
@@ -58,12 +79,15 @@ def references(trailer, world, encoder):
     return extract(trailer, encoder)[0], extract(world, encoder)[0]
 
 
-@pytest.mark.parametrize("name", [n for n in distortions() if n != "speed-1.25"])
+# blend-40 is left out: at 40 % the raw framegram of a title card no longer places it (the benchmark
+# measures how often search does; the test above checks its pixels)
+@pytest.mark.parametrize("name", [n for n in distortions() if n not in ("speed-1.25", "blend-40")])
 def test_distorted_excerpt_still_finds_its_source(name, trailer, references, encoder, tmp_path):
     source, unrelated = references
     query = render_query(trailer, 31.4, 6.0, name, tmp_path / f"{name}.mp4")
     framegram = extract(query.path, encoder)[0]
     found, wrong = locate(framegram, source), locate(framegram, unrelated)
     assert found.offset == pytest.approx(31.4, abs=0.2)
-    margin = 0.1 if name == "picture-in-picture" else 0.3  # the source fills a sixth of the picture there
+    # the source fills a sixth of the picture in picture-in-picture, half of it in crop-half
+    margin = {"picture-in-picture": 0.1, "crop-half": 0.2}.get(name, 0.3)
     assert found.score > wrong.score + margin

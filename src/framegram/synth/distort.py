@@ -1,6 +1,7 @@
 """Distorted query clips for copy-detection tests: an excerpt of a video, transformed the way
 re-uploads are (re-encoded, scaled, cropped, letterboxed, recoloured, blurred, noised, overlaid,
-flipped, resampled in time, shown picture-in-picture, or several at once).
+flipped, resampled in time, shown picture-in-picture, blended into other footage, cut to half
+the frame, or several at once).
 
 The transformations run in FFmpeg (the static binary of the `imageio-ffmpeg` wheel), in pixel
 space, before any feature extraction. Every one is deterministic: noise has a fixed seed, the
@@ -28,7 +29,8 @@ class Distortion:
     filters: str  #: filter_complex text ending in the output label [out]; "{logo_w}" is filled in per source
     speed: float = 1.0  #: playback speed factor (query seconds = source seconds / speed)
     encode: tuple[str, ...] = ("-c:v", "libx264", "-crf", "23", "-preset", "veryfast")
-    overlays: tuple[str, ...] = ()  #: names of extra inputs: "logo" (a drawn PNG), "background" (lavfi)
+    #: names of extra inputs: "logo" (a drawn PNG), "background" (lavfi), "footage" (real video, looped)
+    overlays: tuple[str, ...] = ()
 
     def description(self) -> str:
         return f"{self.name}: {self.filters}"
@@ -81,6 +83,16 @@ def distortions() -> dict[str, Distortion]:
             "[1:v]scale=640:360[bg];[0:v]scale=256:-2[fg];[bg][fg]overlay=W*0.55:H*0.35:shortest=1[out]",
             overlays=("background",),
         ),
+        # the excerpt at 40 % opacity over real street footage that no index holds (a cross-fade frozen
+        # half-way, a "ghost" re-upload): both pictures are seen at once in every frame
+        Distortion(
+            "blend-40",
+            "[1:v][0:v]scale2ref[bg][src];[bg]format=yuv420p[bgf];[src]format=yuv420p[srcf];"
+            "[srcf][bgf]blend=all_mode=normal:all_opacity=0.4:shortest=1[out]",
+            overlays=("footage",),
+        ),
+        # the left half of the picture only (a split screen, a vertical re-crop)
+        Distortion("crop-half", "[0:v]crop=trunc(iw/4)*2:ih:0:0[out]"),
         Distortion(
             "combo-3",
             f"[0:v]crop=trunc(iw*0.8/2)*2:trunc(ih*0.8/2)*2,eq=brightness=0.08:contrast=1.25,{_text(28, 'h*0.06')}[out]",
@@ -125,6 +137,10 @@ def _overlay_input(kind: str, folder: Path) -> list[str]:
         return ["-loop", "1", "-i", str(_logo_png(folder))]  # a still image, repeated for every frame
     if kind == "background":  # a moving, deterministic scene behind the picture-in-picture
         return ["-f", "lavfi", "-i", "mandelbrot=size=640x360:rate=25"]
+    if kind == "footage":  # a real street scene from a fixed camera, never indexed by the benchmarks
+        from framegram.media import fetch_media
+
+        return ["-stream_loop", "-1", "-i", str(fetch_media("vtest.avi"))]
     raise ValueError(kind)
 
 

@@ -57,7 +57,7 @@ from framegram.synth.distort import distortions as all_distortions
 from framegram.synth.distractors import PHOTOS
 from framegram.synth.jobs import declared_duration, render_distractor_job, render_pool, render_query_job, run_jobs
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: blend-40 and crop-half join the distortions
 DEFAULT_SEED = 20261122
 MANIFEST = "manifest.json"
 PLANS = "plans"  #: folder of the render plans (what each file was made from), to spot stale files
