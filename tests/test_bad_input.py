@@ -168,3 +168,16 @@ def test_cli_bad_repetition_time_is_one_line_naming_the_sidecar(command, value, 
     else:
         proc = run_cli("vae", "train", "--target", "fmri", *args)
     assert_one_line_naming(proc, sidecar, f"RepetitionTime is {value}")
+
+
+@pytest.mark.parametrize("name, damage", [("sub-01/scores.npz", "missing"), ("sub-01/r.nii.gz", "truncated")])
+def test_cli_brain_report_of_a_damaged_fit_folder_is_one_line(name, damage, synth, tmp_path_factory, tmp_path):
+    import shutil
+
+    from test_brain_toydata import damage_fit_file, quick_fit
+
+    out = tmp_path / "fit"
+    shutil.copytree(quick_fit(synth, tmp_path_factory), out)
+    path = damage_fit_file(out, name, damage)
+    proc = run_cli("brain", "report", str(out))
+    assert_one_line_naming(proc, path, "framegram brain fit", f"--out {out}")

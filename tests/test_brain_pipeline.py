@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside this file
-from test_brain_toydata import write_toy_bids  # noqa: E402
+from test_brain_toydata import damage_fit_file, quick_fit, write_toy_bids  # noqa: E402
 
 from framegram.brain import (  # noqa: E402
     BadBoldError, BadMetadataError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
@@ -165,3 +165,38 @@ def test_fit_dataset_resumes_and_refuses_other_settings(synth, tmp_path):
     assert json.loads((out / "results.json").read_text()) == first
     with pytest.raises(BrainError, match="other settings"):
         fit_dataset(synth, stimulus, out, config=BrainConfig(basis="fir", controls=False, published=False))
+
+
+@pytest.fixture(scope="module")
+def small_fit(synth, tmp_path_factory) -> Path:
+    return quick_fit(synth, tmp_path_factory)
+
+
+@pytest.mark.parametrize("name, damage, problem", [
+    ("sub-01/scores.npz", "missing", "no such file"),
+    ("sub-01/scores.npz", "garbage", "damaged"),
+    ("sub-01/scores.npz", "truncated", "damaged"),
+    ("sub-01/scores.npz", "no r", "no 'r' array"),
+    ("sub-01/r.nii.gz", "missing", "no such file"),
+    ("sub-01/r.nii.gz", "truncated", "damaged"),
+    ("sub-01/r.nii.gz", "other shape", "shape (4, 4, 4), but mask.nii.gz has (20, 20, 12)"),
+    ("sub-01/mask.nii.gz", "garbage", "damaged"),
+    ("sub-01/mask.nii.gz", "4-D", "a 3-D image"),
+    ("results.json", "no subjects", "no list of participants"),
+    ("results.json", "entry lacks voxels", "sub-01 lacks 'voxels'"),
+])
+def test_report_of_a_damaged_fit_folder_names_the_file_and_the_command_that_remakes_it(small_fit, tmp_path, name, damage, problem):
+    import shutil
+
+    from framegram.brain.errors import BrainError
+    from framegram.brain.report import write_brain_report
+
+    out = tmp_path / "fit"
+    shutil.copytree(small_fit, out)
+    path = damage_fit_file(out, name, damage)
+    with pytest.raises(BrainError) as info:
+        write_brain_report(out)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and problem in message, message
+    assert f"framegram brain fit" in message and str(out) in message, message
+    assert not (out / "report.html").exists()

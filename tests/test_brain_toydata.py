@@ -1,4 +1,5 @@
-"""A tiny BIDS dataset with a known region and lag (no tests here: the writer used by test_brain_pipeline.py)."""
+"""A tiny BIDS dataset with a known region and lag, and a quick fit of the generated dataset (no tests
+here: helpers of test_brain_pipeline.py and test_bad_input.py)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,48 @@ def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shap
         json.dumps({"Name": "fmriprep", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
                     "GeneratedBy": [{"Name": "fMRIPrep"}]}))
     return {"features": features, "times": times, "responsive": responsive, "lag_s": lag_s}
+
+
+#: A quick fit: no controls, two inner folds, three alphas (the maps are real, the scores rougher).
+QUICK_FIT = {"controls": False, "published": False, "cv": 2, "alphas": (1e1, 1e3, 1e5)}
+
+
+def quick_fit(synth: Path, tmp_path_factory) -> Path:
+    """The fit folder of sub-01 of the generated dataset `synth` (the `synth` fixture), made once per
+    test session and shared: copy it before damaging it."""
+    from framegram.brain import BrainConfig, fit_dataset
+
+    out = tmp_path_factory.getbasetemp() / "brain-quick-fit" / "fit"
+    if not (out / "results.json").is_file():
+        fit_dataset(synth, synth / "stimuli" / "film.mp4", out, subjects=["01"], config=BrainConfig(**QUICK_FIT))
+    return out
+
+
+def damage_fit_file(out: Path, name: str, damage: str) -> Path:
+    """Damage one file of a fit folder the way a full disk, a copy or a hand edit does; returns its path."""
+    import gzip
+
+    import nibabel as nib
+
+    path = out / name
+    if damage == "missing":
+        path.unlink()
+    elif damage == "garbage":
+        path.write_bytes(b"not what it should be\n")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "no r":
+        np.savez(path.with_suffix(""), something=np.zeros(3))  # np.savez adds .npz back
+    elif damage == "other shape":
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), path)
+    elif damage == "4-D":
+        path.write_bytes(gzip.compress(nib.Nifti1Image(np.zeros((20, 20, 12, 2), np.float32), np.eye(4)).to_bytes()))
+    elif damage == "no subjects":
+        path.write_text('{"config": {}}')
+    elif damage == "entry lacks voxels":
+        results = json.loads(path.read_text())
+        del results["subjects"][0]["voxels"]
+        path.write_text(json.dumps(results))
+    else:
+        raise ValueError(f"unknown damage {damage!r}")
+    return path

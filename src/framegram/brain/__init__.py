@@ -12,7 +12,7 @@ alpha per voxel, contiguous folds), `metrics` (r, R², shift null, FDR), `contro
 
 from framegram.brain.bids import BoldRun, find_runs
 from framegram.brain.errors import (
-    BadBoldError, BadMetadataError, BrainError, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
+    BadBoldError, BadMetadataError, BrainError, FitFolderError, MaskError, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
     TRMismatchError, UnknownSubjectError,
 )
 from framegram.brain.model import BrainEncoder, contiguous_folds
@@ -20,7 +20,7 @@ from framegram.brain.pipeline import BrainConfig, SubjectFit, fit_dataset, fit_s
 from framegram.brain.stimulus import add_delays, build_design, frames_to_tr
 
 __all__ = [
-    "BadBoldError", "BadMetadataError", "BoldRun", "BrainConfig", "BrainEncoder", "BrainError", "MissingMetadataError", "NoBoldError", "RunTooShortError", "StimulusTooShortError", "SubjectFit",
+    "BadBoldError", "BadMetadataError", "BoldRun", "BrainConfig", "BrainEncoder", "BrainError", "FitFolderError", "MaskError", "MissingMetadataError", "NoBoldError", "RunTooShortError", "StimulusTooShortError", "SubjectFit",
     "TRMismatchError", "UnknownSubjectError", "add_delays", "build_design", "contiguous_folds", "find_runs",
     "fit_dataset", "fit_subject", "frames_to_tr",
 ]

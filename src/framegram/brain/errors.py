@@ -37,6 +37,14 @@ class BadMetadataError(BrainError, InputError):
     """A sidecar field holds a value no fit can use (e.g. a RepetitionTime that is not a positive number)."""
 
 
+class FitFolderError(BrainError, InputError):
+    """A file of a fit folder (`framegram brain fit --out`) is missing or damaged."""
+
+
+class MaskError(BrainError, InputError):
+    """A brain mask that no fit can use: empty or too small, unreadable, or on another grid than the BOLD."""
+
+
 class UnknownSubjectError(BrainError):
     """A requested participant has no BOLD run in the dataset."""
 

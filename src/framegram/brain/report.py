@@ -11,19 +11,108 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.outputs import read_results, subject_dir
+from framegram.brain.errors import FitFolderError
+from framegram.brain.outputs import RESULTS, read_results, subject_dir
 from framegram.report.html import Report, Section, figure_img, paragraph, table
+
+
+#: What the report reads of each participant's entry in results.json (the rest is optional).
+SUMMARY_KEYS = ("subject", "voxels", "significant", "mean_r_significant", "top1pct_r", "profile_peak_s")
 
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _remake(out: Path, subject: str | None = None) -> str:
+    """How to remake a fit folder's file: the participant's files by fitting it again (a participant
+    without its folder is not done, so a rerun fits it), results.json by any rerun."""
+    if subject is None:
+        return f"rerun `framegram brain fit` with the same settings and --out {out} to write it again"
+    return (f"delete {subject_dir(out, subject)} and rerun `framegram brain fit` with the same settings and "
+            f"--out {out} to fit sub-{subject} again")
+
+
+def _subjects(results, out: Path) -> list[dict]:
+    """results.json's participants, each with the keys the table needs (FitFolderError otherwise)."""
+    path = out / RESULTS
+    subjects = results.get("subjects") if isinstance(results, dict) else None
+    if not isinstance(subjects, list) or not all(isinstance(s, dict) for s in subjects):
+        raise FitFolderError(path, f"damaged: no list of participants ('subjects'); {_remake(out)}")
+    for s in subjects:
+        missing = [k for k in SUMMARY_KEYS if k not in s]
+        if missing:
+            who = f"sub-{s['subject']}" if "subject" in s else "a participant"
+            raise FitFolderError(path, f"damaged: {who} lacks {', '.join(repr(k) for k in missing)}; {_remake(out)}")
+    return subjects
+
+
+def _row(s: dict, out: Path) -> list:
+    c = s.get("controls_mean_r_significant") or {}
+    p = s.get("published") or {}
+    try:
+        return [
+            f"sub-{s['subject']}", s["voxels"], s["significant"], _fmt(s["mean_r_significant"]), _fmt(s["top1pct_r"]),
+            _fmt(s["profile_peak_s"]), _fmt(s.get("hrf_delay_s")),
+            _fmt(c.get("shifted features")), _fmt(c.get("previous volume")),
+            _fmt(p.get("mse_model")), _fmt(p.get("mse_persistence")), _fmt(p.get("mse_constant")),
+        ]
+    except (AttributeError, TypeError, ValueError):  # a value of the wrong kind (text for a number, ...)
+        raise FitFolderError(out / RESULTS, f"damaged: sub-{s['subject']}'s summary holds a value of the wrong kind; "
+                                            f"{_remake(out)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_map(path: Path, remake: str):
+    """A 3-D map of a fit folder as a float32 nibabel image (read now, so a damaged file fails here)."""
+    import zlib
+
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    if not path.is_file():
+        raise FitFolderError(path, f"no such file; {remake}")
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise FitFolderError(path, f"damaged, not a readable NIfTI image ({_first_line(exc)}); {remake}") from None
+    if data.ndim != 3:
+        raise FitFolderError(path, f"damaged: a 3-D image was expected, it has shape {data.shape}; {remake}")
+    return nib.Nifti1Image(data, img.affine)
+
+
+def _read_scores(path: Path, n_voxels: int, remake: str) -> dict[str, np.ndarray]:
+    """scores.npz: per-voxel arrays, `r` required, each as long as the mask has voxels."""
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        raise FitFolderError(path, f"no such file; {remake}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            scores = {k: np.asarray(npz[k]) for k in npz.files}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise FitFolderError(path, f"damaged, not a readable .npz file ({_first_line(exc)}); {remake}") from None
+    if "r" not in scores:
+        raise FitFolderError(path, f"damaged: no 'r' array (it holds {', '.join(sorted(scores)) or 'nothing'}); {remake}")
+    for name, values in scores.items():
+        if values.shape != (n_voxels,):
+            raise FitFolderError(path, f"damaged: '{name}' has shape {values.shape}, but mask.nii.gz has {n_voxels} "
+                                       f"voxels; {remake}")
+    return scores
+
+
 def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 60) -> Section:
-    """The section for the fit in `out` (results.json, sub-XX/ maps)."""
+    """The section for the fit in `out` (results.json, sub-XX/ maps). A missing or damaged file is a
+    FitFolderError naming it and how to remake it."""
     out = Path(out)
     results = read_results(out)
-    subjects = results["subjects"]
+    subjects = _subjects(results, out)
     parts = [
         paragraph(
             "Each participant's BOLD is predicted from the film's framegram: frames averaged within each "
@@ -37,16 +126,7 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
             "between volumes, 70/30 split, MSE over all voxels) is reported beside its own controls."
         )
     ]
-    rows = []
-    for s in subjects:
-        c = s.get("controls_mean_r_significant", {})
-        p = s.get("published", {})
-        rows.append([
-            f"sub-{s['subject']}", s["voxels"], s["significant"], _fmt(s["mean_r_significant"]), _fmt(s["top1pct_r"]),
-            _fmt(s["profile_peak_s"]), _fmt(s.get("hrf_delay_s")),
-            _fmt(c.get("shifted features")), _fmt(c.get("previous volume")),
-            _fmt(p.get("mse_model")), _fmt(p.get("mse_persistence")), _fmt(p.get("mse_constant")),
-        ])
+    rows = [_row(s, out) for s in subjects]
     parts.append(table(
         ["participant", "voxels", "significant", "mean r (sig.)", "mean r (top 1 %)", "response peak s", "HRF delay s",
          "shifted r (sig.)", "prev. volume r (sig.)", "published MSE", "persistence MSE", "constant MSE"],
@@ -68,16 +148,20 @@ def _subject_figures(out: Path, summary: dict) -> str:
     from nilearn import plotting
 
     folder = subject_dir(out, summary["subject"])
-    r_img = str(folder / "r.nii.gz")
+    remake = _remake(out, summary["subject"])
+    mask_img = _read_map(folder / "mask.nii.gz", remake)
+    r_img = _read_map(folder / "r.nii.gz", remake)
+    if r_img.shape != mask_img.shape:
+        raise FitFolderError(folder / "r.nii.gz", f"damaged: shape {r_img.shape}, but mask.nii.gz has {mask_img.shape}; {remake}")
+    scores = _read_scores(folder / "scores.npz", int((np.asarray(mask_img.dataobj) > 0).sum()), remake)
     fig = plt.figure(figsize=(12, 3.2))
     ax1 = fig.add_axes([0.0, 0.0, 0.5, 1.0])
     ax2 = fig.add_axes([0.5, 0.0, 0.5, 1.0])
     plotting.plot_glass_brain(r_img, threshold=0.1, colorbar=True, plot_abs=False, axes=ax1, title="held-out r (glass brain)")
-    plotting.plot_stat_map(r_img, bg_img=str(folder / "mask.nii.gz"), threshold=0.1, display_mode="z", cut_coords=4,
+    plotting.plot_stat_map(r_img, bg_img=mask_img, threshold=0.1, display_mode="z", cut_coords=4,
                            axes=ax2, title="held-out r (slices)", draw_cross=False, annotate=False)
     maps = figure_img(fig, alt=f"r maps of sub-{summary['subject']}")
 
-    scores = np.load(folder / "scores.npz")
     fig, (h, d) = plt.subplots(1, 2, figsize=(12, 3.2))
     bins = np.linspace(-0.5, 1.0, 61)
     h.hist(scores["r"], bins=bins, alpha=0.7, label="framegram ridge")
