@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside this file
-from test_brain_toydata import damage_fit_file, quick_fit, write_toy_bids  # noqa: E402
+from test_brain_toydata import QUICK_FIT, copy_run, damage_fit_file, quick_fit, write_toy_bids  # noqa: E402
 
 from framegram.brain import (  # noqa: E402
     BadBoldError, BadMetadataError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
@@ -200,3 +200,53 @@ def test_report_of_a_damaged_fit_folder_names_the_file_and_the_command_that_rema
     assert message.startswith(f"{path}: ") and problem in message, message
     assert f"framegram brain fit" in message and str(out) in message, message
     assert not (out / "report.html").exists()
+
+
+def test_confounds_in_a_derivatives_folder_without_dataset_description_are_found_and_used(synth, tmp_path_factory, tmp_path):
+    import nibabel as nib
+
+    from framegram.brain import fit_dataset
+    from framegram.brain.errors import DerivativesWarning
+
+    root = copy_run(synth, tmp_path / "bids")  # raw sub-01 and derivatives/fmriprep: nothing pybids indexes
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").unlink()
+    confounds = root / "derivatives" / "fmriprep" / "sub-01" / "ses-mri3t" / "func" / "sub-01_ses-mri3t_task-film_run-1_desc-confounds_timeseries.tsv"
+    with pytest.warns(DerivativesWarning, match=r"derivatives/fmriprep has no dataset_description.json.*sub-01_ses-mri3t_task-film_run-1_desc-confounds"):
+        [run] = find_runs(root)
+    assert run.confounds == confounds
+    np.testing.assert_array_equal(run.load_confounds(), find_runs(synth, ["01"])[0].load_confounds())
+    # the fit uses them: the same maps as the fit of the intact dataset
+    with pytest.warns(DerivativesWarning):
+        fit_dataset(root, synth / "stimuli" / "film.mp4", tmp_path / "fit", config=BrainConfig(**QUICK_FIT))
+    normal = quick_fit(synth, tmp_path_factory)
+    for name in ("r.nii.gz", "mask.nii.gz"):
+        np.testing.assert_array_equal(nib.load(tmp_path / "fit" / "sub-01" / name).get_fdata(),
+                                      nib.load(normal / "sub-01" / name).get_fdata())
+
+    # another derivatives folder that pybids does index: the one without a description is still searched
+    other = root / "derivatives" / "other"
+    other.mkdir()
+    (other / "dataset_description.json").write_text(json.dumps(
+        {"Name": "other", "BIDSVersion": "1.8.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": "x"}]}))
+    with pytest.warns(DerivativesWarning, match="fmriprep has no dataset_description.json"):
+        assert find_runs(root)[0].confounds == confounds
+    # with its description back, pybids indexes it and nothing is said
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_bytes(
+        (synth / "derivatives" / "fmriprep" / "dataset_description.json").read_bytes())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DerivativesWarning)
+        assert find_runs(root)[0].confounds == confounds
+
+
+def test_the_cli_shows_a_derivatives_warning_as_one_line(synth, tmp_path, capsys):
+    from framegram.cli import _brain_warnings
+
+    root = copy_run(synth, tmp_path / "bids")
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").unlink()
+    with _brain_warnings():
+        find_runs(root)
+    err = capsys.readouterr().err
+    assert err.startswith(f"framegram: warning: {root / 'derivatives' / 'fmriprep'} has no dataset_description.json")
+    assert err.count("\n") == 1

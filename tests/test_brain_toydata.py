@@ -122,3 +122,18 @@ def damage_fit_file(out: Path, name: str, damage: str) -> Path:
     else:
         raise ValueError(f"unknown damage {damage!r}")
     return path
+
+
+def copy_run(synth: Path, root: Path, subject: str = "01", derivatives: tuple[str, ...] = ("fmriprep",)) -> Path:
+    """A BIDS root at `root` holding one participant of the generated dataset `synth`: its raw run
+    and its files in the named derivatives folders (each with its dataset_description.json)."""
+    import shutil
+
+    root.mkdir(parents=True)
+    for name in ("dataset_description.json", "task-film_bold.json"):
+        shutil.copy(synth / name, root / name)
+    shutil.copytree(synth / f"sub-{subject}", root / f"sub-{subject}")
+    for name in derivatives:
+        shutil.copytree(synth / "derivatives" / name / f"sub-{subject}", root / "derivatives" / name / f"sub-{subject}")
+        shutil.copy(synth / "derivatives" / name / "dataset_description.json", root / "derivatives" / name)
+    return root

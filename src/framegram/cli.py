@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -280,6 +282,25 @@ brain_app = typer.Typer(no_args_is_help=True, help="Predict fMRI responses to a 
 app.add_typer(brain_app, name="brain")
 
 
+@contextmanager
+def _brain_warnings():
+    """The brain pipeline's warnings about the user's data (`DerivativesWarning`) as one line each,
+    `framegram: warning: ...`, instead of Python's file:line form; other warnings as usual."""
+    from framegram.brain.errors import DerivativesWarning
+
+    with warnings.catch_warnings():  # restores showwarning on exit
+        default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DerivativesWarning):
+                typer.echo(f"framegram: warning: {message}", err=True)
+            else:
+                default(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 @brain_app.command("synth")
 def brain_synth(
     out: Annotated[Path, typer.Argument(help="Folder for the generated BIDS dataset.")],
@@ -319,7 +340,8 @@ def brain_fit(
                          controls=not no_controls, published=not no_controls)
     if components is not None:
         config.n_components = components or None
-    results = fit_dataset(bids, stimulus, out, subjects or None, config, show_progress=not quiet, task=task)
+    with _brain_warnings():
+        results = fit_dataset(bids, stimulus, out, subjects or None, config, show_progress=not quiet, task=task)
     for s in json.loads(results.read_text())["subjects"]:
         typer.echo(
             f"sub-{s['subject']}: {s['significant']}/{s['voxels']} voxels significant, "
@@ -533,7 +555,8 @@ def _vae_data(target, bids, stimulus, subjects, data, components, quiet):
             raise fail("--target fmri needs --bids and --stimulus")
         from framegram.vae.fmri import build_fmri_set
 
-        return build_fmri_set(bids, stimulus, subjects or None, n_components=components, show_progress=not quiet)[0]
+        with _brain_warnings():
+            return build_fmri_set(bids, stimulus, subjects or None, n_components=components, show_progress=not quiet)[0]
     if target == "audio":
         if data is None:
             raise fail("--target audio needs --data (a folder made by `framegram vae synth-audio`)")

@@ -2,19 +2,22 @@
 
 Uses pybids (`BIDSLayout(root, derivatives=True)`) for the raw files and the fMRIPrep confounds.
 Only the raw scope is searched for BOLD images, so derivative images (e.g. a generator's ground
-truth) are never taken for data.
+truth) are never taken for data. Derivatives folders pybids skips (no dataset_description.json,
+common for fMRIPrep outputs copied by hand) are searched by BIDS file name, with a warning.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.errors import BadBoldError, BadMetadataError, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
+from framegram.brain.errors import BadBoldError, BadMetadataError, DerivativesWarning, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
 
 #: Motion confounds regressed out of the BOLD (fMRIPrep column names); derivatives are added when present.
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -102,6 +105,7 @@ def find_runs(root: str | Path, subjects: list[str] | None = None, task: str = "
     if not root.is_dir():
         raise NoBoldError(root, "no such folder")
     layout = _layout(root)
+    derivatives = _Derivatives(root, layout)
     files = layout.get(scope="raw", task=task, suffix="bold", extension=[".nii", ".nii.gz"])
     by_subject: dict[str, object] = {}
     for f in sorted(files, key=lambda f: f.path):
@@ -112,25 +116,94 @@ def find_runs(root: str | Path, subjects: list[str] | None = None, task: str = "
     for s in wanted:
         if s not in by_subject:
             raise UnknownSubjectError(s, sorted(by_subject))
-    return [_run(layout, by_subject[s]) for s in wanted]
+    runs = []
+    for s in wanted:  # a loop, not a comprehension: a DerivativesWarning's stacklevel reaches the caller
+        runs.append(_run(layout, derivatives, by_subject[s]))
+    return runs
 
 
 def _layout(root: Path):
-    import warnings
-
     import bids
 
     with warnings.catch_warnings():  # pybids warns about derivatives folders it cannot index
         warnings.simplefilter("ignore")
         if (root / "derivatives").is_dir():
-            try:
+            try:  # pybids skips (with a warning) derivatives folders without dataset_description.json
                 return bids.BIDSLayout(root, derivatives=True, validate=False)
-            except Exception:  # a derivatives folder without dataset_description.json: raw files only
+            except Exception:  # e.g. a dataset_description.json pybids refuses: raw files only (see _Derivatives)
                 pass
         return bids.BIDSLayout(root, derivatives=False, validate=False)
 
 
-def _run(layout, bold_file) -> BoldRun:
+#: Name endings of the fMRIPrep files a run uses: its confounds (fMRIPrep < 1.2 wrote
+#: desc-confounds_regressors.tsv) and its BOLD brain mask.
+CONFOUNDS_ENDINGS = ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv")
+BRAIN_MASK_ENDINGS = ("_desc-brain_mask.nii.gz", "_desc-brain_mask.nii")
+#: Entities that derivatives add to the raw file's: ignored when a derivative is matched to its run by name.
+DERIVATIVE_ENTITIES = ("space", "res", "den", "cohort", "desc", "label")
+
+
+class _Derivatives:
+    """A run's derivative files: pybids' index of the derivatives folders it accepts, and, in the
+    folders it skips (no dataset_description.json, as in a folder of fMRIPrep outputs copied by
+    hand), the files whose BIDS names match the run (a DerivativesWarning says so, once a folder)."""
+
+    def __init__(self, root: Path, layout):
+        self.layout = layout
+        self.indexed = bool(getattr(layout, "derivatives", None))
+        roots = {Path(d.root).resolve() for d in (layout.derivatives.values() if self.indexed else ())}
+        top = root / "derivatives"
+        folders = []
+        if top.is_dir() and top.resolve() not in roots:
+            if any(p.is_dir() and p.name.startswith("sub-") for p in top.iterdir()):
+                folders.append(top)  # derivatives/sub-XX/...: one pipeline's outputs directly in derivatives/
+            folders += [p for p in sorted(top.iterdir()) if p.is_dir() and not p.name.startswith("sub-")
+                        and p.resolve() not in roots]
+        self.unindexed = {folder: None for folder in folders}  # folder -> files (scanned when first needed)
+        self.warned: set[Path] = set()
+
+    def find(self, bold_file, endings: tuple[str, ...], **pybids_query) -> list[Path]:
+        """Derivative files of `bold_file`'s run: pybids' matches of `pybids_query` (desc, suffix,
+        extension), then those in unindexed folders whose names end with one of `endings`."""
+        entities = bold_file.entities
+        query = {k: entities[k] for k in ("subject", "session", "task", "acquisition", "run") if k in entities}
+        found = []
+        if self.indexed:
+            found = [Path(f.path) for f in self.layout.get(scope="derivatives", **pybids_query, **query)]
+        key = _run_key(Path(bold_file.path).name.split("_bold.nii")[0])
+        for folder in self.unindexed:
+            if self.unindexed[folder] is None:
+                every = BRAIN_MASK_ENDINGS + CONFOUNDS_ENDINGS
+                self.unindexed[folder] = sorted(Path(d) / n for d, _, names in os.walk(folder)
+                                                for n in names if n.endswith(every))
+            matches = [p for p in self.unindexed[folder] for end in endings
+                       if p.name.endswith(end) and _run_key(p.name[: -len(end)]) == key]
+            if matches and folder not in self.warned:
+                self.warned.add(folder)
+                why = ("has no dataset_description.json" if not (folder / "dataset_description.json").is_file()
+                       else "has a dataset_description.json pybids does not accept")
+                warnings.warn(f"{folder} {why}, so pybids does not index it as a derivatives folder; its files are "
+                              f"matched to the runs by their BIDS names (e.g. {matches[0].relative_to(folder)})",
+                              DerivativesWarning, stacklevel=4)
+            found += matches
+        return found
+
+
+def _run_key(stem: str) -> frozenset[str]:
+    """The raw entities of a BIDS file name without its suffix ("sub-01_task-film_run-01_space-T1w"
+    → {sub-01, task-film, run-1}): derivative-only entities dropped, run and echo indices unpadded."""
+    parts = set()
+    for part in stem.split("_"):
+        key, _, value = part.partition("-")
+        if key in DERIVATIVE_ENTITIES:
+            continue
+        if key in ("run", "echo") and value.isdigit():
+            value = str(int(value))
+        parts.add(f"{key}-{value}")
+    return frozenset(parts)
+
+
+def _run(layout, derivatives: _Derivatives, bold_file) -> BoldRun:
     import nibabel as nib
 
     path = Path(bold_file.path)
@@ -160,11 +233,8 @@ def _run(layout, bold_file) -> BoldRun:
         raise TRMismatchError(path, f"RepetitionTime {tr:g} s in the sidecar but {header_tr:g} s in the NIfTI header")
     entities = bold_file.entities
     query = {k: entities[k] for k in ("subject", "session", "task", "run") if k in entities}
-    confounds = layout.get(scope="derivatives", desc="confounds", suffix="timeseries", extension=".tsv", **query)
-    if not confounds:
-        confounds = _fmriprep_path(layout.root, path)
-    else:
-        confounds = Path(confounds[0].path)
+    confounds = derivatives.find(bold_file, CONFOUNDS_ENDINGS, desc="confounds", suffix=["timeseries", "regressors"],
+                                 extension=".tsv")
     events = layout.get(scope="raw", suffix="events", extension=".tsv", **query)
     return BoldRun(
         subject=entities["subject"],
@@ -172,7 +242,7 @@ def _run(layout, bold_file) -> BoldRun:
         tr=tr,
         n_volumes=int(img.shape[3]),
         shape=tuple(int(n) for n in img.shape[:3]),
-        confounds=confounds,
+        confounds=confounds[0] if confounds else None,
         events=Path(events[0].path) if events else None,
     )
 
@@ -215,12 +285,3 @@ def _sidecar_holding(root: Path, data_file: Path, key: str) -> Path | None:
         if folder == root or folder.parent == folder:
             return None
         folder = folder.parent
-
-
-def _fmriprep_path(root: str | Path, bold: Path) -> Path | None:
-    """The fMRIPrep confounds file beside where fMRIPrep writes it, found without pybids' index."""
-    relative = bold.relative_to(root)
-    name = bold.name.split("_bold.nii")[0] + "_desc-confounds_timeseries.tsv"
-    candidate = Path(root) / "derivatives" / "fmriprep" / relative.parent / name
-    return candidate if candidate.is_file() else None
-

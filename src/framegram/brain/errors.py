@@ -45,6 +45,11 @@ class MaskError(BrainError, InputError):
     """A brain mask that no fit can use: empty or too small, unreadable, or on another grid than the BOLD."""
 
 
+class DerivativesWarning(UserWarning):
+    """A derivatives folder pybids does not index (no dataset_description.json): its files were
+    matched to the runs by their BIDS names."""
+
+
 class UnknownSubjectError(BrainError):
     """A requested participant has no BOLD run in the dataset."""
 
