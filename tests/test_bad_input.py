@@ -181,3 +181,39 @@ def test_cli_brain_report_of_a_damaged_fit_folder_is_one_line(name, damage, synt
     path = damage_fit_file(out, name, damage)
     proc = run_cli("brain", "report", str(out))
     assert_one_line_naming(proc, path, "framegram brain fit", f"--out {out}")
+
+
+@pytest.mark.parametrize("command", ["brain", "vae"])
+def test_cli_an_empty_epi_mask_is_one_line_naming_the_run_and_the_mask_option(command, synth, tmp_path_factory, tmp_path):
+    from test_brain_toydata import BOLD_01, detrended_copy
+
+    root = detrended_copy(synth, tmp_path_factory)  # skull-stripped and detrended: nilearn's EPI mask is empty
+    args = ["--bids", str(root), "--stimulus", str(synth / "stimuli" / "film.mp4"), "--out", str(tmp_path / "out"), "--quiet"]
+    if command == "brain":
+        proc = run_cli("brain", "fit", "--no-controls", *args)
+    else:
+        proc = run_cli("vae", "train", "--target", "fmri", *args)
+    assert_one_line_naming(proc, root / BOLD_01, "EPI mask", "holds 0 voxels", "--mask FILE")
+
+
+@pytest.mark.parametrize("command, mask, problem", [
+    ("brain", "other grid", "shape (10, 20, 12), but the BOLD"), ("brain", "empty", "holds no voxel"),
+    ("brain", "text", "not a readable NIfTI image"), ("vae", "other grid", "shape (10, 20, 12), but the BOLD"),
+])
+def test_cli_a_mask_file_no_fit_can_use_is_one_line_naming_it(command, mask, problem, synth, tmp_path_factory, tmp_path):
+    import nibabel as nib
+    from test_brain_toydata import detrended_copy, synth_brain_mask
+
+    root = detrended_copy(synth, tmp_path_factory)
+    brain = nib.load(synth_brain_mask(synth))
+    path = tmp_path / "mask.nii.gz"
+    if mask == "other grid":
+        nib.save(nib.Nifti1Image(np.ones((10, 20, 12), np.uint8), brain.affine), path)
+    elif mask == "empty":
+        nib.save(nib.Nifti1Image(np.zeros(brain.shape, np.uint8), brain.affine), path)
+    else:
+        path.write_text("a brain mask, honest\n")
+    args = ["--bids", str(root), "--stimulus", str(synth / "stimuli" / "film.mp4"), "--out", str(tmp_path / "out"),
+            "--mask", str(path), "--quiet"]
+    proc = run_cli("brain", "fit", *args) if command == "brain" else run_cli("vae", "train", "--target", "fmri", *args)
+    assert_one_line_naming(proc, path, problem)

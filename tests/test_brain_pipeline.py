@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the toy dataset writer beside this file
-from test_brain_toydata import QUICK_FIT, copy_run, damage_fit_file, quick_fit, write_toy_bids  # noqa: E402
+from test_brain_toydata import (  # noqa: E402
+    BOLD_01, QUICK_FIT, copy_run, damage_fit_file, detrended_copy, quick_fit, synth_brain_mask, write_toy_bids,
+)
 
 from framegram.brain import (  # noqa: E402
     BadBoldError, BadMetadataError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
@@ -250,3 +252,69 @@ def test_the_cli_shows_a_derivatives_warning_as_one_line(synth, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"framegram: warning: {root / 'derivatives' / 'fmriprep'} has no dataset_description.json")
     assert err.count("\n") == 1
+
+
+def test_an_empty_epi_mask_is_refused_and_the_fit_runs_with_a_given_mask(synth, tmp_path_factory, tmp_path):
+    import nibabel as nib
+
+    from framegram.brain import MaskError, fit_dataset
+
+    root = detrended_copy(synth, tmp_path_factory)  # skull-stripped and detrended: nilearn's EPI mask is empty
+    film = synth / "stimuli" / "film.mp4"
+    with pytest.raises(MaskError, match=r"_bold.nii.gz: nilearn's EPI mask of this run holds 0 voxels .*--mask FILE") as info:
+        fit_dataset(root, film, tmp_path / "fit", config=BrainConfig(**QUICK_FIT))
+    assert info.value.path == root / BOLD_01
+    brain = synth_brain_mask(synth)  # as the message says: --mask, into the same folder (nothing was fitted there)
+    results = fit_dataset(root, film, tmp_path / "fit", config=BrainConfig(**QUICK_FIT, mask=str(brain)))
+    [summary] = json.loads(results.read_text())["subjects"]
+    inside = nib.load(brain).get_fdata() > 0
+    assert summary["mask"] == str(brain) and summary["voxels"] == inside.sum()
+    assert json.loads((tmp_path / "fit" / "settings.json").read_text())["config"]["mask"] == str(brain)
+    r = nib.load(tmp_path / "fit" / "sub-01" / "r.nii.gz").get_fdata()
+    responsive = nib.load(synth / "derivatives" / "framegram-synth" / "desc-responsive_mask.nii.gz").get_fdata() > 0
+    assert r[responsive].mean() > r[inside & ~responsive].mean() + 0.1  # the film still drives the detrended BOLD
+
+
+def test_fmriprep_brain_mask_on_the_bolds_grid_is_used_and_unusable_masks_are_refused(synth, tmp_path_factory, tmp_path):
+    import shutil
+
+    import nibabel as nib
+
+    from framegram.brain import MaskError
+    from framegram.brain.masks import MIN_MASK_VOXELS, load_mask, run_mask
+
+    root = tmp_path / "bids"
+    shutil.copytree(detrended_copy(synth, tmp_path_factory), root)
+    func = root / "derivatives" / "fmriprep" / "sub-01" / "ses-mri3t" / "func"
+    stem = "sub-01_ses-mri3t_task-film_run-1"
+    brain = nib.load(synth_brain_mask(synth))
+    other = func / f"{stem}_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"  # another space: another grid
+    nib.save(nib.Nifti1Image(np.ones((9, 9, 9), np.uint8), np.eye(4)), other)
+    [run] = find_runs(root)
+    assert run.brain_masks == (other,)
+    img, data = run.read_bold()
+    with pytest.raises(MaskError, match=r"holds 0 voxels.*fMRIPrep brain masks found \(.*MNI152NLin2009cAsym_desc-brain_mask.nii.gz\) are on another grid.*--mask FILE"):
+        run_mask(run, img, data)
+    native = func / f"{stem}_space-T1w_desc-brain_mask.nii.gz"  # on the BOLD's grid
+    shutil.copy(synth_brain_mask(synth), native)
+    [run] = find_runs(root)
+    assert set(run.brain_masks) == {other, native}
+    mask, source = run_mask(run, img, data)
+    assert source == str(native) and mask.sum() == (brain.get_fdata() > 0).sum()
+    tiny = np.zeros(brain.shape, np.uint8)
+    tiny[10, 10, 5:10] = 1
+    nib.save(nib.Nifti1Image(tiny, brain.affine), native)
+    with pytest.raises(MaskError, match=rf"space-T1w_desc-brain_mask.nii.gz: fMRIPrep's brain mask .* holds 5 voxels \(fewer than {MIN_MASK_VOXELS}\).*--mask FILE"):
+        run_mask(run, img, data)
+    # a mask file given on purpose: any size but empty, on the BOLD's grid only
+    assert run_mask(run, img, data, native)[0].sum() == 5
+    affine = brain.affine.copy()
+    affine[0, 3] += 2.0
+    nib.save(nib.Nifti1Image(tiny, affine), tmp_path / "shifted.nii.gz")
+    with pytest.raises(MaskError, match=r"shifted.nii.gz: its affine differs from that of the BOLD .*\(by up to 2 mm\)"):
+        load_mask(tmp_path / "shifted.nii.gz", img, run.bold)
+    nib.save(nib.Nifti1Image(np.ones((*brain.shape, 2), np.uint8), brain.affine), tmp_path / "4d.nii.gz")
+    with pytest.raises(MaskError, match=r"4d.nii.gz: a mask must be a 3-D image, this one has shape \(20, 20, 12, 2\)"):
+        load_mask(tmp_path / "4d.nii.gz", img, run.bold)
+    with pytest.raises(MaskError, match=r"nothing.nii.gz: no such mask file"):
+        load_mask(tmp_path / "nothing.nii.gz", img, run.bold)

@@ -137,3 +137,31 @@ def copy_run(synth: Path, root: Path, subject: str = "01", derivatives: tuple[st
         shutil.copytree(synth / "derivatives" / name / f"sub-{subject}", root / "derivatives" / name / f"sub-{subject}")
         shutil.copy(synth / "derivatives" / name / "dataset_description.json", root / "derivatives" / name)
     return root
+
+
+BOLD_01 = Path("sub-01") / "ses-mri3t" / "func" / "sub-01_ses-mri3t_task-film_run-1_bold.nii.gz"
+
+
+def detrended_copy(synth: Path, tmp_path_factory) -> Path:
+    """sub-01 of the generated dataset with its BOLD skull-stripped (zero outside the brain) and
+    detrended (each voxel's mean removed), float32: nilearn's EPI mask of it is empty. Made once
+    per session (do not change it); the brain mask that fits it is `synth_brain_mask(synth)`."""
+    import nibabel as nib
+
+    root = tmp_path_factory.getbasetemp() / "brain-detrended" / "bids"
+    if not (root / "dataset_description.json").is_file():
+        work = copy_run(synth, root.with_name("partial"))
+        img = nib.load(work / BOLD_01)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        data -= data.mean(axis=3, keepdims=True)
+        data[~(nib.load(synth_brain_mask(synth)).get_fdata() > 0)] = 0
+        out = nib.Nifti1Image(data, img.affine, img.header)
+        out.set_data_dtype(np.float32)
+        nib.save(out, work / BOLD_01)
+        work.rename(root)
+    return root
+
+
+def synth_brain_mask(synth: Path) -> Path:
+    """The generated dataset's brain mask (ground truth, on the BOLD's grid)."""
+    return synth / "derivatives" / "framegram-synth" / "desc-brain_mask.nii.gz"

@@ -156,3 +156,30 @@ def test_cli_predicts_a_participants_bold_and_refuses_an_unknown_one(fmri, synth
                            "--subject", "07", "--stimulus", str(film), "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "participant '07' was not in training; known: 01, 02" in proc.stderr
+
+
+def test_fmri_set_refuses_an_empty_epi_mask_and_takes_a_given_one(synth, tmp_path_factory, tmp_path):
+    from test_brain_toydata import BOLD_01, detrended_copy, synth_brain_mask, write_toy_bids
+
+    from framegram.brain import BrainConfig, MaskError
+
+    root = detrended_copy(synth, tmp_path_factory)  # skull-stripped and detrended: nilearn's EPI mask is empty
+    film = synth / "stimuli" / "film.mp4"
+    with pytest.raises(MaskError, match=r"EPI mask of this run holds 0 voxels.*--mask FILE") as info:
+        build_fmri_set(root, film, n_components=8)
+    assert info.value.path == root / BOLD_01
+    brain = synth_brain_mask(synth)
+    data, held = build_fmri_set(root, film, n_components=8, config=BrainConfig(mask=str(brain)))
+    inside = nib.load(brain).get_fdata() > 0
+    assert np.array_equal(held.mask, inside) and data.info["mask"] == str(brain)
+    assert data.sequences[0].target.shape == (641, 8)
+    # a participant on another grid than the shared mask is refused, naming its run
+    toy = tmp_path / "toy"
+    write_toy_bids(toy, subjects=("01",), n_volumes=40, shape=(6, 6, 4))
+    write_toy_bids(tmp_path / "other", subjects=("02",), n_volumes=40, shape=(5, 6, 4))
+    (tmp_path / "other" / "sub-02").rename(toy / "sub-02")
+    everywhere = tmp_path / "ones.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((6, 6, 4), np.uint8), np.diag([3.0, 3.0, 3.0, 1.0])), everywhere)
+    with pytest.raises(MaskError, match=r"sub-02_ses-mri3t_task-film_run-1_bold.nii.gz: shape \(5, 6, 4\), but the shared mask "
+                                        r".* has \(6, 6, 4\): every participant's run must be on one grid"):
+        build_fmri_set(toy, film, config=BrainConfig(mask=str(everywhere)))

@@ -327,6 +327,7 @@ def brain_fit(
     train_fraction: Annotated[float, typer.Option(help="First part of the run used to train.")] = 0.7,
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Skip the controls and the published protocol.")] = False,
     task: Annotated[str, typer.Option(help="BIDS task label.")] = "film",
+    mask: Annotated[Path | None, typer.Option("--mask", help="Brain mask (NIfTI on the BOLD's grid) instead of fMRIPrep's desc-brain_mask or nilearn's EPI mask.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit per-voxel ridge encoding models and score them on the held-out end of each run."""
@@ -337,7 +338,7 @@ def brain_fit(
     if not 0.2 <= train_fraction <= 0.95:
         raise fail(f"--train-fraction must be within 0.2..0.95, got {train_fraction}")
     config = BrainConfig(offset_s=offset, basis=basis, train_fraction=train_fraction,
-                         controls=not no_controls, published=not no_controls)
+                         controls=not no_controls, published=not no_controls, mask=None if mask is None else str(mask))
     if components is not None:
         config.n_components = components or None
     with _brain_warnings():
@@ -524,6 +525,7 @@ def vae_train(
     stimulus: Annotated[Path | None, typer.Option("--stimulus", help="fmri: the film (video or .framegram.npz).")] = None,
     subjects: Annotated[list[str] | None, typer.Option("--subjects", "-s", help="fmri: participant labels (repeat; default: all).")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="audio: folder of clips.")] = None,
+    mask: Annotated[Path | None, typer.Option("--mask", help="fmri: brain mask (NIfTI on the BOLD's grid) instead of fMRIPrep's desc-brain_mask or nilearn's EPI mask.")] = None,
     pooled: Annotated[bool, typer.Option("--pooled", help="fmri: one model blind to the participant (no embedding, shared read-out).")] = False,
     regression: Annotated[bool, typer.Option("--regression", help="Train the deterministic baseline (same encoder, mean squared error) instead.")] = False,
     components: Annotated[int, typer.Option(help="fmri: principal components of the voxels predicted.")] = 128,
@@ -537,7 +539,7 @@ def vae_train(
     from framegram.vae import train_signal_model
     from framegram.vae.train import default_config
 
-    signal_set = _vae_data(target, bids, stimulus, subjects, data, components, quiet)
+    signal_set = _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask)
     try:
         config = default_config(target, kind="regression" if regression else "vae",
                                 conditional=target == "fmri" and not pooled, epochs=epochs, beta=beta, lam=lam, seed=seed)
@@ -549,14 +551,19 @@ def vae_train(
         f"{k} {v:.3f}" for k, v in last.items() if k in ("loss", "nll", "kl", "mse")) + f" -> {out}")
 
 
-def _vae_data(target, bids, stimulus, subjects, data, components, quiet):
+def _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask=None):
     if target == "fmri":
         if bids is None or stimulus is None:
             raise fail("--target fmri needs --bids and --stimulus")
+        from framegram.brain.pipeline import BrainConfig
         from framegram.vae.fmri import build_fmri_set
 
+        config = BrainConfig(mask=None if mask is None else str(mask))
         with _brain_warnings():
-            return build_fmri_set(bids, stimulus, subjects or None, n_components=components, show_progress=not quiet)[0]
+            return build_fmri_set(bids, stimulus, subjects or None, n_components=components, config=config,
+                                  show_progress=not quiet)[0]
+    if mask is not None:
+        raise fail("--mask is for --target fmri")
     if target == "audio":
         if data is None:
             raise fail("--target audio needs --data (a folder made by `framegram vae synth-audio`)")

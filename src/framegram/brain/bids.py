@@ -30,7 +30,8 @@ class BoldRun:
 
     `tr`: seconds (from the JSON sidecar, checked against the NIfTI header); `n_volumes`: scans;
     `shape`: the 3-D matrix; `confounds`: fMRIPrep `desc-confounds_timeseries.tsv` or None;
-    `events`: `_events.tsv` or None.
+    `events`: `_events.tsv` or None; `brain_masks`: fMRIPrep's `desc-brain_mask` images of the run
+    (any space: `brain.masks.run_mask` takes one on the BOLD's grid).
     """
 
     subject: str
@@ -40,6 +41,7 @@ class BoldRun:
     shape: tuple[int, int, int]
     confounds: Path | None
     events: Path | None
+    brain_masks: tuple[Path, ...] = ()
 
     @property
     def scan_times(self) -> np.ndarray:
@@ -235,6 +237,7 @@ def _run(layout, derivatives: _Derivatives, bold_file) -> BoldRun:
     query = {k: entities[k] for k in ("subject", "session", "task", "run") if k in entities}
     confounds = derivatives.find(bold_file, CONFOUNDS_ENDINGS, desc="confounds", suffix=["timeseries", "regressors"],
                                  extension=".tsv")
+    masks = derivatives.find(bold_file, BRAIN_MASK_ENDINGS, desc="brain", suffix="mask", extension=[".nii.gz", ".nii"])
     events = layout.get(scope="raw", suffix="events", extension=".tsv", **query)
     return BoldRun(
         subject=entities["subject"],
@@ -244,6 +247,7 @@ def _run(layout, derivatives: _Derivatives, bold_file) -> BoldRun:
         shape=tuple(int(n) for n in img.shape[:3]),
         confounds=confounds[0] if confounds else None,
         events=Path(events[0].path) if events else None,
+        brain_masks=tuple(masks),
     )
 
 

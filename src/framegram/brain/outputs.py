@@ -82,12 +82,15 @@ def write_subject(fit, out: Path) -> dict:
 
 def write_settings(out: Path, config: dict, inputs: dict) -> None:
     """Record the settings of a fit folder, or check that an existing folder used the same ones
-    (BrainError otherwise: resuming under other settings would mix two fits)."""
+    (BrainError otherwise: resuming under other settings would mix two fits). A folder in which no
+    participant was finished (a first try refused, e.g. for its mask) takes the new settings."""
     from framegram.brain.errors import BrainError
 
     from framegram.io.settings import claim_folder
 
     settings = json.loads(json.dumps({"inputs": inputs, "config": config}, default=float))
+    if (Path(out) / SETTINGS).is_file() and not any(Path(out).glob("sub-*/summary.json")):
+        (Path(out) / SETTINGS).unlink()  # nothing fitted under the old settings: nothing to mix
     if claim_folder(Path(out), settings, SETTINGS) is not None:
         raise BrainError(f"{out}: holds a fit with other settings or inputs (see {SETTINGS}); "
                          "choose another --out or delete it")

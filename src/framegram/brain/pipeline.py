@@ -17,6 +17,7 @@ from framegram.brain.clean import BoldCleaner
 from framegram.brain.controls import PublishedResult, persistence_r, published_protocol
 from framegram.brain.delays import DelayProfile, fir_profile, search_hrf_delay
 from framegram.brain.errors import RunTooShortError
+from framegram.brain.masks import load_mask, run_mask
 from framegram.brain.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
 from framegram.brain.model import DEFAULT_ALPHAS, BrainEncoder
 from framegram.brain.stimulus import Design, build_design
@@ -35,7 +36,8 @@ class BrainConfig:
     cosine drift cut-off; motion: regress the motion confounds; fd_threshold_mm: volumes whose
     framewise displacement exceeds it get an indicator regressor (None: none); held_out_cleaning:
     see `BoldCleaner`; fdr_q: false discovery rate of the significance map; controls/published:
-    also run those.
+    also run those; mask: a brain mask file (NIfTI on the BOLD's grid) to use instead of fMRIPrep's
+    `desc-brain_mask` or nilearn's EPI mask (see `framegram.brain.masks`).
     """
 
     offset_s: float = 0.0
@@ -54,6 +56,17 @@ class BrainConfig:
     fdr_q: float = 0.05
     controls: bool = True
     published: bool = True
+    mask: str | None = None
+
+    def settings(self) -> dict:
+        """The settings a fit folder records (settings.json): every field, but `mask` only when set,
+        so folders fitted before the field existed resume."""
+        out = asdict(self)
+        if out["mask"] is None:
+            del out["mask"]
+        else:
+            out["mask"] = str(out["mask"])
+        return out
 
 
 @dataclass
@@ -63,7 +76,8 @@ class SubjectFit:
     r, r2, pvalues, significant, alphas: [V] on the held-out part; pred_test, y_test: float32
     [n_test, V] predicted and cleaned measured BOLD; profile: the delay profile; peak_delay_s:
     float [V] each voxel's peak delay (FIR basis) or None; hrf_delay_s: the chosen late start
-    of the HRF (HRF basis); controls: name → r [V]; published: the published protocol's result.
+    of the HRF (HRF basis); controls: name → r [V]; published: the published protocol's result;
+    mask_source: the mask file's path, or "epi" (nilearn's EPI mask), or "given" (fit_subject's `mask`).
     """
 
     run: BoldRun
@@ -83,6 +97,7 @@ class SubjectFit:
     hrf_delay_s: float | None = None
     controls: dict[str, np.ndarray] = field(default_factory=dict)
     published: PublishedResult | None = None
+    mask_source: str = "given"
 
     @property
     def profile_peak_s(self) -> float | None:
@@ -98,6 +113,7 @@ class SubjectFit:
             "n_train": int(len(self.train)),
             "n_test": int(len(self.test)),
             "voxels": int(self.mask.sum()),
+            "mask": self.mask_source,
             "significant": int(sig.sum()),
             "mean_r": float(self.r.mean()),
             "mean_r_significant": float(self.r[sig].mean()) if sig.any() else None,
@@ -123,13 +139,6 @@ class SubjectFit:
                 "n_test": p.n_test,
             }
         return out
-
-
-def compute_mask(bold_img) -> np.ndarray:
-    """Brain mask from the mean EPI (nilearn's `compute_epi_mask`): bool [X, Y, Z]."""
-    from nilearn.masking import compute_epi_mask
-
-    return np.asarray(compute_epi_mask(bold_img).get_fdata() > 0)
 
 
 def split(n: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +185,9 @@ def fit_subject(
     bold: tuple | None = None,
 ) -> SubjectFit:
     """Fit and score one participant. features: float [T, D] framegram rows at `frame_times` (film s);
-    mask: bool [X, Y, Z] (default: nilearn's EPI mask of the run); bold: `run.read_bold()` when
-    already read (`fit_dataset` reads the next run while this one is fitted)."""
+    mask: bool [X, Y, Z] (default: `config.mask`, else fMRIPrep's brain mask of the run on its grid,
+    else nilearn's EPI mask: `masks.run_mask`; MaskError for an unusable one); bold: `run.read_bold()`
+    when already read (`fit_dataset` reads the next run while this one is fitted)."""
     config = config or BrainConfig()
     check_run_covers_stimulus(run, frame_times, config.offset_s)
     design = build_design(
@@ -185,8 +195,9 @@ def fit_subject(
         config.max_delay_s, config.n_components, source=stimulus_name,
     )
     img, data = bold if bold is not None else run.read_bold()  # data float32 [X, Y, Z, n]
-    if mask is None:  # from the array already read, not the file again
-        mask = compute_mask(img.__class__(data, img.affine, img.header))
+    source = "given"
+    if mask is None:  # config.mask, fMRIPrep's, or the EPI mask of the array already read (not the file again)
+        mask, source = run_mask(run, img, data, config.mask)
     # nibabel returns the array in NIfTI's column-major order: viewed as [n, X*Y*Z] it is row-major
     # with voxels in Fortran order, free of copies; `columns` lists the mask's voxels in the C order
     # of data[mask] (the order of every per-voxel array here and in the outputs)
@@ -216,7 +227,7 @@ def fit_subject(
     fit = SubjectFit(
         run=run, mask=mask, affine=img.affine, train=train, test=test, r=r, r2=r2_score(pred, y[test]),
         pvalues=pvalues, significant=significant, alphas=model.best_alphas_, pred_test=pred, y_test=y[test],
-        profile=profile, peak_delay_s=peak, hrf_delay_s=hrf_delay,
+        profile=profile, peak_delay_s=peak, hrf_delay_s=hrf_delay, mask_source=source,
     )
     if config.controls:
         fit.controls = _controls(design, y, train, test, encoder, cleaner)
@@ -263,9 +274,12 @@ def fit_dataset(
     config = config or BrainConfig()
     out = Path(out)
     runs = find_runs(bids_root, subjects, task)
+    if config.mask is not None:  # a mask on another grid is refused before any fit (headers only)
+        for run in runs:
+            load_mask(config.mask, run.load_bold(), run.bold)
     framegram, _ = framegram_for(stimulus, show_progress=show_progress)
     inputs = {"bids": str(bids_root), "stimulus": str(stimulus), "task": task}
-    write_settings(out, asdict(config), inputs)
+    write_settings(out, config.settings(), inputs)
     todo = [run for run in runs if read_summary(out, run.subject) is None]
     with extraction_progress(show_progress) as bars, ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         task_id = bars.add_task("fitting participants", total=len(runs), completed=len(runs) - len(todo))
@@ -285,4 +299,4 @@ def fit_dataset(
             bars.advance(task_id)
         if writing is not None:
             writing.result()
-    return write_results(out, [read_summary(out, run.subject) for run in runs], asdict(config), inputs)
+    return write_results(out, [read_summary(out, run.subject) for run in runs], config.settings(), inputs)

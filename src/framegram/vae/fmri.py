@@ -1,7 +1,7 @@
 """fMRI as the target of a signal model: a BIDS dataset of participants who watched one film.
 
 Each participant's run is read, masked and cleaned exactly as the brain encoding pipeline does
-(`framegram.brain`: nilearn's EPI mask, nuisance regression fitted per stretch of time, the first
+(`framegram.brain`: the mask of `brain.masks.run_mask`, nuisance regression fitted per stretch of time, the first
 `train_fraction` of the volumes for training, the rest held out). One PCA, fitted on the training
 volumes of every participant stacked, gives the shared target space (`n_components`): a
 conditional model predicts each participant's scores on it through the participant's own read-out;
@@ -32,7 +32,9 @@ import numpy as np
 from framegram.brain.bids import BoldRun, find_runs
 from framegram.brain.clean import BoldCleaner
 from framegram.brain.metrics import pearson_r
-from framegram.brain.pipeline import BrainConfig, check_run_covers_stimulus, compute_mask, nuisance_cleaner, split
+from framegram.brain.errors import MaskError
+from framegram.brain.masks import load_mask, run_mask
+from framegram.brain.pipeline import BrainConfig, check_run_covers_stimulus, nuisance_cleaner, split
 from framegram.brain.stimulus import convolve_kernel, frames_to_tr, hrf_kernel
 from framegram.progress import extraction_progress
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
@@ -99,14 +101,22 @@ def build_fmri_set(
 ) -> tuple[SignalSet, HeldOut]:
     """The signal set of every (or the listed) participant, and the held-out BOLD for scoring.
 
-    The shared mask is the first participant's EPI mask (participants normalised to one template
-    share it); config: the brain pipeline's cleaning and split settings (offset_s, train_fraction,
-    high_pass_hz, motion, fd_threshold_mm, held_out_cleaning).
+    The shared mask is the first participant's (participants normalised to one template share it):
+    `config.mask` (a file on the BOLD's grid), else fMRIPrep's brain mask of that run, else its EPI
+    mask (`brain.masks.run_mask`; MaskError for an empty or tiny one, and for a participant whose
+    grid has another shape); config: also the brain pipeline's cleaning and split settings
+    (offset_s, train_fraction, high_pass_hz, motion, fd_threshold_mm, held_out_cleaning).
     """
     config = config or BrainConfig()
     runs = find_runs(bids_root, subjects)
+    if config.mask is not None:  # refused before any BOLD is read
+        load_mask(config.mask, runs[0].load_bold(), runs[0].bold)
     first_img, first_data = runs[0].read_bold()
-    mask = compute_mask(first_img.__class__(first_data, first_img.affine, first_img.header))
+    mask, mask_source = run_mask(runs[0], first_img, first_data, config.mask)
+    for run in runs[1:]:
+        if run.shape != mask.shape:
+            raise MaskError(run.bold, f"shape {run.shape}, but the shared mask ({mask_source}, from {runs[0].bold.name}) "
+                                      f"has {mask.shape}: every participant's run must be on one grid")
     held = HeldOut(mask, np.asarray(first_img.affine))
     rows = stimulus_rows(stimulus, runs[0], config.offset_s)
     feature_map = fit_pca_map(rows, n_features)
@@ -140,7 +150,8 @@ def build_fmri_set(
     del stacked
     info = {"bids": str(bids_root), "stimulus": str(stimulus), "subjects": [r.subject for r in runs],
             "tr": runs[0].tr, "n_components": target_map.dims, "n_features": feature_map.dims,
-            "hrf_delays_s": list(HRF_DELAYS_S), "voxels": int(mask.sum()), "brain_config": asdict(config)}
+            "hrf_delays_s": list(HRF_DELAYS_S), "voxels": int(mask.sum()), "mask": mask_source,
+            "brain_config": {**asdict(config), "mask": None if config.mask is None else str(config.mask)}}
     arrays = {"mask": mask.astype(np.uint8), "affine": held.affine.astype(np.float64)}
     data = SignalSet("fmri", sequences, tuple(r.subject for r in runs), runs[0].tr, feature_map, target_map, info, arrays)
     return data, held
