@@ -598,7 +598,8 @@ def vae_predict(
     else:
         if bids is None or subject is None or stimulus is None:
             raise fail(f"{checkpoint} is an fMRI model: pass --bids, --subject and --stimulus")
-        paths = predict_fmri(run, bids, subject, stimulus, out, samples, seed)
+        with _brain_warnings():
+            paths = predict_fmri(run, bids, subject, stimulus, out, samples, seed)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

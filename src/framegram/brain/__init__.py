@@ -3,7 +3,8 @@
     from framegram.brain import fit_dataset, BrainConfig
     fit_dataset("ds003688/", "film.mp4", "out/", subjects=["01"], config=BrainConfig())
 
-Pieces (one job each): `bids` (runs, TR, confounds via pybids), `stimulus` (frames → TR averages →
+Pieces (one job each): `bids` (runs, TR, confounds and fMRIPrep brain masks via pybids), `masks` (which
+voxels: a given mask file, fMRIPrep's, or nilearn's EPI mask), `stimulus` (frames → TR averages →
 FIR delays / a delayed HRF), `delays` (the participant's HRF delay, delay profiles), `clean`
 (nuisance regression fitted on training volumes), `model` (`BrainEncoder`: himalaya ridge, one
 alpha per voxel, contiguous folds), `metrics` (r, R², shift null, FDR), `controls` (constant / shifted features, previous volume, the published protocol),
