@@ -39,3 +39,4 @@ def test_section_parts_are_text_unless_marked_as_markup():
     assert section.body == f"<h3>{ESCAPED}</h3>\n<p>{ESCAPED}</p>\n{ESCAPED}\n<em>trusted</em>"
     page = Report(TAG, [section]).to_html()
     assert TAG not in page and page.count(ESCAPED) == 7  # page title, h1, nav, h2 and the three parts
+    assert Section(TAG, TAG).body == ESCAPED  # a body of one plain string is text too

@@ -13,7 +13,7 @@ import numpy as np
 
 from framegram.brain.errors import FitFolderError
 from framegram.brain.outputs import RESULTS, read_results, subject_dir
-from framegram.report.html import Report, Section, figure_img, paragraph, table
+from framegram.report.html import Html, Report, Section, figure_img, heading, paragraph, table
 
 
 #: What the report reads of each participant's entry in results.json (the rest is optional).
@@ -133,14 +133,14 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
         rows,
     ))
     for s in subjects[:max_subjects_plotted]:
-        parts.append(f"<h3>sub-{s['subject']}</h3>")
-        parts.append(_subject_figures(out, s))
+        parts.append(heading(f"sub-{s['subject']}"))
+        parts.extend(_subject_figures(out, s))
     if len(subjects) > max_subjects_plotted:
         parts.append(paragraph(f"Maps of the other {len(subjects) - max_subjects_plotted} participants: {out}/sub-XX/r.nii.gz"))
-    return Section("Brain encoding", "\n".join(parts), order=order)
+    return Section("Brain encoding", parts, order=order)
 
 
-def _subject_figures(out: Path, summary: dict) -> str:
+def _subject_figures(out: Path, summary: dict) -> list[Html]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,7 +180,7 @@ def _subject_figures(out: Path, summary: dict) -> str:
         d.set_ylabel(summary["profile_kind"])
         d.set_title("delay profile")
     fig.tight_layout()
-    return maps + figure_img(fig, alt=f"r histogram and delay profile of sub-{summary['subject']}")
+    return [maps, figure_img(fig, alt=f"r histogram and delay profile of sub-{summary['subject']}")]
 
 
 def write_brain_report(out: str | Path, path: str | Path | None = None) -> Path:

@@ -2,10 +2,9 @@
 
 Each capability contributes `Section`s; the report sorts them by `order` and writes one file.
 File names, model names and messages end up in the page, so text is escaped here, in one place:
-a section's title is text; its body is a list of parts in which only `Html` (what the helpers
-below return, or `Html(...)` around markup built from trusted pieces) is markup, and any other
-string is text. A body given as one plain string is taken as markup as it is (older sections);
-its author must escape what it interpolates.
+a section's title is text; its body is a part or a list of parts in which only `Html` (what the
+helpers below return, or `Html(...)` around markup built from trusted pieces) is markup, and any
+other string is text.
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ def markup(part: str) -> Html:
 class Section:
     """One part of the report: a heading (text) and a body. Lower `order` comes first.
 
-    body: a list of parts, each `Html` (markup) or another string (text, escaped); or one plain
-    string taken as markup as it is. Either way `body` is the section's markup once it is made.
+    body: one part or a list of parts, each `Html` (markup) or another string (text, escaped);
+    `body` is the section's markup once it is made.
     """
 
     title: str
@@ -55,8 +54,8 @@ class Section:
     anchor: str = field(default="")
 
     def __post_init__(self):
-        if not isinstance(self.body, str):
-            self.body = Html("\n".join(markup(part) for part in self.body))
+        parts = [self.body] if isinstance(self.body, str) else self.body
+        self.body = Html("\n".join(markup(part) for part in parts))
         if not self.anchor:
             self.anchor = "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from framegram.io.decode import sample_strip
 from framegram.plotting import frame_strip_figure
-from framegram.report.html import Section, figure_img, paragraph, table
+from framegram.report.html import Section, figure_img, heading, paragraph, table
 from framegram.report.sections import DemoContext, demo_section
 
 #: (source video name, start s, seconds, distortion) of the demo's queries
@@ -46,7 +46,7 @@ def search_section(ctx: DemoContext) -> Section:
             continue
         query = render_query(by_name[name], start, seconds, distortion, folder / f"query-{Path(name).stem}-{distortion}.mp4")
         matches = search(query.path, index, top_k=3)
-        parts.append(f"<h3>{query.path.name}: {seconds:g} s of {name} from {start:g} s, {distortion}</h3>")
+        parts.append(heading(f"{query.path.name}: {seconds:g} s of {name} from {start:g} s, {distortion}"))
         parts.append(figure_img(_strip(query.path, 0.0, query.duration, "query"), alt=f"query {query.path.name}"))
         if matches:
             best = matches[0]
@@ -62,7 +62,7 @@ def search_section(ctx: DemoContext) -> Section:
                   (m.ref_id, f"{m.ref_start:.1f}-{m.ref_end:.1f} s", f"{m.query_start:.1f}-{m.query_end:.1f} s", f"{m.score:.3f}")),
             ])
     parts.insert(1, table(["query", "truth", "match", "in reference", "in query", "score"], rows))
-    return Section("Video search", "\n".join(parts), order=40)
+    return Section("Video search", parts, order=40)
 
 
 def _strip(path: Path, start: float, end: float, title: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.report.html import Section, figure_img, paragraph, png_img, table
+from framegram.report.html import Html, Section, figure_img, heading, paragraph, png_img, table
 from framegram.report.sections import DemoContext, demo_section
 
 #: the repository's benchmark results (src/framegram/vae/report.py -> repo root)
@@ -38,14 +38,14 @@ def vae_section(results: Path = RESULTS) -> Section:
         parts += _fmri_parts(result["fmri"])
     if "audio" in result:
         parts += _audio_parts(result["audio"], results / "vae")
-    return Section("Signals from silent video", "\n".join(parts), order=ORDER)
+    return Section("Signals from silent video", parts, order=ORDER)
 
 
-def _fmri_parts(fmri: dict) -> list[str]:
+def _fmri_parts(fmri: dict) -> list[Html]:
     means = fmri["means"]
     rows = [[name, f"{value:.3f}"] for name, value in means.items()]
     parts = [
-        "<h3>fMRI: held-out mean r in the responsive region</h3>",
+        heading("fMRI: held-out mean r in the responsive region"),
         paragraph(f"{fmri['subjects']} generated participants (ds003688-shaped, known responsive region of "
                   f"{fmri['responsive_voxels']} voxels), the last 30 % of every run held out; the VAE predicts "
                   f"{fmri['components']} components shared by all participants. Conditional VAE / per-participant "
@@ -81,12 +81,12 @@ def _time_course_figure(example: dict):
     return fig
 
 
-def _audio_parts(audio: dict, folder: Path) -> list[str]:
+def _audio_parts(audio: dict, folder: Path) -> list[Html]:
     rows = [[name, f"{v['all']:.2f}", f"{v['clear']:.2f}", f"{v['ambiguous']:.2f}",
              f"{audio['stoi'][name]:.3f}" if name in audio["stoi"] else "n/a"] for name, v in audio["lsd"].items()]
     spread = audio["spread_db"]
     parts = [
-        "<h3>Sound: the paper's own task on generated clips</h3>",
+        heading("Sound: the paper's own task on generated clips"),
         paragraph(f"{audio['clips']['test']} held-out clips: pitch is the note of the scene, loudness follows the disc's size; "
                   f"while the disc is hidden the tone is random. Spread of 8 VAE draws: {spread['clear']:.2f} dB on "
                   f"clear frames, {spread['ambiguous']:.2f} dB on ambiguous ones (x{audio['spread_ratio']:.1f})."),
@@ -101,7 +101,7 @@ def _audio_parts(audio: dict, folder: Path) -> list[str]:
                 data = base64.b64encode((folder / file).read_bytes()).decode("ascii")
                 players.append(f"<tr><td>{html.escape(name)}</td><td><audio controls src='data:audio/wav;base64,{data}'>"
                                "</audio></td></tr>")
-        parts.append(f"<h3>Listen: {html.escape(example['clip'])}</h3><table><tbody>{''.join(players)}</tbody></table>")
+        parts += [heading(f"Listen: {example['clip']}"), Html(f"<table><tbody>{''.join(players)}</tbody></table>")]
     return parts
 
 
