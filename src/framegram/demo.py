@@ -119,7 +119,8 @@ def _similarity_section(ctx: DemoContext) -> Section:
         others = [scores[a, b] for a in range(len(names)) for b in range(len(names)) if a != b and {a, b} != {i, j}]
         text += (
             f" carphone_distorted is a heavily compressed copy of carphone_pristine: its pixels are ruined, yet the "
-            f"pair scores {scores[i, j]:.2f}, against at most {max(others):.2f} for pairs of different videos."
+            f"pair scores {scores[i, j]:.2f}"
+            + (f", against at most {max(others):.2f} for pairs of different videos." if others else ".")
         )
     body = [paragraph(text), figure_img(fig, alt="pairwise framegram similarity")]
     return Section("Same content, different pixels", body, order=15)
