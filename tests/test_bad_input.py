@@ -1,6 +1,7 @@
 """Bad input: one clear line at the CLI, a typed exception in the API, and the batch goes on."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,11 +94,13 @@ def test_cli_single_file_errors_are_one_line(command, bad_files, tmp_path):
     assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, path: Path) -> None:
+def assert_one_line_error(proc: subprocess.CompletedProcess, path: Path, *words: str) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
+    for word in words:
+        assert word in proc.stderr, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +137,47 @@ def test_cli_bad_framegram_files_are_one_line(command, damage, bad_framegrams, t
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_cli_index_add_lists_bad_framegram_files_and_adds_the_good_one(bad_framegrams, good_framegram, tmp_path):
+    index = tmp_path / "ix"
+    bad = [bad_framegrams[d] for d in ("meta_list", "no_rows", "fps_zero")]
+    proc = run_cli("index", "add", *map(str, bad), str(good_framegram), "--index", str(index), "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"1 added, 0 already indexed, 3 failed -> {index}"
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("failed: ")]
+    assert [line.split(": ")[1] for line in failed] == [str(p) for p in bad]
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory, good_framegram) -> Path:
+    index = tmp_path_factory.mktemp("index") / "ix"
+    assert run_cli("index", "add", str(good_framegram), "--index", str(index), "--quiet").returncode == 0
+    return index
+
+
+@pytest.mark.parametrize("command", [["index", "info"], ["index", "check"], ["search", "clip.mp4"]])
+def test_cli_a_garbled_fingerprint_file_is_one_line(command, small_index, tmp_path):
+    index = tmp_path / "ix"
+    shutil.copytree(small_index, index)
+    basis = index / "basis.npz"
+    data = bytearray(basis.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 2000] = bytes(2000)  # the zip's directory stays: a member is garbled
+    basis.write_bytes(bytes(data))
+    proc = run_cli(*command, "--index", str(index), cwd=tmp_path)
+    assert_one_line_error(proc, basis)
+
+
+def test_cli_index_check_names_a_damaged_vectors_file(small_index, tmp_path):
+    index = tmp_path / "ix"
+    shutil.copytree(small_index, index)
+    assert run_cli("index", "check", "--index", str(index)).returncode == 0
+    vectors = sorted(index.glob("vectors-*.faiss"))[-1]  # the current generation
+    data = bytearray(vectors.read_bytes())
+    data[-100:-50] = bytes(range(50))
+    vectors.write_bytes(bytes(data))
+    proc = run_cli("index", "check", "--index", str(index))
+    assert_one_line_error(proc, vectors, "checksum", "damaged")
+
+
 @pytest.mark.parametrize("target", ["format", "folder", "under_a_file"])
 def test_cli_show_refuses_an_unwritable_picture_in_one_line(target, good_framegram, tmp_path):
     (tmp_path / "folder").mkdir()
@@ -143,15 +187,6 @@ def test_cli_show_refuses_an_unwritable_picture_in_one_line(target, good_framegr
     assert_one_line_error(proc, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder"]  # no picture, no temporary file
     assert not list((tmp_path / "folder").iterdir())
-
-
-def assert_one_line_naming(proc: subprocess.CompletedProcess, path: Path, *words: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert proc.stderr.startswith("framegram: error: ") and str(path) in proc.stderr
-    for word in words:
-        assert word in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("command, value", [("brain", '"fast"'), ("vae", "[0.608]"), ("brain", "-0.608")])
@@ -167,7 +202,7 @@ def test_cli_bad_repetition_time_is_one_line_naming_the_sidecar(command, value, 
         proc = run_cli("brain", "fit", *args)
     else:
         proc = run_cli("vae", "train", "--target", "fmri", *args)
-    assert_one_line_naming(proc, sidecar, f"RepetitionTime is {value}")
+    assert_one_line_error(proc, sidecar, f"RepetitionTime is {value}")
 
 
 @pytest.mark.parametrize("name, damage", [("sub-01/scores.npz", "missing"), ("sub-01/r.nii.gz", "truncated")])
@@ -180,7 +215,7 @@ def test_cli_brain_report_of_a_damaged_fit_folder_is_one_line(name, damage, synt
     shutil.copytree(quick_fit(synth, tmp_path_factory), out)
     path = damage_fit_file(out, name, damage)
     proc = run_cli("brain", "report", str(out))
-    assert_one_line_naming(proc, path, "framegram brain fit", f"--out {out}")
+    assert_one_line_error(proc, path, "framegram brain fit", f"--out {out}")
 
 
 @pytest.mark.parametrize("command", ["brain", "vae"])
@@ -193,7 +228,7 @@ def test_cli_an_empty_epi_mask_is_one_line_naming_the_run_and_the_mask_option(co
         proc = run_cli("brain", "fit", "--no-controls", *args)
     else:
         proc = run_cli("vae", "train", "--target", "fmri", *args)
-    assert_one_line_naming(proc, root / BOLD_01, "EPI mask", "holds 0 voxels", "--mask FILE")
+    assert_one_line_error(proc, root / BOLD_01, "EPI mask", "holds 0 voxels", "--mask FILE")
 
 
 @pytest.mark.parametrize("command, mask, problem", [
@@ -216,4 +251,4 @@ def test_cli_a_mask_file_no_fit_can_use_is_one_line_naming_it(command, mask, pro
     args = ["--bids", str(root), "--stimulus", str(synth / "stimuli" / "film.mp4"), "--out", str(tmp_path / "out"),
             "--mask", str(path), "--quiet"]
     proc = run_cli("brain", "fit", *args) if command == "brain" else run_cli("vae", "train", "--target", "fmri", *args)
-    assert_one_line_naming(proc, path, problem)
+    assert_one_line_error(proc, path, problem)

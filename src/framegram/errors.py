@@ -7,7 +7,12 @@ Each message names the file and the problem.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
+
+#: what numpy raises for an .npz file that is garbled, truncated, or lacks or mistypes an array
+NPZ_READ_ERRORS = (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error)
 
 
 class FramegramError(Exception):

@@ -88,15 +88,14 @@ def _read_map(path: Path, remake: str):
 
 def _read_scores(path: Path, n_voxels: int, remake: str) -> dict[str, np.ndarray]:
     """scores.npz: per-voxel arrays, `r` required, each as long as the mask has voxels."""
-    import zipfile
-    import zlib
+    from framegram.errors import NPZ_READ_ERRORS
 
     if not path.is_file():
         raise FitFolderError(path, f"no such file; {remake}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             scores = {k: np.asarray(npz[k]) for k in npz.files}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise FitFolderError(path, f"damaged, not a readable .npz file ({_first_line(exc)}); {remake}") from None
     if "r" not in scores:
         raise FitFolderError(path, f"damaged: no 'r' array (it holds {', '.join(sorted(scores)) or 'nothing'}); {remake}")
