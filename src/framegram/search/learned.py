@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.errors import FramegramError
+from framegram.errors import NPZ_READ_ERRORS, FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
-from framegram.search.fingerprint import UNREADABLE_NPZ, Descriptors, check_framegram, window_starts
+from framegram.search.background import BackgroundBank
+from framegram.search.fingerprint import Descriptors, check_framegram, window_starts
 
 #: file of a training run's exported fingerprint (what `learned:RUN` reads)
 FINGERPRINT_FILE = "fingerprint.npz"
@@ -51,6 +52,8 @@ class LearnedFingerprint:
     quant_range: np.ndarray
     threshold: float
     fitted_on: str = ""
+    #: unrelated footage the matcher's background draws on (`framegram.search.background`)
+    background: BackgroundBank | None = None
 
     @property
     def encoder_name(self) -> str:
@@ -143,6 +146,7 @@ class LearnedFingerprint:
             window_frames=np.array(self.window_frames), network=np.array(json.dumps(self.network)),
             quant_min=self.quant_min, quant_range=self.quant_range, threshold=np.array(self.threshold),
             fitted_on=np.array(self.fitted_on), **{_WEIGHT_PREFIX + k: np.asarray(v) for k, v in self.weights.items()},
+            **(self.background.arrays() if self.background is not None else {}),
         )
         atomic_write_bytes(path, buf.getvalue())
 
@@ -156,8 +160,9 @@ class LearnedFingerprint:
                     weights={k[len(_WEIGHT_PREFIX):]: z[k] for k in z.files if k.startswith(_WEIGHT_PREFIX)},
                     quant_min=z["quant_min"].astype(np.float32), quant_range=z["quant_range"].astype(np.float32),
                     threshold=float(z["threshold"]), fitted_on=str(z["fitted_on"]),
+                    background=BackgroundBank.from_arrays(z),
                 )
-        except UNREADABLE_NPZ as e:
+        except NPZ_READ_ERRORS as e:
             raise FramegramError(f"{path}: not a readable learned fingerprint ({e})") from None
 
 
