@@ -15,7 +15,10 @@ Methods, all on the same framegrams (EfficientNet-Lite0, 5 fps):
 Recall@1: the top match names the right reference (no threshold). Localisation error: mean of
 |ref_start - true start| and |ref_end - true end| for correct top-1 matches. µAP: VSC22, over all
 test queries (negatives included), from each method's top-5 rows. Query time: after extraction.
-Scale run: the real references hidden among synthetic descriptors of `--scale-hours` hours.
+Index sizes (bench/index_sizes.py): our threshold is calibrated over indexes of 1 to 200 references
+(every query whose reference is not in an index counts as a negative there), and the negatives
+matched and recall@1 at it are reported per size; a query-length run cuts queries to their first
+0.6-3 s. Scale run: the real references hidden among synthetic descriptors of `--scale-hours` hours.
 
 Run: `.venv/bin/python bench/search.py` (first run renders the corpus and extracts ~2.5 h of
 video: about an hour on 2 cores; then minutes). Writes bench/results/search.json.
@@ -33,6 +36,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import index_sizes
 import numpy as np
 from common import markdown_table, write_result
 from rich.progress import track
@@ -44,6 +48,7 @@ from framegram.io.atomic import atomic_write_bytes
 from framegram.search import MatchSettings, VideoIndex, match
 from framegram.search.baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
 from framegram.search.basis import default_basis
+from framegram.search.matcher import false_match_threshold
 from framegram.search.metrics import Match, micro_average_precision
 from framegram.search.query import query_views
 from framegram.synth.search_corpus import SearchCorpus, SearchQuery, build_search_corpus, default_corpus_folder
@@ -134,11 +139,9 @@ def summarise(queries: list[SearchQuery], results: dict[str, list[Match]], thres
 
 
 def calibrate(queries: list[SearchQuery], results: dict[str, list[Match]]) -> float:
-    """The lowest threshold at which at most MAX_NEGATIVE_RATE of the calibration negatives match:
-    just above the k-th highest negative top score, k = floor(rate x negatives)."""
-    scores = sorted((results[q.query_id][0].score for q in queries if q.ref_id is None and results[q.query_id]), reverse=True)
-    allowed = int(MAX_NEGATIVE_RATE * len(scores))
-    return round(scores[allowed] + 1e-3, 3) if len(scores) > allowed else 0.0
+    """The lowest threshold at which at most MAX_NEGATIVE_RATE of the calibration negatives match."""
+    return false_match_threshold([results[q.query_id][0].score for q in queries if q.ref_id is None and results[q.query_id]],
+                                 MAX_NEGATIVE_RATE)
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scale-hours", type=float, default=1000.0, help="hours of synthetic descriptors (0: skip)")
     parser.add_argument("--no-videohash", action="store_true")
+    parser.add_argument("--no-lengths", action="store_true", help="skip the query-length run")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -201,9 +205,17 @@ def main() -> None:
 
     calibration = corpus.calibration_queries
     test = corpus.test_queries
-    threshold = calibrate(calibration, results["framegram"])
-    # the baselines' thresholds are calibrated the same way, so their false-match rates compare
+    # ours: calibrated over indexes of every size (the score must mean the same in each)
+    full = index_sizes.SizeRun(len(refs), frozenset(ref_framegrams), {
+        q.query_id: (results["framegram"][q.query_id][0].ref_id, results["framegram"][q.query_id][0].score)
+        if results["framegram"][q.query_id] else None for q in corpus.queries})
+    small = index_sizes.draw_indexes(corpus)
+    size_runs = [index_sizes.run_index(refs_, ref_framegrams, corpus.queries, lambda q: cached_views(corpus, q))
+                 for refs_ in track(small, description="small indexes")]
+    threshold = index_sizes.calibrate_over_sizes([*size_runs, full], corpus.queries, MAX_NEGATIVE_RATE)
+    # the baselines' thresholds are calibrated on the full index's calibration negatives
     thresholds = {m: calibrate(calibration, results[m]) for m in METHODS if latency[m]}
+    thresholds["framegram"] = threshold
 
     report = {
         "corpus": {
@@ -243,8 +255,12 @@ def main() -> None:
                                               results[m], None) for length in (5.0, 10.0)}
             for m in METHODS if latency[m]
         }
+    report["index_sizes"] = index_sizes.size_rows([*size_runs, full], corpus.queries, threshold)
+    if not args.no_lengths:
+        report["query_lengths"] = index_sizes.length_rows(corpus, ref_framegrams, full.refs, small,
+                                                          lambda q: cached_views(corpus, q), threshold)
     if args.scale_hours > 0:
-        report["scale"] = scale_run(corpus, ref_framegrams, args.scale_hours, [q for q in test if q.length == 10.0][:100])
+        report["scale"] = scale_run(corpus, ref_framegrams, args.scale_hours, [q for q in test if q.length == 10.0 and q.ref_id][:100])
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_result(RESULTS, report)
     print_tables(report)
@@ -273,6 +289,12 @@ def print_tables(r: dict) -> None:
     print(markdown_table(
         ["method", "recall@1 10 s", "recall@1 5 s", "median loc. err. 10 s (s)", "µAP", "negatives matched",
          "recall@1 at threshold", "bytes / s", "query ms p50 / p95"], rows))
+    if "index_sizes" in r:
+        print(f"\nthe score in indexes of every size (threshold {r['threshold']}, calibrated over all of them; test split)\n")
+        print(size_table(r["index_sizes"], "index size"))
+    if "query_lengths" in r:
+        print("\nqueries cut to their first seconds (test split)\n")
+        print(size_table(r["query_lengths"], "query s / index size"))
     if "scale" in r:
         s = r["scale"]
         print(f"\nscale: {s['hours']:.0f} h indexed ({s['rows']} seconds, {s['vector_gb']:.2f} GB of vectors): "
@@ -280,9 +302,17 @@ def print_tables(r: dict) -> None:
               f"recall@1 {s['recall_at_1']:.3f} on {s['queries']} 10-s queries; peak RSS {s['peak_rss_gb']:.2f} GB")
 
 
+def size_table(rows: list[dict], first: str) -> str:
+    return markdown_table(
+        [first, "indexes", "corpus negatives matched", "left-out references' queries matched", "recall@1", "recall@1 at threshold"],
+        [[f"{row['seconds']:g} s / {row['size']}" if "seconds" in row else row["size"], row["indexes"],
+          f"{row['corpus_negatives_matched']}/{row['corpus_negatives']}", f"{row['left_out_matched']}/{row['left_out_queries']}",
+          f"{row['recall_at_1']:.3f}", f"{row['recall_at_1_thresholded']:.3f}"] for row in rows])
+
+
 def scale_run(corpus: SearchCorpus, ref_framegrams: dict[str, Framegram], hours: float, queries: list[SearchQuery]) -> dict:
     """The real references among `hours` of synthetic descriptors, in one-hour videos, then the
-    10-s test queries: latency, memory and recall@1 at that size.
+    10-s positive test queries: latency, memory and recall@1 at that size.
 
     Synthetic seconds follow the real references' descriptor statistics (their mean and covariance
     in fingerprint space) with an AR(1) drift from second to second (correlation 0.9), so they

@@ -8,6 +8,7 @@ import hashlib
 import multiprocessing
 import sqlite3
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +16,9 @@ import pytest
 import framegram.search.index as index_module
 from framegram.align import unit_rows
 from framegram.encoders.base import EncoderSpec
-from framegram.errors import FramegramError
+from framegram.errors import FramegramError, TooShortError
 from framegram.framegram import Framegram, FramegramMeta, SourceInfo
-from framegram.io.decode import sample_frames
+from framegram.io.decode import probe_video, sample_frames
 from framegram.media import fetch_media
 from framegram.search import (
     DEFAULT_THRESHOLD,
@@ -569,3 +570,55 @@ def test_real_videos_indexed_and_searched(tmp_path, encoder):
     box = inset_box(frames(pip.path))
     assert box is not None
     assert np.abs(np.array(box) - np.array(expected)).max() <= 4, (box, expected)
+
+
+# ---- the score means the same in a small index ------------------------------------------------
+
+#: real videos a new user might index first, and real footage none of those indexes holds
+SMALL_INDEXES = {1: ("bikes.mp4",), 2: ("world.mp4", "tree.avi"), 4: ("world.mp4", "tree.avi", "box.mp4", "cup.mp4")}
+UNRELATED = ("carphone_pristine.mp4", "bigbuckbunny.mp4", "megamind.avi", "vtest.avi", "bikes.mp4", "box.mp4", "cup.mp4")
+
+
+@pytest.fixture(scope="module")
+def small_index_media(videos) -> dict[str, Path]:
+    paths = {name: videos[name] for name in ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")}
+    for name in ("world.mp4", "tree.avi", "box.mp4", "cup.mp4", "megamind.avi", "vtest.avi"):
+        paths[name] = fetch_media(name)
+    return paths
+
+
+def pieces(views: dict[str, Framegram], seconds: float, every: float) -> list[dict[str, Framegram]]:
+    """`seconds`-long pieces of every view, one starting every `every` seconds (the query views of a
+    piece but for the bars and inset found on the whole clip)."""
+    whole = views["as-is"]
+    starts = np.arange(0.0, whole.duration - seconds + 1e-9, every) + whole.times[0]
+    return [{name: v.slice_time(t, t + seconds) for name, v in views.items()} for t in starts]
+
+
+def test_unrelated_real_clips_do_not_match_in_small_indexes(small_index_media, tmp_path):
+    """With 1, 2 or 4 indexed videos (the background comes from the fingerprint's bank, not from an
+    index too small to have one), 3-s pieces of unindexed real footage stay below the calibrated
+    threshold, while distorted excerpts of the indexed videos are found above it."""
+    from framegram.search.query import query_views
+
+    unrelated = {name: pieces(query_views(small_index_media[name]), 3.0, 1.5)[:12] for name in UNRELATED}
+    for n, names in SMALL_INDEXES.items():
+        folder = tmp_path / f"ix{n}"
+        add_videos([small_index_media[name] for name in names], folder)
+        ix = VideoIndex.open(folder)
+        threshold = ix.fingerprint.threshold
+        scores = [match(ix, p, "unrelated", threshold=None) for name in UNRELATED if name not in names for p in unrelated[name]]
+        top = [found[0].score for found in scores if found]
+        assert len(scores) >= 25 and max(top) < threshold, (n, sorted(top)[-3:])
+        for name in names:
+            start = min(2.0, probe_video(small_index_media[name]).duration - 6.0)
+            query = render_query(small_index_media[name], start, 5.0, "brightness-contrast", tmp_path / f"{n}-{name}.mp4")
+            found = search(query.path, ix)
+            assert found and found[0].ref_id == name and abs(found[0].ref_start - start) <= 1.0, (n, name, found)
+
+
+def test_too_short_a_query_is_refused(tmp_path, small_index_media):
+    add_videos([small_index_media["world.mp4"]], tmp_path / "ix")
+    clip = render_query(small_index_media["world.mp4"], START, 1.0, "none", tmp_path / "short.mp4").path
+    with pytest.raises(TooShortError, match=f"{clip}.*too short to search"):
+        search(clip, tmp_path / "ix")
