@@ -1,7 +1,7 @@
 """Training material for learned fingerprints: whole-video distorted copies of source videos.
 
 Each source video gets `copies_per_source` copies, each a different distortion of the search
-benchmark's set (`framegram.synth.distort.distortions`, "none" left out) applied in pixel space by
+benchmark's set (`framegram.synth.distort.distortions`, those in COPY_DISTORTIONS) applied in pixel space by
 FFmpeg to the whole video. A copy's frame at time t shows the source at `t x speed` (speed 1.25 for
 "speed-1.25", else 1), so any window of the copy's framegram pairs with a known window of the
 source's: the positives of contrastive training (`framegram.search.contrastive`).
@@ -29,6 +29,13 @@ from framegram.synth.distort import distortions
 from framegram.synth.jobs import declared_duration, render_pool, render_query_job, run_jobs
 
 COPY_PAIRS_VERSION = 1
+#: the distortions copies are drawn from: the search benchmark's first 15 ("none" left out), named so
+#: that distortions added to the benchmark later (blend-40, crop-half) do not change what a version-1
+#: folder holds, nor which copies a learned fingerprint trains on
+COPY_DISTORTIONS = (
+    "low-bitrate", "downscale-320", "crop-70", "letterbox", "brightness-contrast", "grayscale", "blur", "noise",
+    "logo", "text", "hflip", "fps-15", "speed-1.25", "picture-in-picture", "combo-3",
+)
 MANIFEST = "manifest.json"
 #: seconds left off a source's end, so FFmpeg never cuts past its last frame
 END_MARGIN = 0.1
@@ -69,7 +76,7 @@ def build_copy_pairs(
     (seed, source index); each distortion is used about equally often over many sources.
     """
     folder = Path(folder)
-    menu = {name: d for name, d in distortions().items() if name != "none"}
+    menu = {name: d for name, d in distortions().items() if name in COPY_DISTORTIONS}
     if not 1 <= copies_per_source <= len(menu):
         raise ValueError(f"copies_per_source must be 1..{len(menu)}, got {copies_per_source}")
     sources = [Path(s) for s in sources]
