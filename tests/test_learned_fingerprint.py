@@ -72,7 +72,8 @@ def copy_data(n_sources: int = 40, rows: int = 80, seed: int = 0) -> CopyFramegr
 def trained(tmp_path_factory):
     train_set, val_set = copy_data().split(val_sources=4)
     out = tmp_path_factory.mktemp("fp-run")
-    return train_fingerprint(TINY, train_set, val_set, out), out, train_set, val_set
+    # synthetic features: no real footage to calibrate on, only the held-out sources' copies
+    return train_fingerprint(TINY, train_set, val_set, out, calibration_negatives=()), out, train_set, val_set
 
 
 def test_training_learns_to_ignore_what_the_distortion_changes(trained):
@@ -103,12 +104,13 @@ def test_the_same_seed_gives_the_same_embedding_and_an_interrupted_run_resumes_t
     with pytest.raises(KeyboardInterrupt):
         train_fingerprint(TINY, train_set, val_set, tmp_path)
     monkeypatch.setattr(contrastive, "_write_run_files", write)
-    resumed = train_fingerprint(TINY, train_set, val_set, tmp_path)
+    resumed = train_fingerprint(TINY, train_set, val_set, tmp_path, calibration_negatives=())
     probe = val_set.sources[0]
     a = reference_descriptors(probe, fingerprint).vectors
     b = reference_descriptors(probe, resumed).vectors
     np.testing.assert_allclose(a, b, atol=1e-6)
-    other = train_fingerprint(ContrastiveConfig(**{**TINY.__dict__, "epochs": 2, "seed": 1}), train_set, val_set, tmp_path / "s1")
+    other = train_fingerprint(ContrastiveConfig(**{**TINY.__dict__, "epochs": 2, "seed": 1}), train_set, val_set,
+                              tmp_path / "s1", calibration_negatives=())
     assert not np.allclose(a, reference_descriptors(probe, other).vectors, atol=1e-3)
 
 
@@ -184,3 +186,39 @@ def test_distorted_copies_show_their_source_at_the_stated_speed(tmp_path):
     with pytest.raises(CopyPairsError, match="other settings"):
         build_copy_pairs([source], tmp_path / "copies", copies_per_source=2, workers=1, progress=False)
     assert build_copy_pairs([source], tmp_path / "copies", copies_per_source=15, workers=1, progress=False).pairs == pairs.pairs
+
+
+def test_a_freshly_trained_run_finds_held_out_copies_of_real_footage_at_its_own_threshold(tmp_path):
+    """The CLI's path on real features, small: generated sources and their distorted copies, a short
+    training, the bank and threshold it writes (calibrated on held-out copies and pieces of real
+    footage); then real videos it never saw are indexed, 8-s excerpts of one must match at that
+    threshold and unrelated real clips must not. Before the bank and the copies in the calibration
+    index, such a run wrote 0.48 while its real copies scored 0.21-0.33. A run this small varies
+    between processes (thresholds 0.35-0.42 seen, true copies 0.43-0.59, unrelated clips up to
+    0.29); it still misses world.mp4 downscaled to 320 px and tree.avi's copies, and places 5-s
+    excerpts of the slowly turning globe up to 3 s off, so where is left to the matcher's tests. The
+    CLI's default run is measured on the benchmark by bench/embedding.py."""
+    from framegram.media import fetch_media, sample_videos
+    from framegram.search import add_videos, search
+    from framegram.search.contrastive import real_negatives
+    from framegram.synth.distort import render_query
+
+    sources = [render_distractor(seed, 12.0, tmp_path / f"src-{seed}.mp4", size=(240, 136), fps=10) for seed in range(20)]
+    pairs = build_copy_pairs(sources, tmp_path / "copies", copies_per_source=3, workers=2, progress=False)
+    train_set, val_set = CopyFramegrams.from_pairs(pairs, progress=False).split(val_sources=4)
+    config = ContrastiveConfig(window_frames=10, dims=32, hidden=256, epochs=20, steps_per_epoch=20, videos_per_batch=12,
+                               windows_per_video=4, lr=3e-3)
+    fingerprint = train_fingerprint(config, train_set, val_set, tmp_path / "run")
+    assert fingerprint.background is not None and fingerprint.background.pieces == len(train_set.sources)
+    negatives = real_negatives(fingerprint)
+    assert len(negatives) == 6 and set(negatives[0]) >= {"as-is", "mirrored"}  # 5-s pieces of the 10-s bikes.mp4
+
+    index = tmp_path / "index"
+    world, tree = fetch_media("world.mp4"), fetch_media("tree.avi")
+    add_videos([world, tree], index, fingerprint=fingerprint)
+    for distortion in ("none", "brightness-contrast"):
+        clip = render_query(world, 12.0, 8.0, distortion, tmp_path / f"world-{distortion}.mp4").path
+        found = search(clip, index)  # at the run's own threshold
+        assert found and found[0].ref_id == world.name, (distortion, found)
+    for unrelated in (fetch_media("box.mp4"), next(p for p in sample_videos() if p.name == "carphone_pristine.mp4")):
+        assert search(unrelated, index) == [], unrelated
