@@ -92,13 +92,7 @@ class FingerprintBasis:
 
     def differences(self, other) -> list[str]:
         """Why vectors of `other` (any fingerprint) cannot share an index with this one ([] if they can)."""
-        if getattr(other, "kind", None) != self.kind:
-            return [f"a {other.kind} fingerprint, not a hand-designed one"]
-        out = []
-        if other.encoder != self.encoder:
-            out.append(f"encoder {other.encoder_name} instead of {self.encoder_name}")
-        if other.fps != self.fps:
-            out.append(f"{other.fps:g} fps instead of {self.fps:g}")
+        out = input_differences(self, other, "hand-designed")
         if not out and other.digest != self.digest:
             out.append(f"another fitted basis ({other.fitted_on or 'unnamed'})")
         return out
@@ -154,6 +148,19 @@ class Descriptors:
 
     vectors: np.ndarray
     starts: np.ndarray
+
+
+def input_differences(mine, other, label: str) -> list[str]:
+    """What of kind, encoder and frame rate `other` (any fingerprint) has that `mine` has not; a
+    fingerprint of another kind gives that alone ([] if all three agree)."""
+    if getattr(other, "kind", None) != mine.kind:
+        return [f"a {other.kind} fingerprint, not a {label} one"]
+    out = []
+    if other.encoder != mine.encoder:
+        out.append(f"encoder {other.encoder_name} instead of {mine.encoder_name}")
+    if other.fps != mine.fps:
+        out.append(f"{other.fps:g} fps instead of {mine.fps:g}")
+    return out
 
 
 def frames_per_second(fps: float) -> int:

@@ -28,7 +28,7 @@ from framegram.errors import NPZ_READ_ERRORS, FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search.background import BackgroundBank
-from framegram.search.fingerprint import Descriptors, check_framegram, window_starts
+from framegram.search.fingerprint import Descriptors, check_framegram, input_differences, window_starts
 
 #: file of a training run's exported fingerprint (what `learned:RUN` reads)
 FINGERPRINT_FILE = "fingerprint.npz"
@@ -124,13 +124,9 @@ class LearnedFingerprint:
 
     def differences(self, other) -> list[str]:
         """Why vectors of `other` (any fingerprint) cannot share an index with this one ([] if they can)."""
+        out = input_differences(self, other, "learned")
         if getattr(other, "kind", None) != self.kind:
-            return [f"a {other.kind} fingerprint, not a learned one"]
-        out = []
-        if other.encoder != self.encoder:
-            out.append(f"encoder {other.encoder_name} instead of {self.encoder_name}")
-        if other.fps != self.fps:
-            out.append(f"{other.fps:g} fps instead of {self.fps:g}")
+            return out
         if other.window_frames != self.window_frames:
             out.append(f"{other.window_seconds:g}-s windows instead of {self.window_seconds:g}-s")
         if other.dims != self.dims:
