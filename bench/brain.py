@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "brain.json")
     args = ap.parse_args()
 
-    from framegram.synth.bids import generate_dataset
+    from framegram.datasets.bids import generate_dataset
 
     root = args.data or cache_dir() / "bench" / f"brain-{'small' if args.small else 'full'}"
     t0 = time.perf_counter()

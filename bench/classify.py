@@ -1,5 +1,5 @@
 """Video classification benchmark: every registered model trained and tested on the two generated
-benchmarks (`framegram.synth.actions`: motion, where no single frame reveals the class, and
+benchmarks (`framegram.datasets.actions`: motion, where no single frame reveals the class, and
 appearance, where one does) at 8 frames of 64x64.
 
 For each (benchmark, model): train on the train split (validated every epoch on one clip per test
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, write_result  # noqa: E402
 
 from framegram.paths import cache_dir  # noqa: E402
-from framegram.synth.actions import build_actions  # noqa: E402
+from framegram.datasets.actions import build_actions  # noqa: E402
 from framegram.video_models import list_models, model_meta  # noqa: E402
 from framegram.video_models.data import VideoFolder  # noqa: E402
 from framegram.video_models.registry import model_cfg_for, model_entry  # noqa: E402

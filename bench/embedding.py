@@ -41,7 +41,7 @@ from common import markdown_table, write_result  # noqa: E402
 from framegram.cache import framegram_for  # noqa: E402
 from framegram.paths import cache_dir  # noqa: E402
 from framegram.search import MatchSettings, VideoIndex, match  # noqa: E402
-from framegram.search.baselines import NaiveFrameIndex  # noqa: E402
+from baselines import NaiveFrameIndex  # noqa: E402
 from framegram.search.basis import default_basis  # noqa: E402
 from framegram.search.contrastive import (  # noqa: E402
     ContrastiveConfig,
@@ -51,7 +51,7 @@ from framegram.search.contrastive import (  # noqa: E402
 )
 from framegram.search.fingerprint import query_descriptors, reference_descriptors  # noqa: E402
 from framegram.search.metrics import Match  # noqa: E402
-from framegram.synth.search_corpus import build_search_corpus, default_corpus_folder  # noqa: E402
+from search_corpus import build_search_corpus, default_corpus_folder  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "embedding.json"
 RUNS = cache_dir() / "bench" / "embedding-v1"

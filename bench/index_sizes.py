@@ -27,7 +27,7 @@ from framegram.framegram import Framegram
 from framegram.search import MatchSettings, VideoIndex, match
 from framegram.search.basis import default_basis
 from framegram.search.matcher import false_match_threshold
-from framegram.synth.search_corpus import SearchCorpus, SearchQuery
+from search_corpus import SearchCorpus, SearchQuery
 
 SIZES = {1: 5, 2: 4, 4: 3, 8: 2, 24: 2}  #: index size -> how many indexes of that size are drawn
 LENGTHS = (0.6, 1.0, 1.5, 2.0, 3.0)  #: query prefixes of the length run, seconds

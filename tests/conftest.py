@@ -51,7 +51,7 @@ def bunny_framegram(videos, encoder):
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Path:
     """The generated ds003688-shaped BIDS dataset, small grid (20x20x12), two participants."""
-    from framegram.synth.bids import generate_dataset
+    from framegram.datasets.bids import generate_dataset
 
     root = tmp_path_factory.mktemp("synth-bids")
     generate_dataset(root, subjects=2, small=True, progress=False)

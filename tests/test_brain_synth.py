@@ -1,4 +1,4 @@
-"""The generated ds003688-shaped BIDS dataset (framegram.synth.bids): layout, pybids indexing, the known
+"""The generated ds003688-shaped BIDS dataset (framegram.datasets.bids): layout, pybids indexing, the known
 answer (signal only in the responsive region, unrelated noise elsewhere), determinism and resumption."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 nib = pytest.importorskip("nibabel")
 bids = pytest.importorskip("bids")
 
-from framegram.synth.bids import (
+from framegram.datasets.bids import (
     N_VOLUMES,
     SMALL_SHAPE,
     TR,

@@ -6,7 +6,7 @@ import pytest
 from framegram.align import locate
 from framegram.extract import extract
 from framegram.io import probe_video, sample_frames
-from framegram.synth.distort import distortions, render_query
+from framegram.datasets.distort import distortions, render_query
 
 EXPECTED_SIZE = {  # bikes.mp4 is 640x272
     "downscale-320": (320, 136),

@@ -33,8 +33,8 @@ from framegram.search.fingerprint import load_fingerprint, query_descriptors, re
 from framegram.search.learned import FINGERPRINT_FILE, LearnedFingerprint
 from framegram.search.matcher import match
 from framegram.search.window_encoder import WindowEncoder
-from framegram.synth.copy_pairs import CopyPairsError, build_copy_pairs
-from framegram.synth.distractors import render_distractor
+from framegram.datasets.copy_pairs import CopyPairsError, build_copy_pairs
+from framegram.datasets.distractors import render_distractor
 
 FPS = 5.0
 DIM = 48
@@ -201,7 +201,7 @@ def test_a_freshly_trained_run_finds_held_out_copies_of_real_footage_at_its_own_
     from framegram.media import fetch_media, sample_videos
     from framegram.search import add_videos, search
     from framegram.search.contrastive import real_negatives
-    from framegram.synth.distort import render_query
+    from framegram.datasets.distort import render_query
 
     sources = [render_distractor(seed, 12.0, tmp_path / f"src-{seed}.mp4", size=(240, 136), fps=10) for seed in range(20)]
     pairs = build_copy_pairs(sources, tmp_path / "copies", copies_per_source=3, workers=2, progress=False)

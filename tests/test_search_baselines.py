@@ -7,7 +7,7 @@ import pytest
 
 from framegram.encoders.base import EncoderSpec
 from framegram.framegram import Framegram, FramegramMeta, SourceInfo
-from framegram.search.baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline, resample_rows
+from baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline, resample_rows
 
 FPS = 5.0
 DIM = 1280

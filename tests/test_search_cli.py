@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from framegram.media import fetch_media
-from framegram.synth.distort import render_query
+from framegram.datasets.distort import render_query
 
 START = 12.0
 

@@ -8,9 +8,9 @@ import pytest
 
 from framegram.errors import FramegramError
 from framegram.io import probe_video, sample_frames
-from framegram.synth.distort import distortions
-from framegram.synth.distractors import render_distractor
-from framegram.synth.search_corpus import (
+from framegram.datasets.distort import distortions
+from framegram.datasets.distractors import render_distractor
+from search_corpus import (
     SearchCorpusError,
     build_search_corpus,
     load_search_corpus,

@@ -37,7 +37,7 @@ from framegram.search.fingerprint import (
     reference_descriptors,
 )
 from framegram.search.query import content_box, inset_box
-from framegram.synth.distort import render_query
+from framegram.datasets.distort import render_query
 
 FPS = 5.0
 #: narrower than EfficientNet-Lite0's 1280 so that fitting a basis (an eigendecomposition of D x D)

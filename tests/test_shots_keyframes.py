@@ -16,9 +16,9 @@ from framegram.errors import EncoderMismatchError, TooShortError
 from framegram.extract import extract
 from framegram.keyframes import detect_shots, select_keyframes
 from framegram.keyframes.output import CSV_COLUMNS, scene_csv
-from framegram.keyframes.scoring import match, score
-from framegram.synth.edits import Clip, Distractor, EditPlan, Transition, render_edit
-from framegram.synth.footage import clean_stretches, footage_paths
+from shot_scoring import match, score
+from edits import Clip, Distractor, EditPlan, Transition, render_edit
+from framegram.datasets.footage import clean_stretches, footage_paths
 
 SOURCES = ["vtest.avi", "tree.avi", "box.mp4", "cup.mp4", "a.mp4"]
 

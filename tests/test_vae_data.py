@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from framegram.cli import app
 from framegram.errors import InputError
-from framegram.synth import audio_visual as av
-from framegram.synth.actions import split_by_source
+from framegram.datasets import audio_visual as av
+from framegram.datasets.actions import split_by_source
 from framegram.vae import VAEConfig, load_signal_run, train_signal_model
 from framegram.vae.audio import HOP, build_audio_set, clip_features, log_spectral_distance, mel_db, mel_to_wave, stoi
 from framegram.vae.fmri import build_fmri_set, voxel_r

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from framegram.synth.audio_visual import write_wav
+from framegram.datasets.audio_visual import write_wav
 from framegram.vae.predict import plot_spectrograms
 from framegram.vae.report import vae_section
 

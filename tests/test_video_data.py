@@ -1,4 +1,4 @@
-"""The data side of video classification: the generated benchmarks (framegram.synth.actions), the
+"""The data side of video classification: the generated benchmarks (framegram.datasets.actions), the
 folder dataset and its clips (video_models.data) and the cached optical flow (video_models.flow)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from scipy.stats import kstest
 
 from framegram.errors import FramegramError, InputError
-from framegram.synth import actions
-from framegram.synth.actions import build_actions, list_benchmarks, motion_track, write_video
+from framegram.datasets import actions
+from framegram.datasets.actions import build_actions, list_benchmarks, motion_track, write_video
 from framegram.video_models.data import VideoFolder, crop_flow, crop_frames, decode_frames
 from framegram.video_models.flow import cached_flow, farneback_flow
 from framegram.video_models.inputs import FLOW_SCALE, rgb_tensor

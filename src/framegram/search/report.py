@@ -23,7 +23,7 @@ def search_section(ctx: DemoContext) -> Section:
     from framegram.search import VideoIndex, search
     from framegram.search.basis import default_basis
     from framegram.search.matcher import DEFAULT_THRESHOLD
-    from framegram.synth.distort import render_query
+    from framegram.datasets.distort import render_query
 
     folder = ctx.out_dir / "search"
     index_dir = folder / "index"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from framegram.errors import InputError
-from framegram.synth.audio_visual import ANSWERS, SPLIT_FILES, read_wav
+from framegram.datasets.audio_visual import ANSWERS, SPLIT_FILES, read_wav
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
 
 SAMPLE_RATE = 16000
@@ -91,7 +91,7 @@ def clip_features(video: Path, frames: int) -> np.ndarray:
 
 
 def build_audio_set(root: str | Path, n_features: int = 32, show_progress: bool = False) -> tuple[SignalSet, AudioClips]:
-    """The signal set of a generated audio-visual folder (`framegram.synth.audio_visual`): training
+    """The signal set of a generated audio-visual folder (`framegram.datasets.audio_visual`): training
     clips train, test clips are held out whole. Returns it and the test clips' truth."""
     from framegram.progress import extraction_progress
 

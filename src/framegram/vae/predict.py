@@ -32,7 +32,7 @@ def predict_audio(run: SignalRun, video: str | Path, out: str | Path, samples: i
     (`spectrograms.npz`, dB [T, bands]), Griffin-Lim waveforms (`mean.wav`, `sample-K.wav`) and a
     picture of them (`spectrograms.png`). Returns the paths by name."""
     from framegram.io.decode import probe_video
-    from framegram.synth.audio_visual import write_wav
+    from framegram.datasets.audio_visual import write_wav
     from framegram.vae.audio import HOP, SAMPLE_RATE, clip_features, mel_to_wave
 
     _expect(run, "audio")

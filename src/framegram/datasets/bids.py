@@ -663,7 +663,7 @@ def generate_dataset(
     root = Path(out).resolve()
     synth = root / "derivatives" / "framegram-synth"
     shape = SMALL_SHAPE if small else FULL_SHAPE
-    generator = {"generator": "framegram.synth.bids", "version": GENERATOR_VERSION, "seed": seed, "small": small,
+    generator = {"generator": "framegram.datasets.bids", "version": GENERATOR_VERSION, "seed": seed, "small": small,
                  "shape": list(shape), "n_volumes": N_VOLUMES, "tr": TR}
     gen_path = synth / "generator.json"
     if gen_path.is_file():
@@ -715,7 +715,7 @@ def generate_dataset(
             _write_text(paths["confounds"], _confounds_table(vols["params"]))
             _write_text(paths["events"], _events_table())
             _write_json(paths["bold_json"], {"TaskName": TASK, "RepetitionTime": TR, "SkullStripped": False,
-                                              "Manufacturer": "framegram.synth.bids (generated)"})
+                                              "Manufacturer": "framegram.datasets.bids (generated)"})
             _write_t1w(paths["t1w"], geo, seed, plan.index)
             _write_nifti(paths["bold"], vols["bold"], geo)
             entry = {"lag_s": round(plan.lag_s, 4), "extra_delay_s": round(plan.extra_delay, 4), "snr": round(plan.snr, 4),
@@ -775,13 +775,13 @@ def _write_top_level(root: Path, plans: list[_SubjectPlan], geo: _Geometry, seed
     _write_json(root / "dataset_description.json", {
         "Name": "framegram synthetic film-watching fMRI (shaped like OpenNeuro ds003688)",
         "BIDSVersion": "1.8.0", "DatasetType": "raw", "License": "CC0",
-        "Authors": ["framegram.synth.bids"],
-        "GeneratedBy": [{"Name": "framegram.synth.bids", "Version": str(GENERATOR_VERSION)}],
+        "Authors": ["framegram.datasets.bids"],
+        "GeneratedBy": [{"Name": "framegram.datasets.bids", "Version": str(GENERATOR_VERSION)}],
     })
     lines = ["participant_id\tage\tsex"] + [f"sub-{p.label}\t{p.age}\t{p.sex}" for p in plans]
     _write_text(root / "participants.tsv", "\n".join(lines) + "\n")
     _write_text(root / "README", (
-        "Generated data, not a recording. framegram.synth.bids made this dataset in the layout of OpenNeuro\n"
+        "Generated data, not a recording. framegram.datasets.bids made this dataset in the layout of OpenNeuro\n"
         "ds003688 (participants watching a 6.5-minute film: one run, TR 0.608 s, 641 volumes). The stimulus\n"
         "is the first 390 s of Big Buck Bunny (stimuli/film.mp4). The BOLD runs hold a known stimulus-driven\n"
         "signal in a responsive region plus drift, motion, physiological and AR(1) noise; the answer is in\n"
@@ -792,7 +792,7 @@ def _write_top_level(root: Path, plans: list[_SubjectPlan], geo: _Geometry, seed
     _write_json(root / "derivatives" / "fmriprep" / "dataset_description.json", {
         "Name": "fMRIPrep-style confounds (generated)", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic",
-                         "Description": "motion parameters as fMRIPrep writes them, from framegram.synth.bids"}],
+                         "Description": "motion parameters as fMRIPrep writes them, from framegram.datasets.bids"}],
     })
     _write_json(synth / "dataset_description.json", {
         "Name": "framegram synthetic ground truth", "BIDSVersion": "1.8.0", "DatasetType": "derivative",

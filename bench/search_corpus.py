@@ -3,7 +3,7 @@
 References (the videos an index holds):
   film        Big Buck Bunny (596 s) cut into ~30-s pieces `bbb-000`, `bbb-001`, ...
   clip        whole real clips: world.mp4, tree.avi, box.mp4, cup.mp4, megamind.avi, a.mp4
-  distractor  generated videos of 20-60 s (`framegram.synth.distractors`), added until there are at
+  distractor  generated videos of 20-60 s (`framegram.datasets.distractors`), added until there are at
               least `min_references` references and `min_hours` hours in all
 Real footage is re-encoded with the imageio-ffmpeg binary to H.264 (CRF 20) at most 640 px wide, at
 its own frame rate; distractors are H.264 at 480x270, 12 frames/s. Negative sources are made the same
@@ -18,7 +18,7 @@ test split from vtest.avi, carphone_pristine.mp4 and the other half.
 bigbuckbunny.mp4 are left out too: they repeat shots of the full film. carphone_pristine.mp4 is 4 s,
 shorter than any query, so no query comes from it.)
 
-Queries (`framegram.synth.distort.render_query`), in a "test" split and a smaller "calibration" split
+Queries (`framegram.datasets.distort.render_query`), in a "test" split and a smaller "calibration" split
 drawn separately: for every distortion and query length (5 s and 10 s), `queries_per_distortion`
 positive queries (a quarter as many in calibration) from a uniform position of a reference, ~80 % of
 them from real footage and ~20 % from distractors (sources weighted by their number of possible
@@ -53,9 +53,9 @@ from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
 from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.settings import claim_folder
-from framegram.synth.distort import distortions as all_distortions
-from framegram.synth.distractors import PHOTOS
-from framegram.synth.jobs import declared_duration, render_distractor_job, render_pool, render_query_job, run_jobs
+from framegram.datasets.distort import distortions as all_distortions
+from framegram.datasets.distractors import PHOTOS
+from framegram.datasets.jobs import declared_duration, render_distractor_job, render_pool, render_query_job, run_jobs
 
 CORPUS_VERSION = 2  # 2: blend-40 and crop-half join the distortions
 DEFAULT_SEED = 20261122
@@ -111,7 +111,7 @@ class SearchQuery:
     query_id: str
     path: Path
     length: float  #: nominal seconds of the query (5 or 10)
-    distortion: str  #: a name of `framegram.synth.distort.distortions()`
+    distortion: str  #: a name of `framegram.datasets.distort.distortions()`
     ref_id: str | None
     ref_start: float | None  #: seconds into the reference; None for negatives
     ref_end: float | None

@@ -1,7 +1,7 @@
 """A generated audio-visual set whose sound follows what is seen, with stretches where it cannot.
 
 Each clip (`SECONDS` s, `FPS` fps, `SIZE` x `SIZE` pixels, silent H.264 video + 16 kHz mono WAV): a
-disc of real texture (the actions benchmark's, `framegram.synth.actions.draw_disc`) drifts and
+disc of real texture (the actions benchmark's, `framegram.datasets.actions.draw_disc`) drifts and
 grows or shrinks over a still background; disc and background are cut from frames of one real video
 (one of the actions benchmark's 8 sources: a scene). Its sound is a harmonic tone (4 harmonics at
 amplitudes 1, 1/2, 1/3, 1/4, phase-continuous) whose
@@ -49,7 +49,7 @@ SIZE = 96  #: pixels (the actions benchmark's frame size: its disc drawing is re
 FPS = 25
 SECONDS = 4.0
 SAMPLE_RATE = 16000
-#: Hz, the note of each footage source in `framegram.synth.actions.FOOTAGE_SOURCES` order (A minor pentatonic)
+#: Hz, the note of each footage source in `framegram.datasets.actions.FOOTAGE_SOURCES` order (A minor pentatonic)
 NOTES = (220.0, 261.63, 329.63, 392.0, 440.0, 523.25, 659.26, 783.99)
 LEVEL_DB = (-32.0, -8.0)  #: dB full scale of the tone, smallest disc to largest
 NOISE_DB = -60.0  #: white noise floor, dB full scale
@@ -77,7 +77,7 @@ def build_audio_visual(root: str | Path | None = None, n_train: int = 200, n_tes
     claim_generated_folder(root, settings, "an audio-visual set", SETTINGS)
     if (root / MANIFEST).is_file():
         return root
-    from framegram.synth.actions import FOOTAGE_SOURCES, split_by_source
+    from framegram.datasets.actions import FOOTAGE_SOURCES, split_by_source
 
     footage = split_by_source()
     count = n_train + n_test
@@ -124,7 +124,7 @@ def smooth_path(rng: np.random.Generator, n: int, low: float, high: float, compo
 def render_clip(rng: np.random.Generator, footage: dict[str, np.ndarray], media: bool = True) -> dict:
     """One clip: frames uint8 [T, S, S, 3], audio float32 [samples] in [-1, 1], ambiguous bool [T],
     f0 Hz and level_db float [T] (what is heard at each frame). media=False skips frames and audio."""
-    from framegram.synth.actions import draw_disc, random_frame, texture_patch
+    from framegram.datasets.actions import draw_disc, random_frame, texture_patch
 
     n = int(round(SECONDS * FPS))
     source = int(rng.integers(len(footage)))
@@ -197,6 +197,6 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 def write_silent_video(frames: np.ndarray, path: Path) -> None:
     """uint8 [T, H, W, 3] -> H.264 MP4 at FPS (the FFmpeg binary, reproducible bytes), atomically."""
-    from framegram.synth.actions import encode_video
+    from framegram.datasets.actions import encode_video
 
     encode_video(frames, path, FPS)

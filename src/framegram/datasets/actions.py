@@ -49,7 +49,7 @@ from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.io.settings import claim_generated_folder
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
-from framegram.synth.footage import footage_paths, shot_boundaries
+from framegram.datasets.footage import footage_paths, shot_boundaries
 
 FOOTAGE_VERSION = 1
 FORMAT = "framegram-actions-benchmark"
@@ -258,7 +258,7 @@ def split_by_source() -> dict[str, dict[str, np.ndarray]]:
 
 def split_by_shot() -> dict[str, dict[str, np.ndarray]]:
     """The footage each split may use, shot by shot: of each shot of a source (between the cuts and
-    dissolves of `framegram.synth.footage.shot_boundaries`), the first TRAIN_SHARE of its frames for
+    dissolves of `framegram.datasets.footage.shot_boundaries`), the first TRAIN_SHARE of its frames for
     "train", the rest for "test"; a shot with one frame goes to "train"."""
     split, paths = {"train": {}, "test": {}}, _source_paths()
     for name, (frames, seconds) in _footage().items():

@@ -1,7 +1,7 @@
 """Training material for learned fingerprints: whole-video distorted copies of source videos.
 
 Each source video gets `copies_per_source` copies, each a different distortion of the search
-benchmark's set (`framegram.synth.distort.distortions`, those in COPY_DISTORTIONS) applied in pixel space by
+benchmark's set (`framegram.datasets.distort.distortions`, those in COPY_DISTORTIONS) applied in pixel space by
 FFmpeg to the whole video. A copy's frame at time t shows the source at `t x speed` (speed 1.25 for
 "speed-1.25", else 1), so any window of the copy's framegram pairs with a known window of the
 source's: the positives of contrastive training (`framegram.search.contrastive`).
@@ -25,8 +25,8 @@ from framegram.errors import InputError
 from framegram.io.atomic import atomic_write_bytes
 from framegram.io.settings import claim_folder
 from framegram.progress import extraction_progress
-from framegram.synth.distort import distortions
-from framegram.synth.jobs import declared_duration, render_pool, render_query_job, run_jobs
+from framegram.datasets.distort import distortions
+from framegram.datasets.jobs import declared_duration, render_pool, render_query_job, run_jobs
 
 COPY_PAIRS_VERSION = 1
 #: the distortions copies are drawn from: the search benchmark's first 15 ("none" left out), named so

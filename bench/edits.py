@@ -22,7 +22,7 @@ import numpy as np
 
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.decode import sample_frames
-from framegram.synth.footage import CleanStretch
+from framegram.datasets.footage import CleanStretch
 
 FPS = 25
 HEIGHT, WIDTH = 360, 640

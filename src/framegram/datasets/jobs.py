@@ -8,7 +8,7 @@ from pathlib import Path
 
 from framegram.errors import InputError
 from framegram.io.decode import probe_video
-from framegram.synth.distort import render_query
+from framegram.datasets.distort import render_query
 
 
 def render_pool(workers: int):
@@ -63,8 +63,8 @@ def render_query_job(job: dict) -> float:
 
 def render_distractor_job(job: dict) -> float:
     """Render the generated video `job` describes (seed, seconds, size, fps, photos; see
-    `framegram.synth.distractors.render_distractor`) into `job["out"]` unless it exists; its declared duration."""
-    from framegram.synth.distractors import render_distractor
+    `framegram.datasets.distractors.render_distractor`) into `job["out"]` unless it exists; its declared duration."""
+    from framegram.datasets.distractors import render_distractor
 
     out: Path = job["out"]
     if not out.exists():
