@@ -149,7 +149,7 @@ def main() -> None:
 
     root = args.data or cache_dir() / "bench" / f"brain-{'small' if args.small else 'full'}"
     t0 = time.perf_counter()
-    generate_dataset(root, subjects=args.subjects, small=args.small, progress=False)
+    generate_dataset(root, subjects=args.subjects, small=args.small, show_progress=False)
     t_gen = time.perf_counter() - t0
     truth = GroundTruth(root)
     config = BrainConfig(offset_s=truth.truth["stimulus_offset_s"])

@@ -186,7 +186,7 @@ def build_search_corpus(
     queries_per_distortion: int = 20,
     negatives: int = 60,
     workers: int = 2,
-    progress: bool = True,
+    show_progress: bool = True,
     *,
     min_references: int = 200,
     min_hours: float = 2.0,
@@ -206,7 +206,7 @@ def build_search_corpus(
 
     queries_per_distortion: positive test queries per distortion and length (calibration: that times
         `calibration_fraction`, at least 1). negatives: negative test queries per length (likewise).
-    workers: processes rendering videos. progress: show a progress bar.
+    workers: processes rendering videos. show_progress: show a progress bar.
     min_references, min_hours: distractors are added until both are reached.
     film_pieces: use only the first pieces of the film (None: all); piece_seconds: their target length.
     clips: real clips indexed whole; negative_clips: real negative sources per split;
@@ -252,7 +252,7 @@ def build_search_corpus(
     ref_jobs = _plan_references(rng, folder, settings)
     neg_jobs = _plan_negative_sources(rng, folder, settings)
     _forget_stale(folder / PLANS / "videos.json", folder, ref_jobs + neg_jobs)
-    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+    with render_pool(workers) as pool, extraction_progress(show_progress) as bar:
         durations = run_jobs(pool, bar, "references", _render_video, ref_jobs + neg_jobs)
         references = [
             Reference(j["id"], j["out"], durations[i], j["kind"], j["origin"]) for i, j in enumerate(ref_jobs)

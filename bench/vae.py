@@ -85,7 +85,7 @@ def fmri_bench(subjects: int, components: int) -> dict:
     from framegram.vae.fmri import build_fmri_set, to_voxels, voxel_r
 
     root = cache_dir() / "bench" / "brain-full"
-    generate_dataset(root, subjects=subjects, small=False, progress=False)
+    generate_dataset(root, subjects=subjects, small=False, show_progress=False)
     synth = root / "derivatives" / "framegram-synth"
     truth = json.loads((synth / "truth.json").read_text())
     film = root / truth["stimulus"]

@@ -54,7 +54,7 @@ def synth(tmp_path_factory) -> Path:
     from framegram.datasets.bids import generate_dataset
 
     root = tmp_path_factory.mktemp("synth-bids")
-    generate_dataset(root, subjects=2, small=True, progress=False)
+    generate_dataset(root, subjects=2, small=True, show_progress=False)
     return root
 
 

@@ -23,7 +23,7 @@ from framegram.datasets.bids import (
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> DatasetTruth:
-    return generate_dataset(tmp_path_factory.mktemp("bids") / "ds", subjects=3, small=True, progress=False)
+    return generate_dataset(tmp_path_factory.mktemp("bids") / "ds", subjects=3, small=True, show_progress=False)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -129,7 +129,7 @@ def test_known_answer(dataset):
 
 def test_deterministic_and_resumable(dataset, tmp_path):
     # same seed -> identical arrays (one subject is enough: subjects do not depend on each other)
-    again = generate_dataset(tmp_path / "again", subjects=1, small=True, progress=False)
+    again = generate_dataset(tmp_path / "again", subjects=1, small=True, show_progress=False)
     for path_a, path_b in [(dataset.bold["01"], again.bold["01"]), (dataset.signal["01"], again.signal["01"])]:
         assert np.array_equal(np.asarray(nib.load(path_a).dataobj), np.asarray(nib.load(path_b).dataobj))
     assert dataset.confounds["01"].read_text() == again.confounds["01"].read_text()
@@ -137,11 +137,11 @@ def test_deterministic_and_resumable(dataset, tmp_path):
 
     # resuming with more subjects leaves the existing one untouched and adds the new ones
     mtimes = {p: p.stat().st_mtime_ns for p in (again.bold["01"], again.signal["01"], again.t1w["01"])}
-    more = generate_dataset(tmp_path / "again", subjects=2, small=True, progress=False)
+    more = generate_dataset(tmp_path / "again", subjects=2, small=True, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert more.subjects == ["01", "02"] and more.bold["02"].is_file()
     assert DatasetTruth.load(tmp_path / "again").lag_s == more.lag_s
 
     # a folder made with other settings is refused
     with pytest.raises(SynthBidsError):
-        generate_dataset(tmp_path / "again", subjects=2, small=True, seed=1, progress=False)
+        generate_dataset(tmp_path / "again", subjects=2, small=True, seed=1, show_progress=False)

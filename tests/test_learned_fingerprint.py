@@ -178,14 +178,14 @@ def test_distorted_copies_show_their_source_at_the_stated_speed(tmp_path):
     from framegram.io.decode import probe_video
 
     source = render_distractor(5, 4.0, tmp_path / "src.mp4", size=(160, 90), fps=10)
-    pairs = build_copy_pairs([source], tmp_path / "copies", copies_per_source=15, workers=1, progress=False)
+    pairs = build_copy_pairs([source], tmp_path / "copies", copies_per_source=15, workers=1, show_progress=False)
     assert sorted(p.distortion for p in pairs.pairs)[:3] == ["blur", "brightness-contrast", "combo-3"]
     for pair in pairs.pairs:
         assert probe_video(pair.copy).duration == pytest.approx((4.0 - 0.1) / pair.speed, abs=0.15), pair.distortion
     assert {p.speed for p in pairs.pairs} == {1.0, 1.25}
     with pytest.raises(CopyPairsError, match="other settings"):
-        build_copy_pairs([source], tmp_path / "copies", copies_per_source=2, workers=1, progress=False)
-    assert build_copy_pairs([source], tmp_path / "copies", copies_per_source=15, workers=1, progress=False).pairs == pairs.pairs
+        build_copy_pairs([source], tmp_path / "copies", copies_per_source=2, workers=1, show_progress=False)
+    assert build_copy_pairs([source], tmp_path / "copies", copies_per_source=15, workers=1, show_progress=False).pairs == pairs.pairs
 
 
 def test_a_freshly_trained_run_finds_held_out_copies_of_real_footage_at_its_own_threshold(tmp_path):
@@ -204,8 +204,8 @@ def test_a_freshly_trained_run_finds_held_out_copies_of_real_footage_at_its_own_
     from framegram.datasets.distort import render_query
 
     sources = [render_distractor(seed, 12.0, tmp_path / f"src-{seed}.mp4", size=(240, 136), fps=10) for seed in range(20)]
-    pairs = build_copy_pairs(sources, tmp_path / "copies", copies_per_source=3, workers=2, progress=False)
-    train_set, val_set = CopyFramegrams.from_pairs(pairs, progress=False).split(val_sources=4)
+    pairs = build_copy_pairs(sources, tmp_path / "copies", copies_per_source=3, workers=2, show_progress=False)
+    train_set, val_set = CopyFramegrams.from_pairs(pairs, show_progress=False).split(val_sources=4)
     config = ContrastiveConfig(window_frames=10, dims=32, hidden=256, epochs=20, steps_per_epoch=20, videos_per_batch=12,
                                windows_per_video=4, lr=3e-3)
     fingerprint = train_fingerprint(config, train_set, val_set, tmp_path / "run")

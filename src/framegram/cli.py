@@ -311,7 +311,7 @@ def brain_synth(
     """Generate a BIDS dataset shaped like OpenNeuro ds003688 with a known ground truth."""
     from framegram.datasets.bids import generate_dataset
 
-    generate_dataset(out, subjects=subjects, small=small, progress=not quiet)
+    generate_dataset(out, subjects=subjects, small=small, show_progress=not quiet)
     typer.echo(f"{subjects} participants -> {out}")
 
 
@@ -488,7 +488,7 @@ def fingerprint_train(
     from framegram.search.contrastive import ContrastiveConfig, default_training_data, train_fingerprint
 
     try:
-        train_set, val_set = default_training_data(extra_sources, progress=not quiet)
+        train_set, val_set = default_training_data(extra_sources, show_progress=not quiet)
         config = ContrastiveConfig(window_frames=max(1, round(window * train_set.fps)), dims=dims, epochs=epochs, seed=seed)
     except ValueError as e:
         raise FramegramError(str(e)) from None

@@ -202,7 +202,7 @@ def _register_demo_section() -> None:
 
         root = ctx.out_dir / "brain" / "bids"
         fit_out = ctx.out_dir / "brain" / "fit"
-        generate_dataset(root, subjects=2, small=True, progress=ctx.show_progress)
+        generate_dataset(root, subjects=2, small=True, show_progress=ctx.show_progress)
         if not (fit_out / "results.json").is_file():
             fit_dataset(root, root / "stimuli" / "film.mp4", fit_out, show_progress=ctx.show_progress)
         return brain_section(fit_out)

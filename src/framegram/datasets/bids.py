@@ -645,7 +645,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def generate_dataset(
-    out: str | Path, subjects: int = 30, small: bool = False, seed: int = 20261122, progress: bool = True
+    out: str | Path, subjects: int = 30, small: bool = False, seed: int = 20261122, show_progress: bool = True
 ) -> DatasetTruth:
     """Write (or complete) a generated ds003688-shaped BIDS dataset in `out`; return its truth.
 
@@ -676,7 +676,7 @@ def generate_dataset(
     root.mkdir(parents=True, exist_ok=True)
     _write_json(gen_path, generator)
 
-    with extraction_progress(progress) as bars:
+    with extraction_progress(show_progress) as bars:
         # stimulus and its features
         task = bars.add_task("stimulus film and framegram", total=None)
         film = stimulus_film()

@@ -68,7 +68,7 @@ class CopyPairs:
 
 def build_copy_pairs(
     sources: list[Path], folder: Path, copies_per_source: int = 6, seed: int = 0, workers: int = 2,
-    progress: bool = True,
+    show_progress: bool = True,
 ) -> CopyPairs:
     """Render `copies_per_source` distorted copies of each source into `folder` (or resume).
 
@@ -100,7 +100,7 @@ def build_copy_pairs(
             jobs.append({"source": source, "start": 0.0, "span": span, "distortion": name,
                          "out": folder / "copies" / f"{source.stem}--{name}.mp4"})
     (folder / "copies").mkdir(exist_ok=True)
-    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+    with render_pool(workers) as pool, extraction_progress(show_progress) as bar:
         run_jobs(pool, bar, "distorted copies", render_query_job, jobs)
     pairs = [CopyPair(j["source"], j["out"], j["distortion"], menu[j["distortion"]].speed) for j in jobs]
     manifest = {"settings": settings, "pairs": [{**asdict(p), "source": str(p.source),

@@ -55,7 +55,7 @@ def generated_fit_videos() -> list[Path]:
     return generated_videos(FIT_SEEDS, cache_dir() / "basis-fit", "fit")
 
 
-def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, progress: bool = False) -> list[Path]:
+def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, show_progress: bool = False) -> list[Path]:
     """Generated videos like the fitting ones (FIT_SECONDS each, every kind of shot), one per seed, as
     `folder/<prefix>-<seed>.mp4`; rendered in `workers` processes the first time, then cached."""
     from framegram.progress import extraction_progress
@@ -66,6 +66,6 @@ def generated_videos(seeds, folder: Path, prefix: str, workers: int = 1, progres
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [{"seed": seed, "seconds": FIT_SECONDS, "size": FIT_SIZE, "fps": FIT_FPS, "photos": PHOTOS,
              "out": folder / f"{prefix}-{seed}.mp4"} for seed in seeds]
-    with render_pool(workers) as pool, extraction_progress(progress) as bar:
+    with render_pool(workers) as pool, extraction_progress(show_progress) as bar:
         run_jobs(pool, bar, f"generated videos ({prefix})", render_distractor_job, jobs)
     return [j["out"] for j in jobs]

@@ -112,12 +112,12 @@ class CopyFramegrams:
     copies: list[tuple[int, Framegram, float]]
 
     @classmethod
-    def from_pairs(cls, pairs, progress: bool = True) -> CopyFramegrams:
+    def from_pairs(cls, pairs, show_progress: bool = True) -> CopyFramegrams:
         """Extract (or read from the cache) the framegrams of a `framegram.datasets.copy_pairs.CopyPairs`."""
         from framegram.cache import framegram_for
 
         paths = pairs.sources + [p.copy for p in pairs.pairs]
-        with extraction_progress(progress) as bar:
+        with extraction_progress(show_progress) as bar:
             task = bar.add_task("framegrams of sources and copies", total=len(paths))
             grams = {}
             for path in paths:
@@ -178,7 +178,7 @@ EXTRA_COPIES_PER_SOURCE = 2
 
 
 def default_training_data(extra_sources: int = 0, workers: int = 2,
-                          progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
+                          show_progress: bool = True) -> tuple[CopyFramegrams, CopyFramegrams]:
     """(training, validation) sets: the hand-designed basis's 40 generated fitting videos, each with
     COPIES_PER_SOURCE distorted copies (rendered into `<cache>/fingerprint-train/copies-v1` and
     extracted once); the last VAL_SOURCES sources are held out. `extra_sources` more generated
@@ -193,14 +193,14 @@ def default_training_data(extra_sources: int = 0, workers: int = 2,
         raise ValueError(f"extra_sources must be a multiple of {EXTRA_BLOCK} up to {len(EXTRA_SEEDS)}, got {extra_sources}")
     root = cache_dir() / "fingerprint-train"
     pairs = build_copy_pairs(generated_fit_videos(), root / f"copies-v{COPY_PAIRS_VERSION}", COPIES_PER_SOURCE,
-                             workers=workers, progress=progress)
-    train_set, val_set = CopyFramegrams.from_pairs(pairs, progress).split(VAL_SOURCES)
-    videos = generated_videos(EXTRA_SEEDS[:extra_sources], root / "extra-sources", "extra", workers, progress)
+                             workers=workers, show_progress=show_progress)
+    train_set, val_set = CopyFramegrams.from_pairs(pairs, show_progress).split(VAL_SOURCES)
+    videos = generated_videos(EXTRA_SEEDS[:extra_sources], root / "extra-sources", "extra", workers, show_progress)
     for block, first in enumerate(range(0, extra_sources, EXTRA_BLOCK)):
         folder = root / f"extra-copies-v{COPY_PAIRS_VERSION}-block{block}"
         extra = build_copy_pairs(videos[first : first + EXTRA_BLOCK], folder, EXTRA_COPIES_PER_SOURCE,
-                                 workers=workers, progress=progress)
-        train_set = train_set.joined(CopyFramegrams.from_pairs(extra, progress))
+                                 workers=workers, show_progress=show_progress)
+        train_set = train_set.joined(CopyFramegrams.from_pairs(extra, show_progress))
     return train_set, val_set
 
 
