@@ -22,6 +22,7 @@ from framegram.io.atomic import atomic_write_bytes
 from framegram.plotting import frame_strip_figure
 from framegram.report import Report, Section, figure_img, heading, paragraph, png_img, table
 from framegram.report.html import figure_png
+from framegram.report.results import default_results_dir
 from framegram.report.sections import SECTIONS, DemoContext, demo_section
 
 import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyframes section)
@@ -31,9 +32,11 @@ import framegram.video_models.report  # noqa: E402,F401,I001  (registers the cla
 import framegram.vae.report  # noqa: E402,F401,I001  (registers the signals-from-video section)
 
 
-def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) -> Path:
-    """Extract, render and report; returns the path of report.html."""
+def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True, results: str | Path | None = None) -> Path:
+    """Extract, render and report; returns the path of report.html. `results`: the folder of recorded
+    benchmark results (classify.json, vae.json, vae/), default `framegram.report.results.default_results_dir()`."""
     out_dir = Path(out_dir)
+    results = default_results_dir() if results is None else Path(results)
     videos = sample_videos()
     encoder = get_encoder()
     started = time.perf_counter()
@@ -51,7 +54,7 @@ def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True) ->
             print(f"{video.name}: {t.frames} frames, {t.frames_per_second:.0f} frames/s, {t.times_real_time:.1f}x real time")
     if not framegrams:
         raise FramegramError(f"no sample video could be extracted: {failed}")
-    ctx = DemoContext(out_dir, encoder, videos, framegrams, timings, failed, show_progress)
+    ctx = DemoContext(out_dir, encoder, videos, framegrams, timings, failed, show_progress, results)
     report = Report("framegram demo")
     for builder in SECTIONS:
         report.add(builder(ctx))

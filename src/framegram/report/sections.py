@@ -1,7 +1,7 @@
 """The demo report's section registry: capabilities add sections with `@demo_section`.
 
 A section builder takes the `DemoContext` (the sample videos, their framegrams, timings, the
-output folder) and returns a `Section`. Builders run in registration order; `Section.order`
+output folder, the folder of recorded benchmark results) and returns a `Section`. Builders run in registration order; `Section.order`
 places them in the page.
 """
 
@@ -15,6 +15,7 @@ from framegram.encoders import FrameEncoder
 from framegram.extract import ExtractTiming
 from framegram.framegram import Framegram
 from framegram.report.html import Section
+from framegram.report.results import default_results_dir
 
 
 @dataclass
@@ -28,6 +29,8 @@ class DemoContext:
     timings: dict[Path, ExtractTiming]
     failed: dict[Path, str] = field(default_factory=dict)
     show_progress: bool = True
+    #: the recorded benchmark results (`bench/results` of a checkout, or the packaged copy)
+    results: Path = field(default_factory=default_results_dir)
 
 
 SectionBuilder = Callable[[DemoContext], Section]

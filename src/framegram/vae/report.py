@@ -15,14 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from framegram.report.html import Html, Section, figure_img, heading, paragraph, png_img, table
+from framegram.report.results import default_results_dir
 from framegram.report.sections import DemoContext, demo_section
 
-#: the repository's benchmark results (src/framegram/vae/report.py -> repo root)
-RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results"
 ORDER = 60
 
 
-def vae_section(results: Path = RESULTS) -> Section:
+def vae_section(results: Path | None = None) -> Section:
+    """The section for the results folder `results` (vae.json and vae/; default: `default_results_dir()`);
+    without vae.json, one line saying so and how to produce it."""
+    if results is None:
+        results = default_results_dir()
     path = results / "vae.json"
     if not path.is_file():
         return Section("Signals from silent video", paragraph(
@@ -93,7 +96,10 @@ def _audio_parts(audio: dict, folder: Path) -> list[Html]:
         table(["prediction", "LSD dB (all)", "LSD dB (clear)", "LSD dB (ambiguous)", "STOI"], rows),
     ]
     example = audio.get("example")
-    if example and (folder / example["spectrograms"]).is_file():
+    if not example:
+        return parts
+    missing = [f for f in [example["spectrograms"], *example["wav"].values()] if not (folder / f).is_file()]
+    if (folder / example["spectrograms"]).is_file():
         parts.append(png_img((folder / example["spectrograms"]).read_bytes(), alt="true and predicted spectrograms"))
         players = []
         for name, file in example["wav"].items():
@@ -102,9 +108,11 @@ def _audio_parts(audio: dict, folder: Path) -> list[Html]:
                 players.append(f"<tr><td>{html.escape(name)}</td><td><audio controls src='data:audio/wav;base64,{data}'>"
                                "</audio></td></tr>")
         parts += [heading(f"Listen: {example['clip']}"), Html(f"<table><tbody>{''.join(players)}</tbody></table>")]
+    if missing:
+        parts.append(paragraph(f"Example files not found in {folder}: {', '.join(missing)}."))
     return parts
 
 
 @demo_section
 def vae_demo_section(ctx: DemoContext) -> Section:
-    return vae_section()
+    return vae_section(ctx.results)

@@ -15,13 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from framegram.report.html import Section, figure_img, heading, paragraph, table
+from framegram.report.results import default_results_dir
 from framegram.report.sections import DemoContext, demo_section
 
-#: the repository's benchmark result (src/framegram/video_models/report.py -> repo root)
-RESULT = Path(__file__).resolve().parents[3] / "bench" / "results" / "classify.json"
+#: the benchmark result's file name in a results folder (framegram.report.results)
+RESULT = "classify.json"
 
 
-def classification_section(result_path: Path = RESULT) -> Section:
+def classification_section(result_path: Path | None = None) -> Section:
+    """The section for `result_path` (default: classify.json in `default_results_dir()`); without
+    the file, one line saying so and how to produce it."""
+    if result_path is None:
+        result_path = default_results_dir() / RESULT
     if not result_path.is_file():
         return Section("Video classification", [paragraph(
             f"No benchmark result at {result_path}: run `.venv/bin/python bench/classify.py` to train and compare "
@@ -108,4 +113,4 @@ def _confusion_figure(confusion: np.ndarray, classes: list[str]):
 
 @demo_section
 def classification_demo_section(ctx: DemoContext) -> Section:
-    return classification_section()
+    return classification_section(ctx.results / RESULT)
