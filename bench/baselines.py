@@ -34,7 +34,7 @@ from framegram.align import unit_rows
 from framegram.errors import EncoderMismatchError, NotAVideoError, VideoNotFoundError
 from framegram.framegram import Framegram
 from framegram.io.ffmpeg import ffmpeg_executable
-from framegram.search.metrics import Match
+from framegram.search.match import Match
 
 FramegramLike = Framegram | str | Path
 

@@ -50,7 +50,7 @@ from framegram.search.contrastive import (  # noqa: E402
     window_recall_at_1,
 )
 from framegram.search.fingerprint import query_descriptors, reference_descriptors  # noqa: E402
-from framegram.search.metrics import Match  # noqa: E402
+from framegram.search.match import Match  # noqa: E402
 from search_corpus import build_search_corpus, default_corpus_folder  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "embedding.json"

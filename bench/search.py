@@ -48,8 +48,9 @@ from framegram.io.atomic import atomic_write_bytes
 from framegram.search import MatchSettings, VideoIndex, match
 from baselines import NaiveFrameIndex, SlidingCorrelation, VideoHashBaseline
 from framegram.search.basis import default_basis
+from framegram.search.match import Match
 from framegram.search.matcher import false_match_threshold
-from framegram.search.metrics import Match, micro_average_precision
+from framegram.search.metrics import micro_average_precision
 from framegram.search.query import query_views
 from search_corpus import SearchCorpus, SearchQuery, build_search_corpus, default_corpus_folder
 

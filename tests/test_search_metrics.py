@@ -2,7 +2,8 @@
 
 import pytest
 
-from framegram.search.metrics import Match, micro_average_precision, read_matches, write_matches
+from framegram.search.match import Match
+from framegram.search.metrics import micro_average_precision, read_matches, write_matches
 
 
 def m(query, ref, score):

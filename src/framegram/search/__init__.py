@@ -7,7 +7,8 @@
 
 Pieces: `fingerprint` (per-second descriptors), `basis` (the packaged whitening), `index` (FAISS +
 SQLite directory), `query` (the views of a query clip), `matcher` (candidates, background,
-temporal alignment), `metrics` (VSC22 match rows and µAP), `baselines` (for the benchmark).
+temporal alignment), `match` (the result row), `metrics` (VSC22 µAP and match files),
+`baselines` (for the benchmark).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from framegram.errors import FramegramError
+from framegram.search.fingerprint_protocol import Fingerprint
 from framegram.search.index import IndexedVideo, IndexInfo, SearchIndexError, VideoIndex, check_same_fingerprint
+from framegram.search.match import Match
 from framegram.search.matcher import DEFAULT_THRESHOLD, MatchSettings, match
-from framegram.search.metrics import Match
 
 __all__ = [
     "DEFAULT_THRESHOLD", "IndexInfo", "IndexedVideo", "Match", "MatchSettings", "SearchIndexError", "VideoIndex",
@@ -27,7 +29,7 @@ __all__ = [
 
 
 def open_or_create(index: str | Path, encoder: str = "efficientnet-lite0", fps: float = 5.0,
-                   fingerprint=None) -> VideoIndex:
+                   fingerprint: Fingerprint | None = None) -> VideoIndex:
     """Open the index directory, or create it with `fingerprint` (default: the packaged basis for
     `encoder` at `fps`). An existing index made with another fingerprint than a given one is refused."""
     from framegram.search.basis import default_basis
@@ -47,7 +49,7 @@ def add_videos(
     ref_ids: Iterable[str] | None = None,
     show_progress: bool = False,
     on_error: Callable[[Path, Exception], None] | None = None,
-    fingerprint=None,
+    fingerprint: Fingerprint | None = None,
 ) -> list[str]:
     """Add videos (or .framegram.npz files) to the index, creating it if needed; returns the ids added.
 

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from framegram.search.fingerprint_protocol import Fingerprint
 
 #: seconds per bank piece: a piece counts as one unrelated video (a 45-s fitting video gives three)
 PIECE_SECONDS = 15
@@ -76,7 +80,7 @@ class BackgroundBank:
         return cls(z[f"{prefix}vectors"].astype(np.float32), z[f"{prefix}piece"].astype(np.int64))
 
 
-def background_bank(fingerprint) -> BackgroundBank | None:
+def background_bank(fingerprint: Fingerprint) -> BackgroundBank | None:
     """The bank of a fingerprint; for a hand-designed basis stored before banks existed (an older
     index's copy), the packaged basis's bank when it is the same basis."""
     if fingerprint.background is not None:

@@ -15,8 +15,8 @@ so adding videos never changes how earlier ones were described.
 An index stores either kind of fingerprint: this hand-designed one or a learned one
 (`framegram.search.learned.LearnedFingerprint`, a network over framegram windows). Both give
 reference descriptors on the same one-per-second grid and dense query descriptors, through
-`describe(framegram, hop)`, so the index and matcher treat them alike; `load_fingerprint` reads
-either from a file.
+`describe(framegram, hop)`, so the index and matcher treat them alike (what both provide:
+`framegram.search.fingerprint_protocol.Fingerprint`); `load_fingerprint` reads either from a file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from framegram.errors import NPZ_READ_ERRORS, FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search.background import BackgroundBank
+
+if TYPE_CHECKING:
+    from framegram.search.fingerprint_protocol import Fingerprint
 
 FINGERPRINT_DIMS = 256
 #: the reference grid: one stored descriptor per second (the hand-designed windows are this long too)
@@ -90,7 +94,7 @@ class FingerprintBasis:
             h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
-    def differences(self, other) -> list[str]:
+    def differences(self, other: Fingerprint) -> list[str]:
         """Why vectors of `other` (any fingerprint) cannot share an index with this one ([] if they can)."""
         out = input_differences(self, other, "hand-designed")
         if not out and other.digest != self.digest:
@@ -150,7 +154,7 @@ class Descriptors:
     starts: np.ndarray
 
 
-def input_differences(mine, other, label: str) -> list[str]:
+def input_differences(mine: Fingerprint, other: Fingerprint, label: str) -> list[str]:
     """What of kind, encoder and frame rate `other` (any fingerprint) has that `mine` has not; a
     fingerprint of another kind gives that alone ([] if all three agree)."""
     if getattr(other, "kind", None) != mine.kind:
@@ -195,17 +199,17 @@ def check_framegram(encoder: str, fps: float, framegram: Framegram, what: str = 
         raise FramegramError(f"{where}: {what} sampled at {framegram.meta.fps:g} fps; the fingerprint needs {fps:g} fps")
 
 
-def reference_descriptors(framegram: Framegram, fingerprint) -> Descriptors:
-    """One descriptor per second (`fingerprint`: a FingerprintBasis or a LearnedFingerprint)."""
+def reference_descriptors(framegram: Framegram, fingerprint: Fingerprint) -> Descriptors:
+    """One descriptor per second (`fingerprint`: a FingerprintBasis, a LearnedFingerprint or any `Fingerprint`)."""
     return fingerprint.describe(framegram, hop=frames_per_second(fingerprint.fps))
 
 
-def query_descriptors(framegram: Framegram, fingerprint) -> Descriptors:
+def query_descriptors(framegram: Framegram, fingerprint: Fingerprint) -> Descriptors:
     """One descriptor per frame: a window starting at every row."""
     return fingerprint.describe(framegram, hop=1)
 
 
-def load_fingerprint(path: str | Path):
+def load_fingerprint(path: str | Path) -> Fingerprint:
     """The fingerprint stored in `path`: a FingerprintBasis, or a LearnedFingerprint (torch needed)."""
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -38,7 +38,8 @@ import numpy as np
 from framegram.errors import FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_path
-from framegram.search.fingerprint import FingerprintBasis, load_fingerprint, reference_descriptors
+from framegram.search.fingerprint import load_fingerprint, reference_descriptors
+from framegram.search.fingerprint_protocol import Fingerprint, require_fingerprint
 
 INDEX_FORMAT = 1
 _DB = "index.sqlite"
@@ -87,13 +88,13 @@ class IndexInfo:
 class VideoIndex:
     """A read snapshot of an index directory, with methods that write a new generation.
 
-    `VideoIndex.create(dir, fingerprint)` makes an empty index (fingerprint: a FingerprintBasis or a
-    LearnedFingerprint, kept for good); `VideoIndex.open(dir)` loads the current
+    `VideoIndex.create(dir, fingerprint)` makes an empty index (fingerprint: any `Fingerprint`, a
+    FingerprintBasis or a LearnedFingerprint, kept for good); `VideoIndex.open(dir)` loads the current
     state. `add` and `remove` take the write lock, apply to the latest committed state (another
     process may have written since this snapshot was opened) and leave this object on the result.
     """
 
-    def __init__(self, folder: Path, fingerprint: FingerprintBasis, vectors: faiss.IndexScalarQuantizer,
+    def __init__(self, folder: Path, fingerprint: Fingerprint, vectors: faiss.IndexScalarQuantizer,
                  videos: dict[str, IndexedVideo], generation: int):
         self.folder = folder
         self.fingerprint = fingerprint
@@ -105,12 +106,14 @@ class VideoIndex:
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: str | Path, fingerprint: FingerprintBasis, exist_ok: bool = False) -> VideoIndex:
+    def create(cls, folder: str | Path, fingerprint: Fingerprint, exist_ok: bool = False) -> VideoIndex:
         """An empty index in `folder` describing videos with `fingerprint` (kept for good).
 
         An index already there is an error, unless `exist_ok`: then it is opened, and refused when it
-        was made with another fingerprint. Safe against another process creating the same index."""
+        was made with another fingerprint. Safe against another process creating the same index.
+        An object that is not a `Fingerprint` is refused, naming what it lacks, before anything is written."""
         folder = Path(folder)
+        require_fingerprint(fingerprint, folder)
         if folder.exists() and not folder.is_dir():
             raise SearchIndexError(f"{folder}: exists and is not a directory")
         with _write_lock(folder):
@@ -357,8 +360,10 @@ class VideoIndex:
         _retire_old_generations(self.folder, keep_from=generation - 1)
 
 
-def check_same_fingerprint(index: VideoIndex, fingerprint) -> None:
-    """Refuse `fingerprint` for `index` unless it makes the same vectors as the index's own."""
+def check_same_fingerprint(index: VideoIndex, fingerprint: Fingerprint) -> None:
+    """Refuse `fingerprint` for `index` unless it makes the same vectors as the index's own (or
+    when it is not a `Fingerprint` at all, naming what it lacks)."""
+    require_fingerprint(fingerprint, index.folder)
     if fingerprint.digest != index.fingerprint.digest:
         differences = index.fingerprint.differences(fingerprint)
         raise SearchIndexError(
@@ -370,7 +375,7 @@ def check_same_fingerprint(index: VideoIndex, fingerprint) -> None:
 # ---- files -------------------------------------------------------------------------------
 
 
-def _empty_vectors(fingerprint: FingerprintBasis) -> faiss.IndexScalarQuantizer:
+def _empty_vectors(fingerprint: Fingerprint) -> faiss.IndexScalarQuantizer:
     index = faiss.IndexScalarQuantizer(fingerprint.dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
     # the quantiser's ranges come with the fingerprint, so every index of one fingerprint encodes alike
     index.sq.trained.resize(0)

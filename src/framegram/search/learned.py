@@ -21,6 +21,7 @@ import io
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search.background import BackgroundBank
 from framegram.search.fingerprint import Descriptors, check_framegram, input_differences, window_starts
+
+if TYPE_CHECKING:
+    from framegram.search.fingerprint_protocol import Fingerprint
 
 #: file of a training run's exported fingerprint (what `learned:RUN` reads)
 FINGERPRINT_FILE = "fingerprint.npz"
@@ -122,7 +126,7 @@ class LearnedFingerprint:
     def with_threshold(self, threshold: float) -> LearnedFingerprint:
         return replace(self, threshold=float(threshold))
 
-    def differences(self, other) -> list[str]:
+    def differences(self, other: Fingerprint) -> list[str]:
         """Why vectors of `other` (any fingerprint) cannot share an index with this one ([] if they can)."""
         out = input_differences(self, other, "learned")
         if getattr(other, "kind", None) != self.kind:

@@ -45,7 +45,7 @@ from framegram.search.fingerprint import (
     query_descriptors,
 )
 from framegram.search.index import VideoIndex
-from framegram.search.metrics import Match
+from framegram.search.match import Match
 
 #: background-relative similarity from which a match is reported: bench/search.py's calibration split
 DEFAULT_THRESHOLD = BASIS_THRESHOLD  #: the hand-designed fingerprint's; a learned one carries its own

@@ -1,31 +1,20 @@
-"""Match rows and the VSC22 descriptor-track metric (micro average precision over video pairs).
+"""The VSC22 descriptor-track metric (micro average precision over video pairs) and match files.
 
-A search result is a row (query_id, ref_id, query_start, query_end, ref_start, ref_end, score),
-the layout of the Meta Video Similarity Challenge 2022, so results can be scored by its tools too.
+Match rows (`framegram.search.match.Match`) follow the Meta Video Similarity Challenge 2022's layout,
+so results can be scored by its tools too; `write_matches` / `read_matches` keep them as its CSV.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from framegram.io.atomic import atomic_write_bytes
+from framegram.search.match import Match
 
-
-@dataclass(frozen=True)
-class Match:
-    """The query's [query_start, query_end] shows the reference's [ref_start, ref_end] (seconds);
-    higher `score` is more confident."""
-
-    query_id: str
-    ref_id: str
-    query_start: float
-    query_end: float
-    ref_start: float
-    ref_end: float
-    score: float
+__all__ = ["micro_average_precision", "read_matches", "write_matches"]  # Match: framegram.search.match
 
 
 def write_matches(path: str | Path, matches: Iterable[Match]) -> None:
