@@ -36,10 +36,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, write_result  # noqa: E402
 
-from framegram.brain.bids import find_runs  # noqa: E402
-from framegram.brain.metrics import pearson_r  # noqa: E402
-from framegram.brain.pipeline import BrainConfig, SubjectFit, fit_dataset, fit_subject, nuisance_cleaner  # noqa: E402
+from framegram.brain.pipeline import SubjectFit, fit_dataset, fit_subject  # noqa: E402
 from framegram.cache import framegram_for  # noqa: E402
+from framegram.fmri.bids import find_runs  # noqa: E402
+from framegram.fmri.clean import nuisance_cleaner  # noqa: E402
+from framegram.fmri.config import BrainConfig  # noqa: E402
+from framegram.fmri.metrics import pearson_r  # noqa: E402
 from framegram.paths import cache_dir  # noqa: E402
 
 MARGIN = 0.05

@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, write_result  # noqa: E402
 
-from framegram.brain.metrics import pearson_r  # noqa: E402
+from framegram.fmri.metrics import pearson_r  # noqa: E402
 from framegram.paths import cache_dir  # noqa: E402
 from framegram.vae import VAEConfig, train_signal_model  # noqa: E402
 from framegram.vae.train import default_config  # noqa: E402
@@ -78,10 +78,11 @@ def train_all(target: str, models: dict[str, VAEConfig], data) -> dict:
 def fmri_bench(subjects: int, components: int) -> dict:
     import nibabel as nib
 
-    from framegram.brain.bids import find_runs
-    from framegram.brain.pipeline import BrainConfig, fit_subject
+    from framegram.brain.pipeline import fit_subject
     from framegram.cache import framegram_for
     from framegram.datasets.bids import generate_dataset
+    from framegram.fmri.bids import find_runs
+    from framegram.fmri.config import BrainConfig
     from framegram.vae.fmri import build_fmri_set, to_voxels, voxel_r
 
     root = cache_dir() / "bench" / "brain-full"

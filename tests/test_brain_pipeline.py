@@ -15,9 +15,10 @@ from test_brain_toydata import (  # noqa: E402
     BOLD_01, QUICK_FIT, copy_run, damage_fit_file, detrended_copy, quick_fit, synth_brain_mask, write_toy_bids,
 )
 
-from framegram.brain import (  # noqa: E402
+from framegram.brain import fit_subject  # noqa: E402
+from framegram.fmri import (  # noqa: E402
     BadBoldError, BadMetadataError, BrainConfig, MissingMetadataError, NoBoldError, RunTooShortError, StimulusTooShortError,
-    TRMismatchError, UnknownSubjectError, find_runs, fit_subject,
+    TRMismatchError, UnknownSubjectError, find_runs,
 )
 
 
@@ -152,7 +153,7 @@ def test_cli_user_errors_are_one_line(tmp_path):
 
 def test_fit_dataset_resumes_and_refuses_other_settings(synth, tmp_path):
     from framegram.brain import fit_dataset
-    from framegram.brain.errors import BrainError
+    from framegram.fmri.errors import BrainError
 
     stimulus = synth / "stimuli" / "film.mp4"
     out = tmp_path / "fit"
@@ -190,8 +191,8 @@ def small_fit(synth, tmp_path_factory) -> Path:
 def test_report_of_a_damaged_fit_folder_names_the_file_and_the_command_that_remakes_it(small_fit, tmp_path, name, damage, problem):
     import shutil
 
-    from framegram.brain.errors import BrainError
     from framegram.brain.report import write_brain_report
+    from framegram.fmri.errors import BrainError
 
     out = tmp_path / "fit"
     shutil.copytree(small_fit, out)
@@ -208,7 +209,7 @@ def test_confounds_in_a_derivatives_folder_without_dataset_description_are_found
     import nibabel as nib
 
     from framegram.brain import fit_dataset
-    from framegram.brain.errors import DerivativesWarning
+    from framegram.fmri.errors import DerivativesWarning
 
     root = copy_run(synth, tmp_path / "bids")  # raw sub-01 and derivatives/fmriprep: nothing pybids indexes
     (root / "derivatives" / "fmriprep" / "dataset_description.json").unlink()
@@ -257,7 +258,8 @@ def test_the_cli_shows_a_derivatives_warning_as_one_line(synth, tmp_path, capsys
 def test_an_empty_epi_mask_is_refused_and_the_fit_runs_with_a_given_mask(synth, tmp_path_factory, tmp_path):
     import nibabel as nib
 
-    from framegram.brain import MaskError, fit_dataset
+    from framegram.brain import fit_dataset
+    from framegram.fmri import MaskError
 
     root = detrended_copy(synth, tmp_path_factory)  # skull-stripped and detrended: nilearn's EPI mask is empty
     film = synth / "stimuli" / "film.mp4"
@@ -280,8 +282,8 @@ def test_fmriprep_brain_mask_on_the_bolds_grid_is_used_and_unusable_masks_are_re
 
     import nibabel as nib
 
-    from framegram.brain import MaskError
-    from framegram.brain.masks import MIN_MASK_VOXELS, load_mask, run_mask
+    from framegram.fmri import MaskError
+    from framegram.fmri.masks import MIN_MASK_VOXELS, load_mask, run_mask
 
     root = tmp_path / "bids"
     shutil.copytree(detrended_copy(synth, tmp_path_factory), root)

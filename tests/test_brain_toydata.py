@@ -31,7 +31,8 @@ def write_toy_bids(root: Path, subjects=("01", "02"), n_volumes: int = 641, shap
     nan_voxel puts NaN into that voxel's 10th volume."""
     import nibabel as nib
 
-    from framegram.brain.stimulus import convolve_kernel, frames_to_tr, hrf_kernel, hrf_peak_s
+    from framegram.fmri.hrf import convolve_kernel, hrf_kernel, hrf_peak_s
+    from framegram.fmri.stimulus import frames_to_tr
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,8 @@ QUICK_FIT = {"controls": False, "published": False, "cv": 2, "alphas": (1e1, 1e3
 def quick_fit(synth: Path, tmp_path_factory) -> Path:
     """The fit folder of sub-01 of the generated dataset `synth` (the `synth` fixture), made once per
     test session and shared: copy it before damaging it."""
-    from framegram.brain import BrainConfig, fit_dataset
+    from framegram.brain import fit_dataset
+    from framegram.fmri import BrainConfig
 
     out = tmp_path_factory.getbasetemp() / "brain-quick-fit" / "fit"
     if not (out / "results.json").is_file():

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framegram.brain.clean import BoldCleaner
 from framegram.brain.controls import frame_before, published_protocol
-from framegram.brain.errors import StimulusTooShortError
-from framegram.brain.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
 from framegram.brain.model import BrainEncoder, contiguous_folds
-from framegram.brain.stimulus import Design, add_delays, build_design, fir_delays, frames_to_tr, hrf_peak_s
+from framegram.brain.stimulus import Design, add_delays, build_design, fir_delays
+from framegram.fmri.clean import BoldCleaner
+from framegram.fmri.errors import StimulusTooShortError
+from framegram.fmri.hrf import hrf_peak_s
+from framegram.fmri.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
+from framegram.fmri.stimulus import frames_to_tr
 
 
 def test_frames_to_tr_averages_the_frames_inside_each_volume():

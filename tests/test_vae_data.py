@@ -161,7 +161,7 @@ def test_cli_predicts_a_participants_bold_and_refuses_an_unknown_one(fmri, synth
 def test_fmri_set_refuses_an_empty_epi_mask_and_takes_a_given_one(synth, tmp_path_factory, tmp_path):
     from test_brain_toydata import BOLD_01, detrended_copy, synth_brain_mask, write_toy_bids
 
-    from framegram.brain import BrainConfig, MaskError
+    from framegram.fmri import BrainConfig, MaskError
 
     root = detrended_copy(synth, tmp_path_factory)  # skull-stripped and detrended: nilearn's EPI mask is empty
     film = synth / "stimuli" / "film.mp4"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from framegram.brain.metrics import pearson_r
+from framegram.fmri.metrics import pearson_r
 from framegram.vae import (
     SignalRunError,
     SignalSequence,

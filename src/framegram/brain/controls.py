@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framegram.brain.metrics import pearson_r
+from framegram.fmri.metrics import pearson_r
 
 
 def persistence_r(y: np.ndarray, test: np.ndarray) -> np.ndarray:

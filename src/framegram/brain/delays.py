@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from framegram.brain.stimulus import HRF_DELAYS_S, Design, hrf_peak_s
+from framegram.brain.stimulus import HRF_DELAYS_S, Design
+from framegram.fmri.hrf import hrf_peak_s
 
 #: Voxels sampled (evenly over the mask) to score the candidate HRF delays.
 SEARCH_VOXELS = 2000

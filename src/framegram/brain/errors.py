@@ -1,60 +1,11 @@
-"""Typed errors of the brain pipeline; each names the file or subject and the problem."""
+"""Typed errors of the brain pipeline's own files; the errors about the data it reads are in
+`framegram.fmri.errors`."""
 
 from __future__ import annotations
 
-from framegram.errors import FramegramError, InputError
-
-
-class BrainError(FramegramError):
-    """Base class of the brain pipeline's user-facing errors."""
-
-
-class NoBoldError(BrainError, InputError):
-    """The BIDS root holds no BOLD run of the requested task."""
-
-
-class TRMismatchError(BrainError, InputError):
-    """The sidecar's RepetitionTime and the NIfTI header's time step disagree."""
-
-
-class StimulusTooShortError(BrainError, InputError):
-    """The stimulus framegram ends before the last volume of the run (after the start offset)."""
-
-
-class RunTooShortError(BrainError, InputError):
-    """The BOLD run ends before the stimulus does."""
-
-
-class BadBoldError(BrainError, InputError):
-    """The BOLD data hold values no fit can use (NaN or infinite)."""
-
-
-class MissingMetadataError(BrainError, InputError):
-    """A sidecar lacks a field BIDS requires (e.g. RepetitionTime)."""
-
-
-class BadMetadataError(BrainError, InputError):
-    """A sidecar field holds a value no fit can use (e.g. a RepetitionTime that is not a positive number)."""
+from framegram.errors import InputError
+from framegram.fmri.errors import BrainError
 
 
 class FitFolderError(BrainError, InputError):
     """A file of a fit folder (`framegram brain fit --out`) is missing or damaged."""
-
-
-class MaskError(BrainError, InputError):
-    """A brain mask that no fit can use: empty or too small, unreadable, or on another grid than the BOLD."""
-
-
-class DerivativesWarning(UserWarning):
-    """A derivatives folder pybids does not index (no dataset_description.json): its files were
-    matched to the runs by their BIDS names."""
-
-
-class UnknownSubjectError(BrainError):
-    """A requested participant has no BOLD run in the dataset."""
-
-    def __init__(self, subject: str, available: list[str]):
-        self.subject = subject
-        self.available = available
-        shown = ", ".join(available[:10]) + (" ..." if len(available) > 10 else "")
-        super().__init__(f"unknown subject {subject!r}; the dataset has: {shown or 'none'}")

@@ -10,9 +10,7 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin
 
-#: Per-voxel ridge penalties tried (features z-scored): responsive voxels of the generated data
-#: choose 1-100 with the HRF basis, ~100-1000 with FIR; 1e7 is "predict nothing" for the rest.
-DEFAULT_ALPHAS = np.logspace(-2, 7, 10)
+from framegram.fmri.config import DEFAULT_ALPHAS
 
 
 def contiguous_folds(n: int, n_folds: int = 5, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -95,7 +93,7 @@ class BrainEncoder(RegressorMixin, BaseEstimator):
 
     def score(self, X, Y) -> np.ndarray:
         """Per-voxel Pearson r on (X, Y): float [V]."""
-        from framegram.brain.metrics import pearson_r
+        from framegram.fmri.metrics import pearson_r
 
         return pearson_r(self.predict(X), Y)
 

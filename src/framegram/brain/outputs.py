@@ -6,13 +6,13 @@ All writes are atomic.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from framegram.fmri.nifti import unmask, write_nifti
 from framegram.io.atomic import atomic_write_bytes
 
 RESULTS = "results.json"
@@ -21,35 +21,6 @@ SETTINGS = "settings.json"
 
 def subject_dir(out: Path, subject: str) -> Path:
     return Path(out) / f"sub-{subject}"
-
-
-def write_nifti(path: Path, volume: np.ndarray, affine: np.ndarray, tr: float | None = None, dtype=np.float32) -> Path:
-    """Write a 3-D or 4-D image atomically (TR in the header's 4th zoom for 4-D). dtype int16 stores
-    the values with a scale factor nibabel chooses (resolution ~1e-4 of the range): half the size."""
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
-    img.set_data_dtype(dtype)
-    if tr is not None and volume.ndim == 4:
-        img.header.set_zooms(img.header.get_zooms()[:3] + (float(tr),))
-        img.header.set_xyzt_units("mm", "sec")
-    data = img.to_bytes()
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data, compresslevel=1, mtime=0)  # noise-like data: level 6 saves <1 % for 20 % more time
-    atomic_write_bytes(path, data)
-    return path
-
-
-def unmask(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[V] → [X, Y, Z] (or [n, V] → [X, Y, Z, n]) with zeros outside the mask."""
-    values = np.asarray(values, dtype=np.float32)
-    if values.ndim == 1:
-        out = np.zeros(mask.shape, dtype=np.float32)
-        out[mask] = values
-        return out
-    out = np.zeros((*mask.shape, values.shape[0]), dtype=np.float32)
-    out[mask] = values.T
-    return out
 
 
 def write_subject(fit, out: Path) -> dict:
@@ -84,7 +55,7 @@ def write_settings(out: Path, config: dict, inputs: dict) -> None:
     """Record the settings of a fit folder, or check that an existing folder used the same ones
     (BrainError otherwise: resuming under other settings would mix two fits). A folder in which no
     participant was finished (a first try refused, e.g. for its mask) takes the new settings."""
-    from framegram.brain.errors import BrainError
+    from framegram.fmri.errors import BrainError
 
     from framegram.io.settings import claim_folder
 
@@ -115,7 +86,7 @@ def write_results(out: Path, summaries: list[dict], config: dict, inputs: dict) 
 
 def read_results(out: Path) -> dict:
     """Load results.json of a fit folder (FramegramError-typed when missing or damaged)."""
-    from framegram.brain.errors import BrainError
+    from framegram.fmri.errors import BrainError
 
     path = Path(out) / RESULTS
     try:

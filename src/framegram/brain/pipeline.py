@@ -7,66 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.bids import BoldRun, find_runs, load_framewise_displacement
-from framegram.brain.clean import BoldCleaner
 from framegram.brain.controls import PublishedResult, persistence_r, published_protocol
 from framegram.brain.delays import DelayProfile, fir_profile, search_hrf_delay
-from framegram.brain.errors import RunTooShortError
-from framegram.brain.masks import load_mask, run_mask
-from framegram.brain.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
-from framegram.brain.model import DEFAULT_ALPHAS, BrainEncoder
+from framegram.brain.model import BrainEncoder
 from framegram.brain.stimulus import Design, build_design
-
-
-@dataclass
-class BrainConfig:
-    """Settings of a fit. Times in seconds.
-
-    offset_s: scan time at which the film starts; basis: "hrf" (the SPM HRF with a delay chosen
-    per participant on the training volumes, see `framegram.brain.delays`) or "fir" (one weight
-    per delay 0..max_delay_s: any response shape, ~17x the parameters, so noisier with ~450
-    training volumes); n_components: principal components of the per-TR stimulus kept (None: all
-    D features); train_fraction: the first part of the run used to fit cleaning and model, the
-    rest is held out; cv/gap: contiguous inner folds for the per-voxel alphas; high_pass_hz:
-    cosine drift cut-off; motion: regress the motion confounds; fd_threshold_mm: volumes whose
-    framewise displacement exceeds it get an indicator regressor (None: none); held_out_cleaning:
-    see `BoldCleaner`; fdr_q: false discovery rate of the significance map; controls/published:
-    also run those; mask: a brain mask file (NIfTI on the BOLD's grid) to use instead of fMRIPrep's
-    `desc-brain_mask` or nilearn's EPI mask (see `framegram.brain.masks`).
-    """
-
-    offset_s: float = 0.0
-    basis: str = "hrf"
-    max_delay_s: float = 10.0
-    n_components: int | None = 20
-    train_fraction: float = 0.7
-    cv: int = 5
-    gap: int = 8
-    alphas: tuple[float, ...] = tuple(float(a) for a in DEFAULT_ALPHAS)
-    solver: str = "auto"
-    high_pass_hz: float = 0.01
-    motion: bool = True
-    fd_threshold_mm: float | None = 0.3
-    held_out_cleaning: str = "own"
-    fdr_q: float = 0.05
-    controls: bool = True
-    published: bool = True
-    mask: str | None = None
-
-    def settings(self) -> dict:
-        """The settings a fit folder records (settings.json): every field, but `mask` only when set,
-        so folders fitted before the field existed resume."""
-        out = asdict(self)
-        if out["mask"] is None:
-            del out["mask"]
-        else:
-            out["mask"] = str(out["mask"])
-        return out
+from framegram.fmri.bids import BoldRun, find_runs
+from framegram.fmri.clean import nuisance_cleaner
+from framegram.fmri.config import BrainConfig
+from framegram.fmri.masks import load_mask, run_mask
+from framegram.fmri.metrics import fdr_bh, pearson_r, r2_score, shift_null_pvalues
+from framegram.fmri.split import split
+from framegram.fmri.stimulus import check_run_covers_stimulus
 
 
 @dataclass
@@ -139,40 +95,6 @@ class SubjectFit:
                 "n_test": p.n_test,
             }
         return out
-
-
-def split(n: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """First `train_fraction` of the volumes to train, the rest held out (contiguous)."""
-    n_train = int(round(train_fraction * n))
-    if not 10 <= n_train <= n - 10:
-        raise ValueError(f"train_fraction {train_fraction} leaves {n_train} of {n} volumes to train")
-    return np.arange(n_train), np.arange(n_train, n)
-
-
-def nuisance_cleaner(run: BoldRun, config: BrainConfig) -> BoldCleaner:
-    """The (unfitted) nuisance cleaner of `run` under `config`: drifts, motion confounds, FD spikes."""
-    confounds = run.load_confounds() if config.motion else None
-    fd = load_framewise_displacement(run) if config.fd_threshold_mm is not None else None
-    spikes = fd > config.fd_threshold_mm if fd is not None else None
-    return BoldCleaner(run.tr, config.high_pass_hz, confounds=confounds, held_out=config.held_out_cleaning, spikes=spikes)
-
-
-#: How much longer than the run the film may last (s): a fraction of a second is rounding of the
-#: video's length; more means scans are missing and the end of the film would be fitted to nothing.
-RUN_SHORTFALL_TOLERANCE_S = 2.0
-
-
-def check_run_covers_stimulus(run: BoldRun, frame_times: np.ndarray, offset_s: float) -> None:
-    """RunTooShortError (naming the BOLD file and both durations) when the run stops more than
-    `RUN_SHORTFALL_TOLERANCE_S` before the film ends."""
-    times = np.asarray(frame_times, dtype=np.float64)
-    period = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    film_end = offset_s + times[-1] + period  # scan time at which the film ends
-    run_s = run.n_volumes * run.tr
-    if film_end > run_s + RUN_SHORTFALL_TOLERANCE_S:
-        raise RunTooShortError(run.bold, f"{run.n_volumes} volumes x {run.tr:g} s = {run_s:.2f} s of scanning, but the "
-                                         f"stimulus lasts {times[-1] + period:.2f} s (starting {offset_s:g} s after "
-                                         f"the first scan): the run is {film_end - run_s:.2f} s too short")
 
 
 def fit_subject(

@@ -1,14 +1,14 @@
 """fMRI as the target of a signal model: a BIDS dataset of participants who watched one film.
 
 Each participant's run is read, masked and cleaned exactly as the brain encoding pipeline does
-(`framegram.brain`: the mask of `brain.masks.run_mask`, nuisance regression fitted per stretch of time, the first
+(`framegram.fmri`: the mask of `fmri.masks.run_mask`, nuisance regression fitted per stretch of time, the first
 `train_fraction` of the volumes for training, the rest held out). One PCA, fitted on the training
 volumes of every participant stacked, gives the shared target space (`n_components`): a
 conditional model predicts each participant's scores on it through the participant's own read-out;
 predictions go back to voxels through the same PCA and are scored per voxel against the cleaned
 held-out BOLD itself, not against its PCA reconstruction.
 
-Inputs: the film's framegram averaged within each TR (`brain.stimulus.frames_to_tr`), reduced to
+Inputs: the film's framegram averaged within each TR (`fmri.stimulus.frames_to_tr`), reduced to
 `n_features` principal components (fitted on the film's TR rows: the stimulus only) and z-scored,
 then convolved with the SPM HRF started at each of `HRF_DELAYS_S` (the brain pipeline's response
 model; the network weighs the delays per participant), and cleaned by the participant's nuisance
@@ -29,13 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.bids import BoldRun, find_runs
-from framegram.brain.clean import BoldCleaner
-from framegram.brain.metrics import pearson_r
-from framegram.brain.errors import MaskError
-from framegram.brain.masks import load_mask, run_mask
-from framegram.brain.pipeline import BrainConfig, check_run_covers_stimulus, nuisance_cleaner, split
-from framegram.brain.stimulus import convolve_kernel, frames_to_tr, hrf_kernel
+from framegram.fmri.bids import BoldRun, find_runs
+from framegram.fmri.clean import BoldCleaner, nuisance_cleaner
+from framegram.fmri.config import BrainConfig
+from framegram.fmri.errors import MaskError
+from framegram.fmri.hrf import convolve_kernel, hrf_kernel
+from framegram.fmri.masks import load_mask, run_mask
+from framegram.fmri.metrics import pearson_r
+from framegram.fmri.split import split
+from framegram.fmri.stimulus import check_run_covers_stimulus, frames_to_tr
 from framegram.progress import extraction_progress
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
 
@@ -103,7 +105,7 @@ def build_fmri_set(
 
     The shared mask is the first participant's (participants normalised to one template share it):
     `config.mask` (a file on the BOLD's grid), else fMRIPrep's brain mask of that run, else its EPI
-    mask (`brain.masks.run_mask`; MaskError for an empty or tiny one, and for a participant whose
+    mask (`fmri.masks.run_mask`; MaskError for an empty or tiny one, and for a participant whose
     grid has another shape); config: also the brain pipeline's cleaning and split settings
     (offset_s, train_fraction, high_pass_hz, motion, fd_threshold_mm, held_out_cleaning).
     """

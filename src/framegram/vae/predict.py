@@ -76,9 +76,9 @@ def predict_fmri(run: SignalRun, bids_root: str | Path, subject: str, stimulus: 
     on, z-scored voxel units, inside the model's mask): `sub-XX_pred_bold.nii.gz` (the mean of 16
     draws) and `sub-XX_sample-K_bold.nii.gz` for `samples` draws. The run gives the clock (TR,
     volumes) and its confounds, and must have the model's TR."""
-    from framegram.brain.bids import find_runs
-    from framegram.brain.outputs import unmask, write_nifti
-    from framegram.brain.pipeline import BrainConfig
+    from framegram.fmri.bids import find_runs
+    from framegram.fmri.config import BrainConfig
+    from framegram.fmri.nifti import unmask, write_nifti
     from framegram.vae.fmri import fitted_cleaner, model_inputs, stimulus_rows, to_voxels
 
     _expect(run, "fmri")

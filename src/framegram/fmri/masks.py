@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.errors import MaskError
+from framegram.fmri.errors import MaskError
 
 #: The fewest voxels a mask found without the user (EPI or fMRIPrep's) may hold. Fewer means it
 #: failed; a mask file given on purpose may be smaller (a region of interest), but not empty.

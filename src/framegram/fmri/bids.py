@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.brain.errors import BadBoldError, BadMetadataError, DerivativesWarning, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
+from framegram.fmri.errors import BadBoldError, BadMetadataError, DerivativesWarning, MissingMetadataError, NoBoldError, TRMismatchError, UnknownSubjectError
 
 #: Motion confounds regressed out of the BOLD (fMRIPrep column names); derivatives are added when present.
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -31,7 +31,7 @@ class BoldRun:
     `tr`: seconds (from the JSON sidecar, checked against the NIfTI header); `n_volumes`: scans;
     `shape`: the 3-D matrix; `confounds`: fMRIPrep `desc-confounds_timeseries.tsv` or None;
     `events`: `_events.tsv` or None; `brain_masks`: fMRIPrep's `desc-brain_mask` images of the run
-    (any space: `brain.masks.run_mask` takes one on the BOLD's grid).
+    (any space: `fmri.masks.run_mask` takes one on the BOLD's grid).
     """
 
     subject: str

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from framegram.fmri.bids import BoldRun, load_framewise_displacement
+from framegram.fmri.config import BrainConfig
+
 
 def nuisance_regressors(
     n_volumes: int, tr: float, high_pass_hz: float = 0.01, detrend_order: int = 1, confounds: np.ndarray | None = None,
@@ -132,3 +135,11 @@ class BoldCleaner:
         that cleaning removed from the BOLD (Frisch-Waugh-Lovell: the same fit as one regression on
         stimulus and nuisance together); no BOLD is used here."""
         return self._project(x).astype(np.float32)
+
+
+def nuisance_cleaner(run: BoldRun, config: BrainConfig) -> BoldCleaner:
+    """The (unfitted) nuisance cleaner of `run` under `config`: drifts, motion confounds, FD spikes."""
+    confounds = run.load_confounds() if config.motion else None
+    fd = load_framewise_displacement(run) if config.fd_threshold_mm is not None else None
+    spikes = fd > config.fd_threshold_mm if fd is not None else None
+    return BoldCleaner(run.tr, config.high_pass_hz, confounds=confounds, held_out=config.held_out_cleaning, spikes=spikes)
