@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--scale-hours", type=float, default=1000.0, help="hours of synthetic descriptors (0: skip)")
     parser.add_argument("--no-videohash", action="store_true")
     parser.add_argument("--no-lengths", action="store_true", help="skip the query-length run")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results/search.json)")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -263,7 +264,7 @@ def main() -> None:
     if args.scale_hours > 0:
         report["scale"] = scale_run(corpus, ref_framegrams, args.scale_hours, [q for q in test if q.length == 10.0 and q.ref_id][:100])
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    write_result(RESULTS, report)
+    write_result(args.out, report)
     print_tables(report)
 
 

@@ -20,7 +20,7 @@ TINY = {  # 2 film pieces of ~12 s and 3 small distractors; 1 query per distorti
     "queries_per_distortion": 1,
     "negatives": 1,
     "workers": 2,
-    "progress": False,
+    "show_progress": False,
     "min_references": 5,
     "min_hours": 0.0,
     "film_pieces": 2,

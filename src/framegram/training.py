@@ -1,6 +1,7 @@
-"""What every framegram training loop shares: seeding, the random states a checkpoint saves and a
-resume restores, deterministic kernels, the learning-rate schedule, reading a run's checkpoint and
-telling which settings differ from the ones asked.
+"""What every framegram training loop shares: the run folder (`RunFolder`: a versioned checkpoint
+written atomically, read without running pickled code, the settings check of a resume, the metrics
+file), seeding, the random states a checkpoint saves and a resume restores, deterministic kernels,
+the learning-rate schedule and telling which settings differ from the ones asked.
 
 Used by the video classifiers (`framegram.video_models.train`), the learned fingerprints
 (`framegram.search.contrastive`) and the signal models (`framegram.vae.train`), so all resume to
@@ -10,15 +11,90 @@ bit-identical weights the same way.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from framegram.errors import InputError
+from framegram.io.atomic import atomic_path, atomic_write_bytes
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+CURVE_NAME = "learning_curve.png"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A training run's folder: `checkpoint.pt` (after every epoch), `metrics.jsonl` (one record per
+    epoch) and `learning_curve.png` (drawn by each trainer from the same records).
+
+    kind: the checkpoint's "format" tag (a checkpoint of another kind is refused); version: the
+    newest checkpoint layout this code writes and reads; error: the InputError subclass raised for
+    the folder's problems; what: the kind in words, for messages. `checkpoint` is `folder /
+    CHECKPOINT_NAME` unless `at()` was given a checkpoint file."""
+
+    folder: Path
+    kind: str
+    version: int
+    error: type[InputError]
+    what: str
+    checkpoint_name: str = CHECKPOINT_NAME
+
+    @classmethod
+    def at(cls, path: str | Path, kind: str, version: int, error: type[InputError], what: str) -> RunFolder:
+        """The run of `path`: a run folder (made on the first save), or a checkpoint file inside one."""
+        path = Path(path)
+        if path.is_file():
+            return cls(path.parent, kind, version, error, what, path.name)
+        return cls(path, kind, version, error, what)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / self.checkpoint_name
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / METRICS_NAME
+
+    @property
+    def curve(self) -> Path:
+        return self.folder / CURVE_NAME
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.exists()
+
+    def save(self, state: dict) -> None:
+        """Write `state` (tensors, plain Python) as the checkpoint, atomically, tagged with kind and version."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.checkpoint) as tmp:
+            torch.save({"format": self.kind, "version": self.version, **state}, tmp)
+
+    def load(self) -> dict:
+        """The saved checkpoint; `error` when there is none, it is damaged, of another kind, or newer
+        than this code reads."""
+        if not self.checkpoint.is_file():
+            raise self.error(self.checkpoint, "no checkpoint here (train a model into this folder first)")
+        checkpoint = read_checkpoint(self.checkpoint, self.kind, self.error, self.what)
+        if checkpoint.get("version", 0) > self.version:
+            raise self.error(self.checkpoint, f"written by a newer framegram (checkpoint version {checkpoint['version']}, "
+                                              f"this one reads up to {self.version})")
+        return checkpoint
+
+    def refuse_other_run(self, changed: list[str], error: type[InputError] | None = None) -> None:
+        """Refuse to resume when `changed` (from `changed_settings`) lists anything."""
+        if changed:
+            raise (error or self.error)(self.checkpoint, "holds a run with other settings (" + "; ".join(changed)
+                                        + "); choose another output folder or delete it")
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl, rewritten whole from the checkpoint's history."""
+        atomic_write_bytes(self.metrics, "".join(json.dumps(record) + "\n" for record in history).encode())
 
 
 def seed_everything(seed: int) -> None:

@@ -7,8 +7,8 @@
 
 Pieces: `fingerprint` (per-second descriptors), `basis` (the packaged whitening), `index` (FAISS +
 SQLite directory), `query` (the views of a query clip), `matcher` (candidates, background,
-temporal alignment), `match` (the result row), `metrics` (VSC22 µAP and match files),
-`baselines` (for the benchmark).
+temporal alignment), `match` (the result row), `fingerprint_protocol` (what a fingerprint
+provides), `metrics` (VSC22 µAP and match files); the benchmark's baselines live in bench/.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ queries that must not match; the threshold lets 1 % of them through.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -41,7 +40,6 @@ from rich.progress import Progress
 
 from framegram.errors import FramegramError, InputError
 from framegram.framegram import Framegram
-from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
 from framegram.search.background import BackgroundBank
@@ -49,20 +47,19 @@ from framegram.search.fingerprint import frames_per_second, reference_descriptor
 from framegram.search.learned import FINGERPRINT_FILE, LearnedFingerprint, quantiser_ranges
 from framegram.search.window_encoder import WindowEncoder
 from framegram.training import (
+    RunFolder,
     changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
-    read_checkpoint,
     restore_state,
     seed_everything,
     warmup_cosine,
 )
 
-CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "framegram-fingerprint-run"
-METRICS_NAME = "metrics.jsonl"
-CURVE_NAME = "learning_curve.png"
+#: 1: the first versioned layout (checkpoints written before carry no version and read the same)
+CHECKPOINT_VERSION = 1
 #: query pieces for the threshold calibration, seconds
 CALIBRATION_QUERY_SECONDS = 5.0
 #: share of unrelated queries allowed to match at the calibrated threshold
@@ -213,7 +210,8 @@ def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_
     torch_generator = torch.Generator()
     with deterministic_algorithms():
         settings = _run_settings(config, train_set)
-        model, optimizer, schedule, history = _start(config, settings, train_set, out_dir / CHECKPOINT_NAME, torch_generator)
+        run = _run_folder(out_dir)
+        model, optimizer, schedule, history = _start(config, settings, train_set, run, torch_generator)
         with Progress(disable=not show_progress) as bar:
             task = bar.add_task("epochs", total=config.epochs, completed=len(history))
             for epoch in range(len(history), config.epochs):
@@ -225,8 +223,8 @@ def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_
                 history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                                 "val_recall_at_1": window_recall_at_1(_as_fingerprint(model, config, val_set), val_set),
                                 "seconds": time.perf_counter() - t0})
-                _save(out_dir / CHECKPOINT_NAME, settings, model, optimizer, schedule, history, torch_generator)
-                _write_run_files(history, out_dir)
+                _save(run, settings, model, optimizer, schedule, history, torch_generator)
+                _write_run_files(history, run)
                 bar.update(task, advance=1, description=f"epochs  val recall@1 {history[-1]['val_recall_at_1']:.3f}")
     fingerprint = _as_fingerprint(model, config, train_set, quantise=True)
     fingerprint = replace(fingerprint, background=BackgroundBank.from_descriptors(
@@ -234,7 +232,7 @@ def train_fingerprint(config: ContrastiveConfig, train_set: CopyFramegrams, val_
     if calibration_negatives is None:
         calibration_negatives = real_negatives(fingerprint)
     fingerprint = fingerprint.with_threshold(calibrate_threshold(fingerprint, val_set, calibration_negatives))
-    fingerprint.save(out_dir / FINGERPRINT_FILE)
+    fingerprint.save(run.folder / FINGERPRINT_FILE)
     return fingerprint
 
 
@@ -373,8 +371,13 @@ def _run_settings(config: ContrastiveConfig, data: CopyFramegrams) -> dict:
     return {**asdict(config), "training_data": data.identity}
 
 
-def _start(config: ContrastiveConfig, settings: dict, data: CopyFramegrams, checkpoint_path: Path, generator: torch.Generator):
-    previous = _load_checkpoint(checkpoint_path, settings) if checkpoint_path.exists() else None
+def _run_folder(out_dir: str | Path) -> RunFolder:
+    return RunFolder(Path(out_dir), CHECKPOINT_FORMAT, CHECKPOINT_VERSION, FingerprintRunError,
+                     "framegram fingerprint training checkpoint")
+
+
+def _start(config: ContrastiveConfig, settings: dict, data: CopyFramegrams, run: RunFolder, generator: torch.Generator):
+    previous = _load_checkpoint(run, settings) if run.has_checkpoint() else None
     seed_everything(config.seed)
     generator.manual_seed(config.seed)
     model = WindowEncoder(data.sources[0].dim, config.hidden, config.dims)
@@ -386,20 +389,15 @@ def _start(config: ContrastiveConfig, settings: dict, data: CopyFramegrams, chec
     return model, optimizer, schedule, history
 
 
-def _save(path: Path, settings: dict, model, optimizer, schedule, history, generator) -> None:
-    checkpoint = {"format": CHECKPOINT_FORMAT, "settings": settings, "history": history,
-                  "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                  "scheduler_state": schedule.state_dict(), "rng": random_states(generator)}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+def _save(run: RunFolder, settings: dict, model, optimizer, schedule, history, generator) -> None:
+    run.save({"settings": settings, "history": history, "model_state": model.state_dict(),
+              "optimizer_state": optimizer.state_dict(), "scheduler_state": schedule.state_dict(),
+              "rng": random_states(generator)})
 
 
-def _load_checkpoint(path: Path, settings: dict) -> dict:
-    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, FingerprintRunError, "framegram fingerprint training checkpoint")
-    changed = changed_settings(checkpoint["settings"], settings)
-    if changed:
-        raise FingerprintRunError(path, "holds a run with other settings (" + "; ".join(changed)
-                                  + "); choose another output folder or delete it")
+def _load_checkpoint(run: RunFolder, settings: dict) -> dict:
+    checkpoint = run.load()
+    run.refuse_other_run(changed_settings(checkpoint["settings"], settings))
     return checkpoint
 
 
@@ -435,8 +433,8 @@ def _as_fingerprint(model: WindowEncoder, config: ContrastiveConfig, data: CopyF
     return replace(fingerprint, quant_min=lo, quant_range=span)
 
 
-def _write_run_files(history: list[dict], out_dir: Path) -> None:
-    atomic_write_bytes(out_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in history).encode())
+def _write_run_files(history: list[dict], run: RunFolder) -> None:
+    run.write_metrics(history)
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_recall) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
@@ -446,4 +444,4 @@ def _write_run_files(history: list[dict], out_dir: Path) -> None:
     ax_recall.plot(epochs, [r["val_recall_at_1"] for r in history], "o-")
     ax_recall.set(xlabel="epoch", ylabel="window recall@1", ylim=(0, 1), title="held-out sources")
     fig.tight_layout()
-    save_figure(fig, out_dir / CURVE_NAME)
+    save_figure(fig, run.curve)

@@ -21,15 +21,14 @@ import numpy as np
 import torch
 
 from framegram.errors import InputError
-from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
 from framegram.training import (
+    RunFolder,
     changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
-    read_checkpoint,
     restore_state,
     seed_everything,
     warmup_cosine,
@@ -37,11 +36,8 @@ from framegram.training import (
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, UnknownParticipantError, sample_windows
 from framegram.vae.model import VAEShape, build_model, loss_of
 
-CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "framegram-signal-model"
 CHECKPOINT_VERSION = 1
-METRICS_NAME = "metrics.jsonl"
-CURVE_NAME = "learning_curve.png"
 
 
 class SignalRunError(InputError):
@@ -162,10 +158,10 @@ def train_signal_model(config: VAEConfig, data: SignalSet, out_dir: str | Path, 
         raise ValueError(f"a conditional model needs participants; the {data.kind} set has none (use conditional=False)")
     shape = VAEShape(data.feature_dim, data.target_dim, config.latent_dim, config.hidden,
                      len(data.participants) if config.conditional else 0, config.participant_dim)
-    path = out_dir / CHECKPOINT_NAME
-    previous = _load(path) if path.exists() else None
+    run = _run_folder(out_dir)
+    previous = run.load() if run.has_checkpoint() else None
     if previous is not None:
-        _check_same_run(path, previous, config, shape)
+        _check_same_run(run, previous, config, shape)
     generator = torch.Generator()
     with deterministic_algorithms():
         seed_everything(config.seed)
@@ -194,19 +190,19 @@ def train_signal_model(config: VAEConfig, data: SignalSet, out_dir: str | Path, 
                         terms.setdefault(k, []).append(v)
                 history.append({"epoch": epoch + 1, **{k: float(np.mean(v)) for k, v in terms.items()},
                                 "seconds": round(time.perf_counter() - t0, 3)})
-                _save(path, config, shape, data, model, optimizer, schedule, history, generator)
-                _write_run_files(history, out_dir)
+                _save(run, config, shape, data, model, optimizer, schedule, history, generator)
+                _write_run_files(history, run)
                 bars.update(task, advance=1, description=f"{data.kind} {config.kind}  loss {history[-1]['loss']:.3f}")
     if previous is not None and len(previous["history"]) == config.epochs:
-        _write_run_files(history, out_dir)
+        _write_run_files(history, run)
     return SignalRun(config, model.eval(), data.participants if config.conditional else (), data.features,
                      data.targets, data.kind, data.step_seconds, data.info, data.arrays, history, out_dir)
 
 
 def load_signal_run(folder: str | Path) -> SignalRun:
     """The model and maps of a finished or interrupted run folder (SignalRunError when there is none)."""
-    folder = Path(folder)
-    checkpoint = _load(folder / CHECKPOINT_NAME if folder.is_dir() else folder)
+    run = _run_folder(folder)
+    checkpoint = run.load()
     config = VAEConfig(**checkpoint["settings"])
     shape = VAEShape(**checkpoint["shape"])
     model = build_model(config.kind, shape)
@@ -215,43 +211,34 @@ def load_signal_run(folder: str | Path) -> SignalRun:
     return SignalRun(config, model.eval(), tuple(checkpoint["participants"]) if config.conditional else (),
                      LinearMap.from_arrays(maps, "features"), LinearMap.from_arrays(maps, "targets"),
                      checkpoint["kind"], checkpoint["step_seconds"], json.loads(checkpoint["info"]),
-                     {k: v.numpy() for k, v in checkpoint["arrays"].items()}, checkpoint["history"], folder if folder.is_dir() else folder.parent)
+                     {k: v.numpy() for k, v in checkpoint["arrays"].items()}, checkpoint["history"], run.folder)
 
 
-def _save(path: Path, config, shape, data: SignalSet, model, optimizer, schedule, history, generator) -> None:
+def _save(run: RunFolder, config, shape, data: SignalSet, model, optimizer, schedule, history, generator) -> None:
     maps = {k: torch.from_numpy(v) for k, v in {**data.features.arrays("features"), **data.targets.arrays("targets")}.items()}
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "settings": asdict(config), "shape": asdict(shape),
+    run.save({
+        "settings": asdict(config), "shape": asdict(shape),
         "kind": data.kind, "participants": list(data.participants), "step_seconds": data.step_seconds,
         "info": json.dumps(data.info), "maps": maps, "arrays": {k: torch.from_numpy(np.asarray(v)) for k, v in data.arrays.items()}, "history": history, "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict(), "scheduler_state": schedule.state_dict(), "rng": random_states(generator),
-    }  # fmt: skip
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    })  # fmt: skip
 
 
-def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise SignalRunError(path, "no checkpoint here (train a model into this folder first)")
-    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, SignalRunError, "framegram signal-model checkpoint")
-    if checkpoint.get("version", 0) > CHECKPOINT_VERSION:
-        raise SignalRunError(path, f"written by a newer framegram (version {checkpoint['version']})")
-    return checkpoint
+def _run_folder(path: str | Path) -> RunFolder:
+    """The run of a folder or of a checkpoint file inside one."""
+    return RunFolder.at(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, SignalRunError, "framegram signal-model checkpoint")
 
 
-def _check_same_run(path: Path, checkpoint: dict, config: VAEConfig, shape: VAEShape) -> None:
+def _check_same_run(run: RunFolder, checkpoint: dict, config: VAEConfig, shape: VAEShape) -> None:
     now = {**asdict(config), **{f"shape.{k}": v for k, v in asdict(shape).items()}}
     before = {**checkpoint["settings"], **{f"shape.{k}": v for k, v in checkpoint["shape"].items()}}
-    changed = changed_settings(before, now)
-    if changed:
-        raise SignalRunError(path, "holds a run with other settings or data (" + "; ".join(changed)
-                             + "); choose another output folder or delete it")
+    run.refuse_other_run(changed_settings(before, now))
 
 
-def _write_run_files(history: list[dict], out_dir: Path) -> None:
+def _write_run_files(history: list[dict], run: RunFolder) -> None:
     import matplotlib.pyplot as plt
 
-    atomic_write_bytes(out_dir / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in history).encode())
+    run.write_metrics(history)
     keys = [k for k in ("nll", "kl", "mse") if k in history[0]]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), dpi=100, squeeze=False)
     epochs = [r["epoch"] for r in history]
@@ -261,4 +248,4 @@ def _write_run_files(history: list[dict], out_dir: Path) -> None:
         ax.set(xlabel="epoch", ylabel=labels[key])
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    save_figure(fig, out_dir / CURVE_NAME)
+    save_figure(fig, run.curve)

@@ -34,24 +34,20 @@ from rich.progress import Progress, TaskID
 from torch.utils.data import DataLoader, Dataset
 
 from framegram.errors import FramegramError, InputError
-from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.plotting import save_figure
 from framegram.progress import extraction_progress
 from framegram.training import (
+    RunFolder,
     changed_settings,
     decoupled_weight_decay_groups,
     deterministic_algorithms,
     random_states,
-    read_checkpoint,
     restore_state,
     seed_everything,
     warmup_cosine,
 )
 from framegram.video_models.registry import get_model, model_entry, model_meta
 
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
-CURVE_NAME = "learning_curve.png"
 #: Identifies a framegram classifier checkpoint; bump the version when its layout changes.
 CHECKPOINT_FORMAT = "framegram-video-classifier"
 CHECKPOINT_VERSION = 1
@@ -189,15 +185,14 @@ def train(
     settings (or a training set of another size), `CheckpointError` for a damaged checkpoint,
     `TrainDataError` for a training set smaller than one batch or labels outside the classes.
     """
-    out_dir = Path(out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    folder = _run_folder(out_dir)
     if len(train_set) < config.batch_size:
         raise TrainDataError(f"the training set has {len(train_set)} clips, fewer than one batch of {config.batch_size}")
     with deterministic_algorithms():
         loader_generator = torch.Generator()
         loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
                             num_workers=0, generator=loader_generator)
-        run = _Run.start(config, len(train_set), len(loader), loader_generator, checkpoint_path)
+        run = _Run.start(config, len(train_set), len(loader), loader_generator, folder)
         resumed_from = len(run.history)
         with extraction_progress(show_progress) as progress:
             for epoch in range(resumed_from, config.epochs):
@@ -214,12 +209,11 @@ def train(
                     progress.update(task, description=f"{title}  loss {train_loss:.3f}  val acc {val.accuracy:.3f}")
                 record["seconds"] = round(time.perf_counter() - started, 3)
                 run.history.append(record)
-                run.save(checkpoint_path)
-                _write_run_files(run.history, out_dir)
+                run.save(folder)
+                _write_run_files(run.history, folder)
     if resumed_from == config.epochs:  # a finished run asked again: nothing trained, files made sure of
-        _write_run_files(run.history, out_dir)
-    return TrainResult(run.model.eval(), run.history, checkpoint_path, out_dir / METRICS_NAME,
-                       out_dir / CURVE_NAME, resumed_from)
+        _write_run_files(run.history, folder)
+    return TrainResult(run.model.eval(), run.history, folder.checkpoint, folder.metrics, folder.curve, resumed_from)
 
 
 def evaluate(model: torch.nn.Module, dataset: Dataset, batch_size: int = 8) -> Evaluation:
@@ -279,15 +273,9 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> dict:
     states, and "path" (the file read). Raises `CheckpointError` (missing, damaged, foreign or
     newer file) and `CheckpointMismatchError` (a checkpoint of another model than `expect_model`).
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(path, "no checkpoint here (train a model into this folder first)")
-    checkpoint = read_checkpoint(path, CHECKPOINT_FORMAT, CheckpointError, "framegram video classifier checkpoint")
-    if checkpoint.get("version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(path, f"written by a newer framegram (checkpoint version {checkpoint['version']}, "
-                                    f"this one reads up to {CHECKPOINT_VERSION})")
+    folder = _run_folder(path)
+    path = folder.checkpoint
+    checkpoint = folder.load()
     missing = _CHECKPOINT_KEYS - checkpoint.keys()
     if missing:
         raise CheckpointError(path, f"damaged checkpoint: no {', '.join(sorted(missing))}")
@@ -313,11 +301,11 @@ class _Run:
 
     @classmethod
     def start(cls, config: TrainConfig, train_clips: int, steps_per_epoch: int,
-              loader_generator: torch.Generator, checkpoint_path: Path) -> _Run:
-        """A fresh run seeded from `config.seed`, or the state saved at `checkpoint_path`."""
-        previous = load_checkpoint(checkpoint_path, config.model) if checkpoint_path.exists() else None
+              loader_generator: torch.Generator, folder: RunFolder) -> _Run:
+        """A fresh run seeded from `config.seed`, or the state saved in `folder`."""
+        previous = load_checkpoint(folder.checkpoint, config.model) if folder.has_checkpoint() else None
         if previous is not None:
-            _check_same_run(checkpoint_path, previous, config, train_clips)
+            _check_same_run(folder, previous, config, train_clips)
             meta = previous["model_meta"]
         else:
             meta = json.loads(json.dumps(asdict(model_meta(
@@ -334,10 +322,8 @@ class _Run:
             run.history = restore_state(previous, model, optimizer, schedule, loader_generator)
         return run
 
-    def save(self, path: Path) -> None:
-        checkpoint = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
+    def save(self, folder: RunFolder) -> None:
+        folder.save({
             "settings": self.config.settings(),
             "inputs": list(model_entry(self.config.model).inputs),
             "model_meta": self.meta,
@@ -348,19 +334,20 @@ class _Run:
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.schedule.state_dict(),
             "rng": random_states(self.loader_generator),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        })
 
 
-def _check_same_run(path: Path, checkpoint: dict, config: TrainConfig, train_clips: int) -> None:
+def _run_folder(path: str | Path) -> RunFolder:
+    """The run of a folder or of a checkpoint file inside one."""
+    return RunFolder.at(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, "framegram video classifier checkpoint")
+
+
+def _check_same_run(folder: RunFolder, checkpoint: dict, config: TrainConfig, train_clips: int) -> None:
     defaults = TrainConfig(model=config.model, num_classes=config.num_classes).settings()
     changed = changed_settings(checkpoint["settings"], config.settings(), defaults)
     if checkpoint["train_clips"] != train_clips:
         changed.append(f"{checkpoint['train_clips']} training clips there, {train_clips} now")
-    if changed:
-        raise CheckpointMismatchError(path, "holds a run with other settings (" + "; ".join(changed)
-                                      + "); choose another output folder or delete it")
+    folder.refuse_other_run(changed, CheckpointMismatchError)
 
 
 def _start_from_trained(model: torch.nn.Module, config: TrainConfig) -> None:
@@ -422,11 +409,10 @@ def _check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
         raise TrainDataError(f"{where} data has label {bad}, but the model has {num_classes} classes (0..{num_classes - 1})")
 
 
-def _write_run_files(history: list[dict], out_dir: Path) -> None:
+def _write_run_files(history: list[dict], folder: RunFolder) -> None:
     """metrics.jsonl and learning_curve.png, both rewritten whole from the checkpoint's history."""
-    lines = "".join(json.dumps(record) + "\n" for record in history)
-    atomic_write_bytes(out_dir / METRICS_NAME, lines.encode())
-    plot_learning_curve(history, out_dir / CURVE_NAME)
+    folder.write_metrics(history)
+    plot_learning_curve(history, folder.curve)
 
 
 def plot_learning_curve(history: list[dict], path: str | Path) -> Path:
