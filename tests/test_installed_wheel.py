@@ -16,7 +16,7 @@ from pathlib import Path
 
 import framegram.demo  # noqa: F401  (registers every section)
 from framegram.report.results import default_results_dir, packaged_results_dir
-from framegram.report.sections import SECTIONS
+from framegram.demo import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the h2 ids of the demo report (framegram.demo and the report modules it imports), in page order

@@ -290,7 +290,7 @@ app.add_typer(brain_app, name="brain")
 def _brain_warnings():
     """The brain pipeline's warnings about the user's data (`DerivativesWarning`) as one line each,
     `framegram: warning: ...`, instead of Python's file:line form; other warnings as usual."""
-    from framegram.brain.errors import DerivativesWarning
+    from framegram.fmri.errors import DerivativesWarning
 
     with warnings.catch_warnings():  # restores showwarning on exit
         default = warnings.showwarning
@@ -335,16 +335,15 @@ def brain_fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit per-voxel ridge encoding models and score them on the held-out end of each run."""
-    from framegram.brain.pipeline import BrainConfig, fit_dataset
+    from framegram.brain.pipeline import fit_dataset
+    from framegram.fmri.config import BrainConfig
 
-    if basis not in ("fir", "hrf"):
-        raise fail(f"--basis must be 'fir' or 'hrf', got {basis!r}")
-    if not 0.2 <= train_fraction <= 0.95:
-        raise fail(f"--train-fraction must be within 0.2..0.95, got {train_fraction}")
-    config = BrainConfig(offset_s=offset, basis=basis, train_fraction=train_fraction,
-                         controls=not no_controls, published=not no_controls, mask=None if mask is None else str(mask))
-    if components is not None:
-        config.n_components = components or None
+    chosen = {} if components is None else {"n_components": components or None}
+    try:
+        config = BrainConfig(offset_s=offset, basis=basis, train_fraction=train_fraction, controls=not no_controls,
+                             published=not no_controls, mask=None if mask is None else str(mask), **chosen)
+    except ValueError as exc:
+        raise fail(f"brain fit: {exc}") from None
     with _brain_warnings():
         results = fit_dataset(bids, stimulus, out, subjects or None, config, show_progress=not quiet, task=task)
     for s in json.loads(results.read_text())["subjects"]:
@@ -559,7 +558,7 @@ def _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask=No
     if target == "fmri":
         if bids is None or stimulus is None:
             raise fail("--target fmri needs --bids and --stimulus")
-        from framegram.brain.pipeline import BrainConfig
+        from framegram.fmri.config import BrainConfig
         from framegram.vae.fmri import build_fmri_set
 
         config = BrainConfig(mask=None if mask is None else str(mask))

@@ -1,7 +1,7 @@
 """`make demo`: framegrams of the real sample videos, rendered into one self-contained HTML report.
 
-Each capability adds its sections with `framegram.report.sections.demo_section`; import its
-report module below so that its sections register.
+Each capability's report module offers a section builder (`framegram.report.sections.DemoContext`
+in, a `Section` out); `SECTIONS` at the end of this module lists every builder the demo runs.
 """
 
 from __future__ import annotations
@@ -12,24 +12,23 @@ from pathlib import Path
 import numpy as np
 
 from framegram.align import locate
+from framegram.brain.report import brain_demo_section
 from framegram.encoders import get_encoder
 from framegram.errors import FramegramError
 from framegram.extract import DEFAULT_FPS, extract
 from framegram.framegram import FILE_SUFFIX
 from framegram.io.decode import probe_video, sample_strip
+from framegram.keyframes.report import keyframes_section
 from framegram.media import sample_videos
 from framegram.io.atomic import atomic_write_bytes
 from framegram.plotting import frame_strip_figure
 from framegram.report import Report, Section, figure_img, heading, paragraph, png_img, table
 from framegram.report.html import figure_png
 from framegram.report.results import default_results_dir
-from framegram.report.sections import SECTIONS, DemoContext, demo_section
-
-import framegram.keyframes.report  # noqa: E402,F401,I001  (registers the keyframes section)
-import framegram.search.report  # noqa: E402,F401,I001  (registers the search section)
-import framegram.brain.report  # noqa: E402,F401,I001  (registers the brain section)
-import framegram.video_models.report  # noqa: E402,F401,I001  (registers the classification section)
-import framegram.vae.report  # noqa: E402,F401,I001  (registers the signals-from-video section)
+from framegram.report.sections import DemoContext, SectionBuilder
+from framegram.search.report import search_section
+from framegram.vae.report import vae_demo_section
+from framegram.video_models.report import classification_demo_section
 
 
 def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True, results: str | Path | None = None) -> Path:
@@ -62,7 +61,6 @@ def run_demo(out_dir: str | Path = "demo-output", show_progress: bool = True, re
     return report.write(out_dir / "report.html")
 
 
-@demo_section
 def _framegrams_section(ctx: DemoContext) -> Section:
     parts = [
         paragraph(
@@ -92,7 +90,6 @@ def _framegrams_section(ctx: DemoContext) -> Section:
     return Section("Framegrams of the sample videos", parts, order=10)
 
 
-@demo_section
 def _similarity_section(ctx: DemoContext) -> Section:
     """Best sliding alignment score between every pair: copies of the same content stand out."""
     import matplotlib.pyplot as plt
@@ -129,7 +126,6 @@ def _similarity_section(ctx: DemoContext) -> Section:
     return Section("Same content, different pixels", body, order=15)
 
 
-@demo_section
 def _timings_section(ctx: DemoContext) -> Section:
     rows = [
         [video.name, fg.duration, t.frames, t.wall_seconds, t.frames_per_second, t.times_real_time]
@@ -143,3 +139,10 @@ def _timings_section(ctx: DemoContext) -> Section:
         ),
     ]
     return Section("Extraction timings", body, order=20)
+
+
+#: every section of the demo report, in the order they are built (`Section.order` places them in the page)
+SECTIONS: tuple[SectionBuilder, ...] = (
+    keyframes_section, search_section, brain_demo_section, classification_demo_section, vae_demo_section,
+    _framegrams_section, _similarity_section, _timings_section,
+)

@@ -14,6 +14,7 @@ import numpy as np
 from framegram.brain.errors import FitFolderError
 from framegram.brain.outputs import RESULTS, read_results, subject_dir
 from framegram.report.html import Html, Report, Section, figure_img, heading, paragraph, table
+from framegram.report.sections import DemoContext
 
 
 #: What the report reads of each participant's entry in results.json (the rest is optional).
@@ -190,22 +191,15 @@ def write_brain_report(out: str | Path, path: str | Path | None = None) -> Path:
     return report.write(path or out / "report.html")
 
 
-def _register_demo_section() -> None:
-    """Add the brain section to `make demo`: a small generated dataset (2 participants, small grid)
+def brain_demo_section(ctx: DemoContext) -> Section:
+    """The brain section of `make demo`: a small generated dataset (2 participants, small grid)
     fitted once into <demo out>/brain (kept, so a later demo reuses it)."""
-    from framegram.report.sections import DemoContext, demo_section
+    from framegram.brain.pipeline import fit_dataset
+    from framegram.datasets.bids import generate_dataset
 
-    @demo_section
-    def brain_demo_section(ctx: DemoContext) -> Section:
-        from framegram.brain.pipeline import fit_dataset
-        from framegram.datasets.bids import generate_dataset
-
-        root = ctx.out_dir / "brain" / "bids"
-        fit_out = ctx.out_dir / "brain" / "fit"
-        generate_dataset(root, subjects=2, small=True, show_progress=ctx.show_progress)
-        if not (fit_out / "results.json").is_file():
-            fit_dataset(root, root / "stimuli" / "film.mp4", fit_out, show_progress=ctx.show_progress)
-        return brain_section(fit_out)
-
-
-_register_demo_section()
+    root = ctx.out_dir / "brain" / "bids"
+    fit_out = ctx.out_dir / "brain" / "fit"
+    generate_dataset(root, subjects=2, small=True, show_progress=ctx.show_progress)
+    if not (fit_out / "results.json").is_file():
+        fit_dataset(root, root / "stimuli" / "film.mp4", fit_out, show_progress=ctx.show_progress)
+    return brain_section(fit_out)

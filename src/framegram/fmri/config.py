@@ -14,7 +14,7 @@ import numpy as np
 DEFAULT_ALPHAS = np.logspace(-2, 7, 10)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BrainConfig:
     """Settings of a fit. Times in seconds.
 
@@ -48,6 +48,31 @@ class BrainConfig:
     controls: bool = True
     published: bool = True
     mask: str | None = None
+
+    def __post_init__(self):
+        problems = []
+        if self.basis not in ("hrf", "fir"):
+            problems.append(f"basis must be 'hrf' or 'fir', got {self.basis!r}")
+        if not 0.2 <= self.train_fraction <= 0.95:
+            problems.append(f"train_fraction must be within 0.2..0.95, got {self.train_fraction}")
+        if self.n_components is not None and self.n_components < 1:
+            problems.append(f"n_components must be at least 1 (None: all features), got {self.n_components}")
+        if self.max_delay_s <= 0:
+            problems.append(f"max_delay_s must be positive, got {self.max_delay_s}")
+        if self.cv < 2 or self.gap < 0:
+            problems.append(f"cv must be at least 2 and gap at least 0, got cv={self.cv}, gap={self.gap}")
+        if not self.alphas or min(self.alphas) <= 0:
+            problems.append(f"alphas must be positive ridge penalties, got {self.alphas}")
+        if self.high_pass_hz < 0:
+            problems.append(f"high_pass_hz must be at least 0, got {self.high_pass_hz}")
+        if self.fd_threshold_mm is not None and self.fd_threshold_mm <= 0:
+            problems.append(f"fd_threshold_mm must be positive (None: no spike regressors), got {self.fd_threshold_mm}")
+        if self.held_out_cleaning not in ("own", "train"):
+            problems.append(f"held_out_cleaning must be 'own' or 'train', got {self.held_out_cleaning!r}")
+        if not 0 < self.fdr_q < 1:
+            problems.append(f"fdr_q must be within (0, 1), got {self.fdr_q}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def settings(self) -> dict:
         """The settings a fit folder records (settings.json): every field, but `mask` only when set,

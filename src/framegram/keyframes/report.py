@@ -9,10 +9,9 @@ from framegram.keyframes.select import select_keyframes
 from framegram.keyframes.shots import detect_shots
 from framegram.plotting import contact_sheet_figure
 from framegram.report.html import Section, figure_img, heading, paragraph, table
-from framegram.report.sections import DemoContext, demo_section
+from framegram.report.sections import DemoContext
 
 
-@demo_section
 def keyframes_section(ctx: DemoContext) -> Section:
     parts = [
         paragraph(

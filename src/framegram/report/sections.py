@@ -1,8 +1,9 @@
-"""The demo report's section registry: capabilities add sections with `@demo_section`.
+"""What a demo section is given: `DemoContext`, and the type of a section builder.
 
 A section builder takes the `DemoContext` (the sample videos, their framegrams, timings, the
-output folder, the folder of recorded benchmark results) and returns a `Section`. Builders run in registration order; `Section.order`
-places them in the page.
+output folder, the folder of recorded benchmark results) and returns a `Section`. The demo lists
+its builders in `framegram.demo.SECTIONS`; they run in that order, and `Section.order` places
+them in the page.
 """
 
 from __future__ import annotations
@@ -34,10 +35,3 @@ class DemoContext:
 
 
 SectionBuilder = Callable[[DemoContext], Section]
-SECTIONS: list[SectionBuilder] = []
-
-
-def demo_section(builder: SectionBuilder) -> SectionBuilder:
-    """Register `builder` to contribute a section to the demo report."""
-    SECTIONS.append(builder)
-    return builder

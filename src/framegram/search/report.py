@@ -7,7 +7,7 @@ from pathlib import Path
 from framegram.io.decode import sample_strip
 from framegram.plotting import frame_strip_figure
 from framegram.report.html import Section, figure_img, heading, paragraph, table
-from framegram.report.sections import DemoContext, demo_section
+from framegram.report.sections import DemoContext
 
 #: (source video name, start s, seconds, distortion) of the demo's queries
 DEMO_QUERIES = (
@@ -18,7 +18,6 @@ DEMO_QUERIES = (
 STRIP_FRAMES = 6
 
 
-@demo_section
 def search_section(ctx: DemoContext) -> Section:
     from framegram.search import VideoIndex, search
     from framegram.search.basis import default_basis

@@ -16,7 +16,7 @@ import numpy as np
 
 from framegram.report.html import Html, Section, figure_img, heading, paragraph, png_img, table
 from framegram.report.results import default_results_dir
-from framegram.report.sections import DemoContext, demo_section
+from framegram.report.sections import DemoContext
 
 ORDER = 60
 
@@ -113,6 +113,5 @@ def _audio_parts(audio: dict, folder: Path) -> list[Html]:
     return parts
 
 
-@demo_section
 def vae_demo_section(ctx: DemoContext) -> Section:
     return vae_section(ctx.results)

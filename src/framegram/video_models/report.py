@@ -16,7 +16,7 @@ import numpy as np
 
 from framegram.report.html import Section, figure_img, heading, paragraph, table
 from framegram.report.results import default_results_dir
-from framegram.report.sections import DemoContext, demo_section
+from framegram.report.sections import DemoContext
 
 #: the benchmark result's file name in a results folder (framegram.report.results)
 RESULT = "classify.json"
@@ -111,6 +111,5 @@ def _confusion_figure(confusion: np.ndarray, classes: list[str]):
     return fig
 
 
-@demo_section
 def classification_demo_section(ctx: DemoContext) -> Section:
     return classification_section(ctx.results / RESULT)
