@@ -244,11 +244,11 @@ def test_confounds_in_a_derivatives_folder_without_dataset_description_are_found
 
 
 def test_the_cli_shows_a_derivatives_warning_as_one_line(synth, tmp_path, capsys):
-    from framegram.cli import _brain_warnings
+    from framegram.cli.brain import brain_warnings
 
     root = copy_run(synth, tmp_path / "bids")
     (root / "derivatives" / "fmriprep" / "dataset_description.json").unlink()
-    with _brain_warnings():
+    with brain_warnings():
         find_runs(root)
     err = capsys.readouterr().err
     assert err.startswith(f"framegram: warning: {root / 'derivatives' / 'fmriprep'} has no dataset_description.json")

@@ -16,7 +16,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from framegram.cli import main, parse_model_options
+from framegram.cli import main
+from framegram.cli.video_models import parse_model_options
 from framegram.errors import TooShortError
 from framegram.training import deterministic_algorithms
 from framegram.video_models.data import evaluation_clips
