@@ -91,6 +91,9 @@ SMALL_SHAPE = (20, 20, 12)
 SESSION = "ses-mri3t"
 TASK = "film"
 GENERATOR_VERSION = 1
+#: the generator's name in the folders it writes (generator.json, sidecars, dataset_description.json);
+#: kept from before the module moved to framegram.datasets, so folders generated earlier resume
+GENERATOR_NAME = "framegram.synth.bids"
 BLOCK_SECONDS = 30.0
 N_BLOCKS = 13
 RESPONSIVE_FRACTION = 0.12
@@ -663,7 +666,7 @@ def generate_dataset(
     root = Path(out).resolve()
     synth = root / "derivatives" / "framegram-synth"
     shape = SMALL_SHAPE if small else FULL_SHAPE
-    generator = {"generator": "framegram.datasets.bids", "version": GENERATOR_VERSION, "seed": seed, "small": small,
+    generator = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "seed": seed, "small": small,
                  "shape": list(shape), "n_volumes": N_VOLUMES, "tr": TR}
     gen_path = synth / "generator.json"
     if gen_path.is_file():
@@ -715,7 +718,7 @@ def generate_dataset(
             _write_text(paths["confounds"], _confounds_table(vols["params"]))
             _write_text(paths["events"], _events_table())
             _write_json(paths["bold_json"], {"TaskName": TASK, "RepetitionTime": TR, "SkullStripped": False,
-                                              "Manufacturer": "framegram.datasets.bids (generated)"})
+                                              "Manufacturer": f"{GENERATOR_NAME} (generated)"})
             _write_t1w(paths["t1w"], geo, seed, plan.index)
             _write_nifti(paths["bold"], vols["bold"], geo)
             entry = {"lag_s": round(plan.lag_s, 4), "extra_delay_s": round(plan.extra_delay, 4), "snr": round(plan.snr, 4),
@@ -775,8 +778,8 @@ def _write_top_level(root: Path, plans: list[_SubjectPlan], geo: _Geometry, seed
     _write_json(root / "dataset_description.json", {
         "Name": "framegram synthetic film-watching fMRI (shaped like OpenNeuro ds003688)",
         "BIDSVersion": "1.8.0", "DatasetType": "raw", "License": "CC0",
-        "Authors": ["framegram.datasets.bids"],
-        "GeneratedBy": [{"Name": "framegram.datasets.bids", "Version": str(GENERATOR_VERSION)}],
+        "Authors": [GENERATOR_NAME],
+        "GeneratedBy": [{"Name": GENERATOR_NAME, "Version": str(GENERATOR_VERSION)}],
     })
     lines = ["participant_id\tage\tsex"] + [f"sub-{p.label}\t{p.age}\t{p.sex}" for p in plans]
     _write_text(root / "participants.tsv", "\n".join(lines) + "\n")
@@ -792,7 +795,7 @@ def _write_top_level(root: Path, plans: list[_SubjectPlan], geo: _Geometry, seed
     _write_json(root / "derivatives" / "fmriprep" / "dataset_description.json", {
         "Name": "fMRIPrep-style confounds (generated)", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic",
-                         "Description": "motion parameters as fMRIPrep writes them, from framegram.datasets.bids"}],
+                         "Description": f"motion parameters as fMRIPrep writes them, from {GENERATOR_NAME}"}],
     })
     _write_json(synth / "dataset_description.json", {
         "Name": "framegram synthetic ground truth", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
