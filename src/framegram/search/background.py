@@ -38,6 +38,8 @@ class BackgroundBank:
     def __post_init__(self):
         if self.vectors.ndim != 2 or self.piece.shape != (len(self.vectors),):
             raise ValueError(f"bank vectors must be [N, K] and pieces [N], got {self.vectors.shape} and {self.piece.shape}")
+        if len(self.piece) and (self.piece[0] != 0 or not np.isin(np.diff(self.piece), (0, 1)).all()):
+            raise ValueError("bank pieces must be contiguous runs of rows numbered 0, 1, 2, ...")
 
     @property
     def pieces(self) -> int:
@@ -45,12 +47,8 @@ class BackgroundBank:
 
     def best_similarity(self, queries: np.ndarray) -> np.ndarray:
         """float32 [S, pieces]: each query descriptor's ([S, K]) best similarity within each piece."""
-        sims = queries @ self.vectors.T  # [S, N]
-        out = np.full((len(queries), self.pieces), -np.inf, np.float32)
-        for p in range(self.pieces):  # pieces are contiguous runs of rows
-            rows = self.piece == p
-            out[:, p] = sims[:, rows].max(axis=1)
-        return out
+        starts = np.flatnonzero(np.diff(self.piece, prepend=-1))  # first row of each piece
+        return np.maximum.reduceat(queries @ self.vectors.T, starts, axis=1)
 
     @classmethod
     def from_descriptors(cls, videos: list[np.ndarray], piece_seconds: int = PIECE_SECONDS) -> BackgroundBank:

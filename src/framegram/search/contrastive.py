@@ -304,8 +304,8 @@ def calibrate_threshold(fingerprint, data: CopyFramegrams, negatives: Sequence[d
         raise FramegramError("threshold calibration found no query pieces (copies shorter than 5 s?)")
     with tempfile.TemporaryDirectory() as folder:
         index = VideoIndex.create(Path(folder) / "index", fingerprint)
-        index.add((f"val-{i}", data.sources[i]) for i in range(indexed))
-        index.add((f"val-{source}-copy-{c}", gram) for c, (source, gram, _) in enumerate(data.copies) if source < indexed)
+        index.add([*((f"val-{i}", data.sources[i]) for i in range(indexed)),
+                   *((f"val-{source}-copy-{c}", gram) for c, (source, gram, _) in enumerate(data.copies) if source < indexed)])
         scores = []
         for n, views in enumerate(queries):
             found = match(index, views, f"calibration-{n}", threshold=None)

@@ -258,7 +258,7 @@ def _align(
     within `hint_radius` (plus speed drift) of the `hints` [H] seconds."""
     m = len(relative)
     step = float(np.median(np.diff(starts))) if m > 1 else WINDOW_SECONDS
-    stacked = np.stack([relative, change.products, np.broadcast_to(change.reference_norms, relative.shape)])  # [3, M, C]
+    stacked = np.stack([relative, change.products])  # [2, M, C]
     best = (-np.inf, 0.0, 1.0, np.zeros(m, bool))
     for speed in settings.speeds:
         # offsets (ref time of query time 0) such that some window lands inside the video
@@ -283,8 +283,10 @@ def _align(
         rows = np.arange(m)[None, :]
         # the line's sums, inside the video, of the relative similarities and of the centred products
         # and squared norms, each interpolated between the two stored seconds a window falls between
-        at0, at1 = stacked[:, rows, j0], stacked[:, rows, j1]  # [3, A, M]
-        similarity, products, reference_norms = (((1 - frac) * at0 + frac * at1) * inside[None]).sum(axis=2)
+        at0, at1 = stacked[:, rows, j0], stacked[:, rows, j1]  # [2, A, M]
+        similarity, products = (((1 - frac) * at0 + frac * at1) * inside[None]).sum(axis=2)
+        norms0, norms1 = change.reference_norms[j0], change.reference_norms[j1]  # [A, M]
+        reference_norms = (((1 - frac[0]) * norms0 + frac[0] * norms1) * inside).sum(axis=1)
         similarity /= m
         query_norms = (inside * change.query_norms[None, :]).sum(axis=1)
         # the cosine of the centred sequences over the windows inside the video, times their share
