@@ -9,7 +9,8 @@ Pieces (one job each): `bids` (runs, TR, confounds and fMRIPrep brain masks via 
 averages; a run shorter than the film is refused), `hrf` (the delayed SPM HRF, convolution),
 `split` (training first, held-out last), `clean` (nuisance regression fitted per stretch of
 time), `metrics` (per-voxel r, R², shift null, FDR), `nifti` (values back on the grid, atomic
-NIfTI writes), `config` (`BrainConfig`), `errors`.
+NIfTI writes), `config` (`BrainConfig`), `errors`, `spaces` (named, cached stimulus feature spaces
+beside the framegram: Lite0 blocks, image statistics, motion energy, sound; `spaces_per_tr`).
 """
 
 from framegram.fmri.bids import BoldRun, find_runs
