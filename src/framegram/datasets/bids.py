@@ -73,6 +73,13 @@ from pathlib import Path
 
 import numpy as np
 
+from framegram.datasets.film_drivers import (
+    REGION_DRIVERS,
+    annotation_tables,
+    driver_film,
+    film_drivers,
+    read_appearances,
+)
 from framegram.errors import FramegramError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.ffmpeg import ffmpeg_executable
@@ -98,6 +105,19 @@ BLOCK_SECONDS = 30.0
 N_BLOCKS = 13
 RESPONSIVE_FRACTION = 0.12
 SHARED_FRACTION = 0.5
+#: what the BOLD answers to: "framegram" (the film's own framegram components: the pipeline's features,
+#: a check of the machinery, not of the features), "film" (properties measured on the film's pixels,
+#: sound and annotation by `framegram.datasets.film_drivers`, one region each) or "null" (the same
+#: regions answering to random time courses unrelated to the film: held-out r must centre on zero)
+SIGNALS = ("framegram", "film", "null")
+#: the driver regions of "film" and "null": centre (unit grid coordinates x, y, z) and share of the brain
+REGION_CENTRES = {
+    "low-level": ((0.0, -0.85, 0.05), 0.05),
+    "motion": ((0.6, -0.5, 0.0), 0.04),
+    "sound": ((-0.7, 0.05, -0.15), 0.04),
+    "semantic": ((0.45, 0.05, -0.45), 0.04),
+}
+N_NULL_DRIVERS = 128
 
 # random streams (the second element of every seed tuple)
 _S_MASK, _S_SHARED, _S_SUBJECT, _S_INDIVIDUAL, _S_NOISE, _S_ANAT, _S_PARTICIPANT = range(7)
@@ -269,6 +289,39 @@ def _responsive_mask(brain: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return mask, profile
 
 
+def _region_masks(brain: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The driver regions of the "film" and "null" signals: one compact blob per region of
+    REGION_CENTRES (the brain voxels nearest its centre, none shared). name -> (mask, profile), the
+    profile 1 at the centre falling to 0.6 at the rim."""
+    rng = np.random.default_rng((seed, _S_MASK, 3))
+    x, y, z = _unit_coords(brain.shape)
+    taken = ~brain
+    out = {}
+    for name, ((cx, cy, cz), share) in REGION_CENTRES.items():
+        d = np.sqrt(((x - cx) / 0.5) ** 2 + ((y - cy) / 0.5) ** 2 + ((z - cz) / 0.5) ** 2)
+        d = d + 0.05 * _smooth_field(rng, brain.shape, sigma=max(brain.shape) / 10)
+        n = round(share * int(brain.sum()))
+        order = np.argsort(np.where(taken, np.inf, d), axis=None, kind="stable")[:n]
+        mask = np.zeros(brain.shape, bool)
+        mask.flat[order] = True
+        dd = d.flat[order]
+        profile = np.zeros(brain.shape)
+        profile.flat[order] = 1.0 - 0.4 * (dd - dd.min()) / max(dd.max() - dd.min(), 1e-9)
+        taken |= mask
+        out[name] = (mask, profile)
+    return out
+
+
+def _region_of(driver: str) -> int:
+    """Index (in REGION_CENTRES' order) of the region a film driver acts in."""
+    return next(i for i, drivers in enumerate(REGION_DRIVERS.values()) if driver in drivers)
+
+
+def _region_mask_name(region: str) -> str:
+    """BIDS file name of a region's mask in derivatives/framegram-synth (desc takes letters only)."""
+    return f"desc-{region.replace('-', '')}_mask.nii.gz"
+
+
 def _baseline(brain: np.ndarray, seed: int) -> np.ndarray:
     """Mean EPI intensity: ~500-1000 inside the brain (brighter rim, smooth texture), 0 outside, soft edge."""
     from scipy.ndimage import distance_transform_edt, gaussian_filter
@@ -312,6 +365,9 @@ class DatasetTruth:
     events: dict[str, Path] = field(default_factory=dict)
     t1w: dict[str, Path] = field(default_factory=dict)
     subject_info: dict[str, dict] = field(default_factory=dict)  #: truth.json's per-subject entries
+    signal_model: str = "framegram"  #: what the BOLD answers to (SIGNALS)
+    regions: dict[str, Path] = field(default_factory=dict)  #: "film"/"null": region name -> its mask
+    region_drivers: dict[str, list[str]] = field(default_factory=dict)  #: region name -> the drivers it follows
 
     @classmethod
     def load(cls, out: str | Path) -> DatasetTruth:
@@ -359,6 +415,9 @@ def _make_truth(root: Path, labels: list[str], seed: int, small: bool, truth: di
         events={k: p["events"] for k, p in paths.items()},
         t1w={k: p["t1w"] for k, p in paths.items()},
         subject_info={k: truth["subjects"][k] for k in labels},
+        signal_model=truth.get("signal", "framegram"),
+        regions={name: synth / r["mask"] for name, r in truth.get("regions", {}).items()},
+        region_drivers={name: list(r["drivers"]) for name, r in truth.get("regions", {}).items()},
     )
 
 
@@ -387,10 +446,20 @@ def _component_scale(k: int) -> np.ndarray:
     return s / np.sqrt((s**2).mean())
 
 
-def _plan_subject(index: int, seed: int, x: np.ndarray, shared: np.ndarray, resp: np.ndarray) -> _SubjectPlan:
+#: per signal: the range of the extra HRF delay (s; the SPM HRF peaks ~5 s, so "film" and "null"
+#: peak at 4-6.5 s, the lags of the participants a user met) and of the SNR at a region's centre
+_DELAY_RANGE = {"framegram": (0.6, 2.4), "film": (-1.0, 1.5), "null": (-1.0, 1.5)}
+_SNR_RANGE = {"framegram": (3.0, 5.0), "film": (1.0, 2.0), "null": (1.0, 2.0)}
+
+
+def _plan_subject(index: int, seed: int, x: np.ndarray, shared: np.ndarray, geo: _Geometry, signal: str,
+                  driver_region: np.ndarray) -> _SubjectPlan:
+    """One participant's draws. x: float64 [T, K] the drivers; shared: float32 [K, V_r] the weight fields
+    all share; driver_region: int [K] the region each driver acts in (film; -1: every region)."""
+    resp = geo.responsive
     rng = np.random.default_rng((seed, _S_SUBJECT, index))
-    extra = float(rng.uniform(0.6, 2.4))
-    snr = float(rng.uniform(3.0, 5.0))
+    extra = float(rng.uniform(*_DELAY_RANGE[signal]))
+    snr = float(rng.uniform(*_SNR_RANGE[signal]))
     rho = float(rng.uniform(0.3, 0.5))
     age = int(rng.integers(18, 41))
     sex = "F" if rng.random() < 0.5 else "M"
@@ -398,9 +467,21 @@ def _plan_subject(index: int, seed: int, x: np.ndarray, shared: np.ndarray, resp
     k = x.shape[1]
     irng = np.random.default_rng((seed, _S_INDIVIDUAL, index))
     sigma = max(resp.shape) / 16
-    individual = np.stack([_smooth_field(irng, resp.shape, sigma)[resp] for _ in range(k)]).astype(np.float32)
-    individual /= individual.std(axis=1, keepdims=True)
-    unit = (np.sqrt(SHARED_FRACTION) * shared + np.sqrt(1 - SHARED_FRACTION) * individual) * _component_scale(k)[:, None]
+    if signal == "null":
+        individual = np.zeros((k, resp.sum()), np.float32)
+    else:
+        individual = np.stack([_smooth_field(irng, resp.shape, sigma)[resp] for _ in range(k)]).astype(np.float32)
+        individual /= individual.std(axis=1, keepdims=True)
+    if signal == "null":
+        # each voxel follows one of many random time courses with its own sign: independent drivers
+        unit = np.zeros((k, resp.sum()), np.float32)
+        unit[irng.integers(0, k, resp.sum()), np.arange(resp.sum())] = np.sign(irng.standard_normal(resp.sum()))
+    else:
+        unit = np.sqrt(SHARED_FRACTION) * shared + np.sqrt(1 - SHARED_FRACTION) * individual
+        if signal == "framegram":
+            unit = unit * _component_scale(k)[:, None]
+        else:  # a driver acts only in its own region
+            unit = unit * (driver_region[:, None] == geo.voxel_region[None, :])
     return _SubjectPlan(
         label=f"{index + 1:02d}", index=index, extra_delay=extra, lag_s=peak, snr=snr, rho=rho, age=age, sex=sex,
         kernel=kernel, regressors=convolve_lags(x, kernel), individual=individual, unit_weights=unit.astype(np.float32),
@@ -459,15 +540,27 @@ class _Geometry:
     brain: np.ndarray
     responsive: np.ndarray
     profile: np.ndarray  #: [V_r]
+    region_names: tuple[str, ...]  #: ("responsive",) for the "framegram" signal, REGION_CENTRES' names otherwise
+    regions: np.ndarray  #: bool [n_regions, X, Y, Z] the region masks (their union is `responsive`)
+    voxel_region: np.ndarray  #: int [V_r] each responsive voxel's region (index into region_names)
     baseline: np.ndarray  #: float64 grid
     brain_idx: np.ndarray  #: C-order flat indices into a (z, y, x) grid of the brain voxels
     resp_in_brain: np.ndarray  #: positions of the responsive voxels within brain_idx
     motion_maps: np.ndarray  #: [6, V_brain] intensity change per mm / per rad
 
 
-def _geometry(shape, seed: int) -> _Geometry:
+def _geometry(shape, seed: int, signal: str = "framegram") -> _Geometry:
     brain = _brain_mask(shape, seed)
-    responsive, profile = _responsive_mask(brain, seed)
+    if signal == "framegram":
+        responsive, profile = _responsive_mask(brain, seed)
+        names, regions = ("responsive",), responsive[None]
+    else:
+        found = _region_masks(brain, seed)
+        names = tuple(found)
+        regions = np.stack([mask for mask, _ in found.values()])
+        responsive = regions.any(axis=0)
+        profile = sum(p for _, p in found.values())
+    voxel_region = np.argmax(regions[:, responsive], axis=0)
     base = _baseline(brain, seed)
     # C-order flat index of the transposed (z, y, x) grid = NIfTI's on-disk (Fortran) order of (x, y, z)
     zyx = np.arange(brain.size).reshape(shape[::-1]).transpose(2, 1, 0)  # zyx[i, j, k] = flat index of (k, j, i)
@@ -483,8 +576,8 @@ def _geometry(shape, seed: int) -> _Geometry:
         disp = np.cross(e[:, None, None, None], pos, axis=0)
         maps.append(-(grads * disp).sum(axis=0))
     motion_maps = np.stack([m[brain] for m in maps]).astype(np.float32)
-    return _Geometry(tuple(shape), _affine(shape), brain, responsive, profile[responsive], base, brain_idx,
-                     resp_in_brain, motion_maps)
+    return _Geometry(tuple(shape), _affine(shape), brain, responsive, profile[responsive], names, regions,
+                     voxel_region, base, brain_idx, resp_in_brain, motion_maps)
 
 
 def _subject_volumes(plan: _SubjectPlan, geo: _Geometry, seed: int) -> dict:
@@ -648,33 +741,40 @@ def _write_json(path: Path, obj) -> None:
 
 
 def generate_dataset(
-    out: str | Path, subjects: int = 30, small: bool = False, seed: int = 20261122, show_progress: bool = True
+    out: str | Path, subjects: int = 30, small: bool = False, seed: int = 20261122, show_progress: bool = True,
+    signal: str = "framegram",
 ) -> DatasetTruth:
     """Write (or complete) a generated ds003688-shaped BIDS dataset in `out`; return its truth.
 
     subjects: number of participants (sub-01 ...); small: 20x20x12 grid instead of 64x64x40 (same 641
     volumes, TR and stimulus); seed: every random draw follows from it (a subject's data does not depend
-    on `subjects`). A subject whose files all exist is skipped, so an interrupted run resumes;
-    truth.json and weights.npz are written last. Raises SynthBidsError for a folder made with another
-    seed or size.
+    on `subjects`); signal: what the BOLD answers to (SIGNALS: "framegram" as described above; "film":
+    the properties `framegram.datasets.film_drivers` measures on its film, each group in its own region;
+    "null": random time courses in the same regions). A subject whose files all exist is skipped, so an
+    interrupted run resumes; truth.json and weights.npz are written last. Raises SynthBidsError for a
+    folder made with another seed, size or signal.
     """
     from framegram.cache import framegram_for
     from framegram.progress import extraction_progress
 
     if subjects < 1 or subjects > 99:
         raise SynthBidsError(f"{out}: subjects must be 1..99, not {subjects}")
+    if signal not in SIGNALS:
+        raise SynthBidsError(f"{out}: signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
     root = Path(out).resolve()
     synth = root / "derivatives" / "framegram-synth"
     shape = SMALL_SHAPE if small else FULL_SHAPE
     generator = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "seed": seed, "small": small,
                  "shape": list(shape), "n_volumes": N_VOLUMES, "tr": TR}
+    if signal != "framegram":  # folders of the first signal model keep their generator.json
+        generator["signal"] = signal
     gen_path = synth / "generator.json"
     if gen_path.is_file():
         previous = json.loads(gen_path.read_text())
         if previous != generator:
             raise SynthBidsError(
                 f"{root}: generated earlier with other settings ({previous.get('seed')=}, {previous.get('small')=}, "
-                f"version {previous.get('version')}); use another folder"
+                f"signal {previous.get('signal', 'framegram')}, version {previous.get('version')}); use another folder"
             )
     root.mkdir(parents=True, exist_ok=True)
     _write_json(gen_path, generator)
@@ -682,23 +782,47 @@ def generate_dataset(
     with extraction_progress(show_progress) as bars:
         # stimulus and its features
         task = bars.add_task("stimulus film and framegram", total=None)
-        film = stimulus_film()
+        film = stimulus_film() if signal == "framegram" else driver_film()
         stim = root / "stimuli" / "film.mp4"
         if not stim.is_file() or stim.stat().st_size != film.stat().st_size:
             with atomic_path(stim, suffix=".mp4") as tmp:
                 shutil.copyfile(film, tmp)
-        framegram, _ = framegram_for(film, fps=FPS)
-        rows = tr_features(framegram.features, framegram.times)
-        projection = fit_projection(rows)
-        x = highpass_components(projection.transform(rows))
+        projection, encoder_name = None, None
+        if signal == "framegram":
+            framegram, _ = framegram_for(film, fps=FPS)
+            encoder_name = framegram.meta.encoder.name
+            rows = tr_features(framegram.features, framegram.times)
+            projection = fit_projection(rows)
+            x = highpass_components(projection.transform(rows))
+            driver_names = tuple(f"component{k:02d}" for k in range(N_COMPONENTS))
+            driver_region = np.zeros(N_COMPONENTS, int)
+        elif signal == "film":
+            raw, driver_names = film_drivers(film, TR, N_VOLUMES)
+            x = highpass_components((raw - raw.mean(0)) / raw.std(0))
+            driver_region = np.array([_region_of(name) for name in driver_names])
+        else:
+            from scipy.ndimage import gaussian_filter1d
+
+            # smooth to different degrees (1.5-15 TRs, ~1-9 s), so that some wander as slowly as a
+            # film's 30-s speech and music blocks, where chance agreement with a feature is largest
+            nrng = np.random.default_rng((seed, _S_SHARED, 1))
+            widths = np.geomspace(1.5, 15.0, N_NULL_DRIVERS)
+            white = nrng.standard_normal((N_VOLUMES, N_NULL_DRIVERS))
+            x = highpass_components(np.column_stack([gaussian_filter1d(white[:, k], w) for k, w in enumerate(widths)]))
+            driver_names = tuple(f"random{k:03d}" for k in range(N_NULL_DRIVERS))
+            driver_region = np.full(N_NULL_DRIVERS, -1)
+        if signal != "framegram":
+            for label, table in annotation_tables(read_appearances(film)).items():
+                _write_text(root / "stimuli" / "annotations" / f"{label}.tsv", table)
         bars.update(task, total=1, completed=1)
 
-        geo = _geometry(shape, seed)
+        geo = _geometry(shape, seed, signal)
         srng = np.random.default_rng((seed, _S_SHARED, 0))
         sigma = max(shape) / 16
-        shared = np.stack([_smooth_field(srng, shape, sigma)[geo.responsive] for _ in range(N_COMPONENTS)])
-        shared = (shared / shared.std(axis=1, keepdims=True)).astype(np.float32)
-        plans = [_plan_subject(i, seed, x, shared, geo.responsive) for i in range(subjects)]
+        k = x.shape[1] if signal != "null" else 0
+        shared = np.stack([_smooth_field(srng, shape, sigma)[geo.responsive] for _ in range(k)]) if k else np.zeros((0, 0))
+        shared = (shared / shared.std(axis=1, keepdims=True)).astype(np.float32) if k else shared
+        plans = [_plan_subject(i, seed, x, shared, geo, signal, driver_region) for i in range(subjects)]
 
         _write_top_level(root, plans, geo, seed)
 
@@ -732,7 +856,10 @@ def generate_dataset(
         labels = [p.label for p in plans]
         truth = {
             "tr": TR, "n_volumes": N_VOLUMES, "stimulus": "stimuli/film.mp4", "stimulus_offset_s": 0.0, "fps": FPS,
-            "encoder": framegram.meta.encoder.name,
+            "encoder": encoder_name, "signal": signal, "drivers": list(driver_names),
+            "regions": {name: {"drivers": [d for d, r in zip(driver_names, driver_region) if r in (i, -1)],
+                               "voxels": int(geo.regions[i].sum()), "mask": _region_mask_name(name)}
+                        for i, name in enumerate(geo.region_names)} if signal != "framegram" else {},
             "n_components": N_COMPONENTS, "hrf": "spm (nilearn)", "shape": list(shape), "voxel_mm": VOXEL_MM,
             "shared_fraction": SHARED_FRACTION, "responsive_voxels": int(geo.responsive.sum()),
             "brain_voxels": int(geo.brain.sum()),
@@ -746,9 +873,12 @@ def generate_dataset(
         weights = {
             "subjects": np.array(labels),
             "voxels": np.argwhere(geo.responsive).astype(np.int16),  # ijk, the column order of every weight array
-            "pca_mean": projection.pca_mean, "pca_components": projection.pca_components,
-            "component_mean": projection.component_mean, "component_std": projection.component_std,
-            "components": x.astype(np.float32), "shared": shared,
+            **({"pca_mean": projection.pca_mean, "pca_components": projection.pca_components,
+                "component_mean": projection.component_mean, "component_std": projection.component_std}
+               if projection is not None else {}),
+            "components": x.astype(np.float32), "driver_names": np.array(driver_names),
+            "voxel_region": geo.voxel_region.astype(np.int16), "region_names": np.array(geo.region_names),
+            "shared": shared,
             "individual": np.stack([p.individual for p in plans]),
             "weights": np.stack([np.load(synth / "parts" / f"sub-{k}_weights.npy") for k in labels]),
             "regressors": np.stack([p.regressors for p in plans]).astype(np.float32),
@@ -807,3 +937,8 @@ def _write_top_level(root: Path, plans: list[_SubjectPlan], geo: _Geometry, seed
     resp = synth / "desc-responsive_mask.nii.gz"
     if not resp.is_file():
         _write_nifti(resp, None, geo, volume=geo.responsive.astype(np.uint8))
+    if geo.region_names != ("responsive",):
+        for name, mask in zip(geo.region_names, geo.regions):
+            path = synth / _region_mask_name(name)
+            if not path.is_file():
+                _write_nifti(path, None, geo, volume=mask.astype(np.uint8))
