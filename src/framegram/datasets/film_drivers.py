@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def driver_film(seed: int = 0) -> Path:
     """The film (H.264 CRF 23 + AAC), rendered once into the cache with its annotation beside it
     (`annotation_path`)."""
     target = cache_dir() / "synth" / f"bids-film-drivers-v{DRIVER_FILM_VERSION}-seed{seed}.mp4"
-    if target.exists() and annotation_path(target).exists():
+    if all(p.exists() for p in (target, annotation_path(target), sound_path(target))):
         return target
     import soundfile
 
@@ -200,7 +201,8 @@ def driver_film(seed: int = 0) -> Path:
             f":enable='{_between(mine)}':eval=frame[v{i}]"
         )
         last = f"v{i}"
-    with atomic_path(target.with_suffix(".wav"), suffix=".wav") as wav:
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        wav = Path(scratch) / "sound.wav"  # 16-bit PCM for ffmpeg to encode as AAC
         soundfile.write(wav, sound, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         objects = []
         for name in OBJECTS.values():
@@ -212,15 +214,15 @@ def driver_film(seed: int = 0) -> Path:
             "-t", f"{FILM_SECONDS:.3f}", "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-threads", "1",
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4",
         ]
+        # the film last: it marks the three files complete
+        with atomic_path(sound_path(target), suffix=".npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, sound)
+        with atomic_path(annotation_path(target), suffix=".json") as tmp:
+            tmp.write_text(json.dumps([a.__dict__ for a in appearances], indent=1))
         with atomic_path(target, suffix=".mp4") as tmp:
             proc = subprocess.run([*cmd, str(tmp)], check=False, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise FramegramError(f"ffmpeg could not render the driver film: {proc.stderr.strip()[-400:]}")
-        with atomic_path(annotation_path(target), suffix=".json") as tmp:
-            tmp.write_text(json.dumps([a.__dict__ for a in appearances], indent=1))
-        with atomic_path(sound_path(target), suffix=".npy") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, sound)
-    target.with_suffix(".wav").unlink(missing_ok=True)
     return target
 
 
