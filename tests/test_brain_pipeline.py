@@ -320,3 +320,49 @@ def test_fmriprep_brain_mask_on_the_bolds_grid_is_used_and_unusable_masks_are_re
         load_mask(tmp_path / "4d.nii.gz", img, run.bold)
     with pytest.raises(MaskError, match=r"nothing.nii.gz: no such mask file"):
         load_mask(tmp_path / "nothing.nii.gz", img, run.bold)
+
+
+def test_cli_fit_with_feature_spaces_names_the_space_the_signal_follows(synth, tmp_path):
+    """The generated signal here follows the framegram's own components: with a second space beside
+    it, banded ridge must give the responsive region to the framegram, write each space's maps, and
+    the report must show the spaces' table and the winning-space map."""
+    import nibabel as nib
+    from typer.testing import CliRunner
+
+    from framegram.cli import app
+
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(app, [
+        "brain", "fit", "--bids", str(synth), "--stimulus", str(synth / "stimuli" / "film.mp4"), "--subjects", "01",
+        "--out", str(out), "--spaces", "framegram,image-stats", "--no-controls", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "framegram: alone r" in result.output
+    [summary] = json.loads((out / "results.json").read_text())["subjects"]
+    spaces = summary["spaces"]
+    assert set(spaces) == {"framegram", "image-stats"}
+    assert spaces["framegram"]["voxels_best"] > 3 * spaces["image-stats"]["voxels_best"]
+    assert spaces["framegram"]["mean_unique_r2_significant"] > spaces["image-stats"]["mean_unique_r2_significant"]
+    truth = synth / "derivatives" / "framegram-synth"
+    resp = nib.load(truth / "desc-responsive_mask.nii.gz").get_fdata() > 0
+    mask = nib.load(out / "sub-01" / "mask.nii.gz").get_fdata() > 0
+    weight = nib.load(out / "sub-01" / "space-framegram_weight.nii.gz").get_fdata()
+    assert weight[resp & mask].mean() > 0.7
+    for name in ("split_r2", "r_alone", "unique_r2", "shared_r2", "weight"):
+        assert (out / "sub-01" / f"space-image-stats_{name}.nii.gz").is_file()
+    result = CliRunner().invoke(app, ["brain", "report", str(out)])
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "Feature spaces (banded ridge)" in html and "winning feature space" in html
+
+
+def test_cli_lists_the_feature_spaces_and_refuses_unknown_ones(tmp_path):
+    from typer.testing import CliRunner
+
+    from framegram.cli import app
+
+    result = CliRunner().invoke(app, ["brain", "spaces"])
+    assert result.exit_code == 0
+    assert all(name in result.output for name in ("framegram", "lite0-blocks", "image-stats", "motion-energy", "sound"))
+    result = CliRunner().invoke(app, ["brain", "fit", "--bids", str(tmp_path), "--stimulus", str(tmp_path / "f.mp4"),
+                                      "--out", str(tmp_path / "o"), "--spaces", "framegram,colour"])
+    assert result.exit_code == 2 and "colour" in result.output and len(result.output.strip().splitlines()) == 1

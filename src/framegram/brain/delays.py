@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from framegram.brain.stimulus import HRF_DELAYS_S, Design
+from framegram.brain.threads import one_blas_thread
 from framegram.fmri.hrf import hrf_peak_s
 
 #: Voxels sampled (evenly over the mask) to score the candidate HRF delays.
@@ -73,10 +74,11 @@ def search_hrf_delay(
     n_vox = y.shape[1]
     sample = np.unique(np.linspace(0, n_vox - 1, min(max_voxels, n_vox)).round().astype(int))
     y_train = y[np.ix_(np.asarray(train), sample)]  # only the sampled columns are copied
-    scores = np.stack([
-        make_encoder().fit(residualize(design.with_hrf_delay(d).matrix)[train], y_train).cv_scores_
-        for d in delays_s
-    ])  # [K, S] validation R²
+    with one_blas_thread():
+        scores = np.stack([
+            make_encoder().fit(residualize(design.with_hrf_delay(d).matrix)[train], y_train).cv_scores_
+            for d in delays_s
+        ])  # [K, S] validation R²
     best = scores.max(0)
     keep = best >= np.quantile(best, 1.0 - top_fraction)
     values = scores[:, keep].mean(1)

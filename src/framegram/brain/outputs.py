@@ -1,5 +1,7 @@
 """Writing a fit: per participant `sub-XX/` with NIfTI maps (r, R², alpha, p-value, significance,
-mask, and each voxel's peak delay for the FIR basis), the predicted and cleaned measured BOLD of the held-out volumes (4-D NIfTI), and
+mask, and each voxel's peak delay for the FIR basis; with several feature spaces, per space
+`space-<name>_weight` (its share of the banded kernel), `_split_r2` (its share of the held-out R²),
+`_r_alone` (a ridge on it alone), `_unique_r2` and `_shared_r2` maps), the predicted and cleaned measured BOLD of the held-out volumes (4-D NIfTI), and
 `summary.json`; `results.json` at the top lists the settings and every participant's summary.
 All writes are atomic.
 """
@@ -32,6 +34,13 @@ def write_subject(fit, out: Path) -> dict:
     }
     if fit.peak_delay_s is not None:  # per-voxel delays exist for the FIR basis only
         maps["peak_delay"] = fit.peak_delay_s
+    if fit.space_weights is not None:
+        for b, name in enumerate(fit.spaces):
+            maps[f"space-{name}_weight"] = fit.space_weights[b]
+            maps[f"space-{name}_split_r2"] = fit.split_r2[b]
+            maps[f"space-{name}_r_alone"] = fit.space_r[name]
+            maps[f"space-{name}_unique_r2"] = fit.unique_r2[name]
+            maps[f"space-{name}_shared_r2"] = fit.shared_r2[name]
     for name, values in maps.items():
         write_nifti(folder / f"{name}.nii.gz", unmask(values, fit.mask), fit.affine)
     write_nifti(folder / "mask.nii.gz", fit.mask.astype(np.float32), fit.affine)
@@ -41,6 +50,13 @@ def write_subject(fit, out: Path) -> dict:
     summary = fit.summary()
     summary["test_first_volume"] = int(fit.test[0])
     arrays = {"r": fit.r.astype(np.float32), **{f"control_{k}": v.astype(np.float32) for k, v in fit.controls.items()}}
+    if fit.space_weights is not None:
+        arrays["spaces"] = np.array(fit.spaces)
+        arrays["space_weights"] = fit.space_weights.astype(np.float32)
+        arrays["split_r2"] = fit.split_r2.astype(np.float32)
+        arrays["r_alone"] = np.stack([fit.space_r[name] for name in fit.spaces]).astype(np.float32)
+        arrays["unique_r2"] = np.stack([fit.unique_r2[name] for name in fit.spaces]).astype(np.float32)
+        arrays["shared_r2"] = np.stack([fit.shared_r2[name] for name in fit.spaces]).astype(np.float32)
     if fit.published is not None:
         arrays["published_r_volume"] = fit.published.r_volume.astype(np.float32)
         arrays["published_r_change"] = fit.published.r_change.astype(np.float32)

@@ -2,7 +2,9 @@
 
 Per participant: glass-brain and slice plots of the held-out r map (nilearn), the r histogram inside
 the mask beside the controls', and the delay profile; a table per participant with mean r, the
-significant voxels, the profile's peak, the controls and the published protocol's MSEs.
+significant voxels, the profile's peak, the controls and the published protocol's MSEs. A fit with
+several feature spaces adds their table (each space alone, the voxels each one wins, its unique R²)
+and, per participant, a map of the space that explains each significant voxel best.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def _read_scores(path: Path, n_voxels: int, remake: str) -> dict[str, np.ndarray
     if "r" not in scores:
         raise FitFolderError(path, f"damaged: no 'r' array (it holds {', '.join(sorted(scores)) or 'nothing'}); {remake}")
     for name, values in scores.items():
-        if values.shape != (n_voxels,):
+        if name == "spaces":  # the feature spaces' names; their arrays are [spaces, voxels]
+            continue
+        if values.shape[-1:] != (n_voxels,) or values.ndim > 2:
             raise FitFolderError(path, f"damaged: '{name}' has shape {values.shape}, but mask.nii.gz has {n_voxels} "
                                        f"voxels; {remake}")
     return scores
@@ -132,12 +136,68 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
          "shifted r (sig.)", "prev. volume r (sig.)", "published MSE", "persistence MSE", "constant MSE"],
         rows,
     ))
+    spaces = [list(s["spaces"]) for s in subjects if isinstance(s.get("spaces"), dict)]
+    if spaces:
+        parts.append(heading("Feature spaces (banded ridge)"))
+        parts.append(paragraph(
+            "Each space alone: a ridge on that space only, held-out r averaged over the significant voxels. "
+            "Voxels won: significant voxels whose largest share of the banded model's held-out R² is that space's. "
+            "Unique R²: the banded model's held-out R² minus that of the banded model without the space "
+            "(both floored at zero); shared R²: the space's R² alone minus its unique R² (what other spaces "
+            "explain too); both averaged over the significant voxels."))
+        names = spaces[0]
+        parts.append(table(
+            ["participant", *(f"{n}: alone r / won / unique R² / shared R²" for n in names)],
+            [[f"sub-{s['subject']}", *(_space_cell(s["spaces"].get(n, {})) for n in names)] for s in subjects if s.get("spaces")],
+        ))
     for s in subjects[:max_subjects_plotted]:
         parts.append(heading(f"sub-{s['subject']}"))
         parts.extend(_subject_figures(out, s))
+        if isinstance(s.get("spaces"), dict):
+            parts.append(_winning_space_figure(out, s))
     if len(subjects) > max_subjects_plotted:
         parts.append(paragraph(f"Maps of the other {len(subjects) - max_subjects_plotted} participants: {out}/sub-XX/r.nii.gz"))
     return Section("Brain encoding", parts, order=order)
+
+
+def _space_cell(space: dict) -> str:
+    return (f"{_fmt(space.get('mean_r_alone_significant'))} / {space.get('voxels_best', '-')} / "
+            f"{_fmt(space.get('mean_unique_r2_significant'))} / {_fmt(space.get('mean_shared_r2_significant'))}")
+
+
+def _winning_space_figure(out: Path, summary: dict) -> Html:
+    """Slices of the significant voxels coloured by the space with the largest share of held-out R²."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    from matplotlib.colors import ListedColormap
+    from nilearn import plotting
+
+    folder = subject_dir(out, summary["subject"])
+    remake = _remake(out, summary["subject"])
+    mask_img = _read_map(folder / "mask.nii.gz", remake)
+    mask = np.asarray(mask_img.dataobj) > 0
+    from framegram.errors import NPZ_READ_ERRORS
+
+    try:
+        with np.load(folder / "scores.npz", allow_pickle=False) as npz:
+            names, split = [str(n) for n in npz["spaces"]], np.asarray(npz["split_r2"])
+    except (KeyError, FileNotFoundError, *NPZ_READ_ERRORS) as exc:
+        raise FitFolderError(folder / "scores.npz", f"no readable feature-space shares ({_first_line(exc)}); {remake}") from None
+    significant = np.asarray(_read_map(folder / "significant.nii.gz", remake).dataobj)[mask] > 0
+    labels = np.zeros(mask.shape, np.float32)
+    labels[mask] = np.where(significant, split.argmax(0) + 1, 0)
+    colours = plt.get_cmap("tab10").colors[: len(names)]
+    fig = plt.figure(figsize=(12, 3.0))
+    plotting.plot_roi(nib.Nifti1Image(labels, mask_img.affine), bg_img=mask_img, display_mode="z", cut_coords=5,
+                                cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5, figure=fig,
+                                title="space with the largest share of held-out R² (significant voxels)", draw_cross=False,
+                                annotate=False, colorbar=False)
+    fig.legend(handles=[matplotlib.patches.Patch(color=c, label=n) for c, n in zip(colours, names)], loc="lower center",
+               ncol=len(names), fontsize=9, frameon=False, labelcolor="white")  # nilearn draws on black
+    return figure_img(fig, alt=f"winning feature space per voxel of sub-{summary['subject']}")
 
 
 def _subject_figures(out: Path, summary: dict) -> list[Html]:

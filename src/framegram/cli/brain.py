@@ -13,7 +13,7 @@ import typer
 from framegram.cli.common import fail
 
 
-brain_app = typer.Typer(no_args_is_help=True, help="Predict fMRI responses to a film from its framegram (BIDS in, NIfTI maps out).")
+brain_app = typer.Typer(no_args_is_help=True, help="Predict fMRI responses to a film from its framegram and other feature spaces (BIDS in, NIfTI maps out).")
 
 
 @contextmanager
@@ -40,12 +40,17 @@ def brain_synth(
     out: Annotated[Path, typer.Argument(help="Folder for the generated BIDS dataset.")],
     subjects: Annotated[int, typer.Option(help="Number of participants.")] = 30,
     small: Annotated[bool, typer.Option("--small", help="20x20x12 grid instead of 64x64x40.")] = False,
+    signal: Annotated[str, typer.Option(help="What the BOLD follows: 'framegram' (the film's framegram components), "
+                                             "'film' (its pixels, motion, sound and inserted objects, one region each) "
+                                             "or 'null' (random time courses in those regions).")] = "framegram",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Generate a BIDS dataset shaped like OpenNeuro ds003688 with a known ground truth."""
-    from framegram.datasets.bids import generate_dataset
+    from framegram.datasets.bids import SIGNALS, generate_dataset
 
-    generate_dataset(out, subjects=subjects, small=small, show_progress=not quiet)
+    if signal not in SIGNALS:
+        raise fail(f"brain synth: --signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
+    generate_dataset(out, subjects=subjects, small=small, show_progress=not quiet, signal=signal)
     typer.echo(f"{subjects} participants -> {out}")
 
 
@@ -62,6 +67,10 @@ def brain_fit(
     no_controls: Annotated[bool, typer.Option("--no-controls", help="Skip the controls and the published protocol.")] = False,
     task: Annotated[str, typer.Option(help="BIDS task label.")] = "film",
     mask: Annotated[Path | None, typer.Option("--mask", help="Brain mask (NIfTI on the BOLD's grid) instead of fMRIPrep's desc-brain_mask or nilearn's EPI mask.")] = None,
+    spaces: Annotated[str, typer.Option(help="Feature spaces of the film, comma-separated (`framegram brain spaces` lists them); "
+                                             "several are fitted with banded ridge.")] = "framegram",
+    space_components: Annotated[int, typer.Option(help="Principal components kept per space when there are several.")] = 10,
+    mixtures: Annotated[int, typer.Option(help="Space mixtures a voxel may choose besides each space alone (0: one space a voxel).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit per-voxel ridge encoding models and score them on the held-out end of each run."""
@@ -71,7 +80,9 @@ def brain_fit(
     chosen = {} if components is None else {"n_components": components or None}
     try:
         config = BrainConfig(offset_s=offset, basis=basis, train_fraction=train_fraction, controls=not no_controls,
-                             published=not no_controls, mask=None if mask is None else str(mask), **chosen)
+                             published=not no_controls, mask=None if mask is None else str(mask),
+                             spaces=tuple(name.strip() for name in spaces.split(",") if name.strip()),
+                             space_components=space_components, banded_mixtures=mixtures, **chosen)
     except ValueError as exc:
         raise fail(f"brain fit: {exc}") from None
     with brain_warnings():
@@ -81,7 +92,18 @@ def brain_fit(
             f"sub-{s['subject']}: {s['significant']}/{s['voxels']} voxels significant, "
             f"mean r {s['mean_r']:.3f} (top 1 %: {s['top1pct_r']:.3f}), response peak {s['profile_peak_s']:.2f} s"
         )
+        for name, space in (s.get("spaces") or {}).items():
+            typer.echo(f"    {name}: alone r {space['mean_r_alone']:.3f}, best space of {space['voxels_best']} significant voxels")
     typer.echo(f"results: {results}")
+
+
+@brain_app.command("spaces")
+def brain_spaces() -> None:
+    """List the feature spaces a fit can use (shape, rate, cost)."""
+    from framegram.fmri.spaces import describe_spaces
+
+    for name, text in describe_spaces().items():
+        typer.echo(f"{name:14s} {text}")
 
 
 @brain_app.command("report")

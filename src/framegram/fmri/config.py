@@ -28,7 +28,12 @@ class BrainConfig:
     framewise displacement exceeds it get an indicator regressor (None: none); held_out_cleaning:
     see `BoldCleaner`; fdr_q: false discovery rate of the significance map; controls/published:
     also run those; mask: a brain mask file (NIfTI on the BOLD's grid) to use instead of fMRIPrep's
-    `desc-brain_mask` or nilearn's EPI mask (see `framegram.fmri.masks`).
+    `desc-brain_mask` or nilearn's EPI mask (see `framegram.fmri.masks`); spaces: the stimulus
+    feature spaces of the design (`framegram.fmri.spaces`; n_components applies to each), fitted
+    with banded ridge (`framegram.brain.banded`) when there are several, each reduced to
+    space_components principal components (n_components then applies to a lone space);
+    banded_mixtures: space weightings a voxel may choose besides each space alone
+    (`banded.candidate_weights`: each pair, all equal, then random ones; 0: one space a voxel).
     """
 
     offset_s: float = 0.0
@@ -48,9 +53,22 @@ class BrainConfig:
     controls: bool = True
     published: bool = True
     mask: str | None = None
+    spaces: tuple[str, ...] = ("framegram",)
+    space_components: int = 10
+    banded_mixtures: int = 0
 
     def __post_init__(self):
+        from framegram.fmri.spaces import SPACE_NAMES
+
         problems = []
+        object.__setattr__(self, "spaces", tuple(self.spaces))
+        unknown = [name for name in self.spaces if name not in SPACE_NAMES]
+        if not self.spaces or unknown or len(set(self.spaces)) != len(self.spaces):
+            problems.append(f"spaces must be distinct names among {', '.join(SPACE_NAMES)}, got {', '.join(self.spaces) or 'none'}")
+        if self.space_components < 1:
+            problems.append(f"space_components must be at least 1, got {self.space_components}")
+        if self.banded_mixtures < 0:
+            problems.append(f"banded_mixtures must be at least 0, got {self.banded_mixtures}")
         if self.basis not in ("hrf", "fir"):
             problems.append(f"basis must be 'hrf' or 'fir', got {self.basis!r}")
         if not 0.2 <= self.train_fraction <= 0.95:
@@ -78,6 +96,9 @@ class BrainConfig:
         """The settings a fit folder records (settings.json): every field, but `mask` only when set,
         so folders fitted before the field existed resume."""
         out = asdict(self)
+        out["spaces"] = list(self.spaces)
+        if self.spaces == ("framegram",):  # folders fitted before there were spaces resume
+            del out["spaces"], out["banded_mixtures"], out["space_components"]
         if out["mask"] is None:
             del out["mask"]
         else:
