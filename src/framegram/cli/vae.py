@@ -43,6 +43,8 @@ def vae_train(
     pooled: Annotated[bool, typer.Option("--pooled", help="fmri: one model blind to the participant (no embedding, shared read-out).")] = False,
     regression: Annotated[bool, typer.Option("--regression", help="Train the deterministic baseline (same encoder, mean squared error) instead.")] = False,
     components: Annotated[int, typer.Option(help="fmri: principal components of the voxels predicted.")] = 128,
+    spaces: Annotated[str, typer.Option("--spaces", help="fmri: the film's feature spaces, comma-separated (framegram, "
+                                        "lite0-blocks, image-stats, motion-energy, sound), 20 components each.")] = "framegram",
     epochs: Annotated[int, typer.Option(help="Passes of 50 batches.")] = 40,
     beta: Annotated[float, typer.Option(help="Weight of the KL term.")] = 1.0,
     lam: Annotated[float, typer.Option("--lambda", help="Weight of the reconstruction term.")] = 1.0,
@@ -53,7 +55,7 @@ def vae_train(
     from framegram.vae import train_signal_model
     from framegram.vae.train import default_config
 
-    signal_set = _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask)
+    signal_set = _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask, spaces)
     try:
         config = default_config(target, kind="regression" if regression else "vae",
                                 conditional=target == "fmri" and not pooled, epochs=epochs, beta=beta, lam=lam, seed=seed)
@@ -65,19 +67,21 @@ def vae_train(
         f"{k} {v:.3f}" for k, v in last.items() if k in ("loss", "nll", "kl", "mse")) + f" -> {out}")
 
 
-def _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask=None):
+def _vae_data(target, bids, stimulus, subjects, data, components, quiet, mask=None, spaces="framegram"):
     if target == "fmri":
         if bids is None or stimulus is None:
             raise fail("--target fmri needs --bids and --stimulus")
         from framegram.fmri.config import BrainConfig
         from framegram.vae.fmri import build_fmri_set
 
-        config = BrainConfig(mask=None if mask is None else str(mask))
+        config = BrainConfig(mask=None if mask is None else str(mask), spaces=parse_spaces(spaces))
         with brain_warnings():
             return build_fmri_set(bids, stimulus, subjects or None, n_components=components, config=config,
                                   show_progress=not quiet)[0]
     if mask is not None:
         raise fail("--mask is for --target fmri")
+    if spaces != "framegram":
+        raise fail("--spaces is for --target fmri")
     if target == "audio":
         if data is None:
             raise fail("--target audio needs --data (a folder made by `framegram vae synth-audio`)")
@@ -95,6 +99,8 @@ def vae_predict(
     bids: Annotated[Path | None, typer.Option("--bids", help="fmri: BIDS root holding the participant's run (its TR and length).")] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="fmri: participant label.")] = None,
     stimulus: Annotated[Path | None, typer.Option("--stimulus", help="fmri: the film.")] = None,
+    spaces: Annotated[str | None, typer.Option("--spaces", help="fmri: the feature spaces the model must have been "
+                                               "trained on, comma-separated (default: the checkpoint's).")] = None,
     samples: Annotated[int, typer.Option(help="Draws written beside the mean prediction.")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -108,11 +114,28 @@ def vae_predict(
     if run.kind == "audio":
         if video is None:
             raise fail(f"{checkpoint} is an audio model: pass --video")
+        if spaces is not None:
+            raise fail(f"{checkpoint} is an audio model: --spaces is for fMRI models")
         paths = predict_audio(run, video, out, samples, seed)
     else:
         if bids is None or subject is None or stimulus is None:
             raise fail(f"{checkpoint} is an fMRI model: pass --bids, --subject and --stimulus")
         with brain_warnings():
-            paths = predict_fmri(run, bids, subject, stimulus, out, samples, seed)
+            paths = predict_fmri(run, bids, subject, stimulus, out, samples, seed,
+                                 spaces=None if spaces is None else parse_spaces(spaces))
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def parse_spaces(text: str) -> tuple[str, ...]:
+    """`--spaces a,b,c` as names, each a known feature space, none twice (else the one-line error)."""
+    from framegram.fmri.spaces import SPACE_NAMES
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in SPACE_NAMES]
+    if unknown or not names:
+        raise fail(f"--spaces: unknown feature space {', '.join(map(repr, unknown)) or '(none given)'}; "
+                   f"known: {', '.join(SPACE_NAMES)}")
+    if len(set(names)) != len(names):
+        raise fail(f"--spaces names a feature space twice: {text}")
+    return names

@@ -8,10 +8,11 @@ conditional model predicts each participant's scores on it through the participa
 predictions go back to voxels through the same PCA and are scored per voxel against the cleaned
 held-out BOLD itself, not against its PCA reconstruction.
 
-Inputs: the film's framegram averaged within each TR (`fmri.stimulus.frames_to_tr`), reduced to
-`n_features` principal components (fitted on the film's TR rows: the stimulus only) and z-scored,
-then convolved with the SPM HRF started at each of `HRF_DELAYS_S` (the brain pipeline's response
-model; the network weighs the delays per participant), and cleaned by the participant's nuisance
+Inputs (`vae.fmri_stimulus`): the film's feature spaces (`spaces`; by default its framegram alone)
+averaged within each TR (`fmri.stimulus.frames_to_tr`), each reduced to `n_features` principal
+components (fitted on the film's TR rows: the stimulus only) and z-scored, side by side, then
+convolved with the SPM HRF started at each of `hrf_delays_s` (the brain pipeline's response model;
+the network weighs the delays per participant), and cleaned by the participant's nuisance
 projection, as the brain pipeline cleans its design. Without the HRF basis, networks given the raw
 per-TR features (even with a 10-s window of them) learned the slow, delayed response from ~450
 volumes a participant far too poorly (r 0.1-0.2 where ridge on the HRF basis reached 0.7-0.8).
@@ -24,7 +25,8 @@ Memory: the stacked training volumes (participants x training volumes x mask vox
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +35,20 @@ from framegram.fmri.bids import BoldRun, find_runs
 from framegram.fmri.clean import BoldCleaner, nuisance_cleaner
 from framegram.fmri.config import BrainConfig
 from framegram.fmri.errors import MaskError
-from framegram.fmri.hrf import convolve_kernel, hrf_kernel
 from framegram.fmri.masks import load_mask, run_mask
 from framegram.fmri.metrics import pearson_r
 from framegram.fmri.split import split
-from framegram.fmri.stimulus import check_run_covers_stimulus, frames_to_tr
 from framegram.progress import extraction_progress
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
-
-#: Late starts of the SPM HRF whose responses are the model's inputs: peaks at about 5, 6, 7, 8 s.
-HRF_DELAYS_S = (0.0, 1.0, 2.0, 3.0)
+from framegram.vae.fmri_stimulus import (  # noqa: F401  (HRF_DELAYS_S, stimulus_rows, model_inputs: this module's API before)
+    DEFAULT_SPACES,
+    HRF_DELAYS_S,
+    check_spaces,
+    fit_space_map,
+    model_inputs,
+    space_rows,
+    stimulus_rows,
+)
 
 
 @dataclass
@@ -67,15 +73,6 @@ def masked_bold(run: BoldRun, mask: np.ndarray, bold=None) -> np.ndarray:
     return np.take(flat, columns, axis=1)
 
 
-def stimulus_rows(stimulus, run: BoldRun, offset_s: float) -> np.ndarray:
-    """The stimulus framegram (a video or .framegram.npz) averaged per TR of `run`: float32 [n_volumes, D]."""
-    from framegram.cache import framegram_for
-
-    gram, _ = framegram_for(stimulus)
-    check_run_covers_stimulus(run, gram.times, offset_s)
-    return frames_to_tr(gram.features, gram.times, run.tr, run.n_volumes, offset_s, source=str(stimulus))
-
-
 def fitted_cleaner(run: BoldRun, config: BrainConfig, y: np.ndarray | None = None) -> tuple[BoldCleaner, np.ndarray | None]:
     """The run's nuisance cleaner fitted on its training volumes, and y [n, V] cleaned (when given)."""
     train, _ = split(run.n_volumes, config.train_fraction)
@@ -83,13 +80,6 @@ def fitted_cleaner(run: BoldRun, config: BrainConfig, y: np.ndarray | None = Non
     if y is None:  # the projection needs only the nuisance design: fit on a dummy column
         return cleaner.fit(np.zeros((run.n_volumes, 1), np.float32), train), None
     return cleaner, cleaner.fit_transform(y, train)
-
-
-def model_inputs(components: np.ndarray, tr: float, cleaner: BoldCleaner) -> np.ndarray:
-    """Per-TR feature components [n, K] -> the model's inputs [n, K * len(HRF_DELAYS_S)]: each
-    convolved with the SPM HRF started at every delay, then cleaned like the BOLD."""
-    responses = [convolve_kernel(components, hrf_kernel(tr, delay)) for delay in HRF_DELAYS_S]
-    return cleaner.residualize(np.concatenate(responses, axis=1))
 
 
 def build_fmri_set(
@@ -100,6 +90,8 @@ def build_fmri_set(
     n_features: int = 20,
     config: BrainConfig | None = None,
     show_progress: bool = False,
+    spaces: Sequence[str] | None = None,
+    hrf_delays_s: Sequence[float] = HRF_DELAYS_S,
 ) -> tuple[SignalSet, HeldOut]:
     """The signal set of every (or the listed) participant, and the held-out BOLD for scoring.
 
@@ -108,8 +100,22 @@ def build_fmri_set(
     mask (`fmri.masks.run_mask`; MaskError for an empty or tiny one, and for a participant whose
     grid has another shape); config: also the brain pipeline's cleaning and split settings
     (offset_s, train_fraction, high_pass_hz, motion, fd_threshold_mm, held_out_cleaning).
+
+    spaces: the stimulus feature spaces (`framegram.fmri.spaces.SPACE_NAMES`; None: `config.spaces`,
+    by default ("framegram",)), each reduced to its own `n_features` components: inputs float32
+    [n_volumes, sum of the spaces' components x len(hrf_delays_s)]. Checked before any file is read
+    (UnknownSpaceError; InputError for other spaces than "framegram" of a .framegram.npz stimulus).
+    hrf_delays_s: the HRF's late starts (`fmri_stimulus.HRF_DELAYS_S`; `EARLY_HRF_DELAYS_S` adds -1 s).
+    Both are recorded in the set's `info` (spaces only when not the default), and the feature map
+    goes from the spaces' TR rows side by side to the components, so predictions rebuild the inputs.
     """
     config = config or BrainConfig()
+    if spaces is not None:
+        config = replace(config, spaces=check_spaces(spaces, stimulus))
+    spaces = check_spaces(config.spaces, stimulus)
+    hrf_delays_s = tuple(float(d) for d in hrf_delays_s)
+    if not hrf_delays_s:
+        raise ValueError("hrf_delays_s needs at least one delay")
     runs = find_runs(bids_root, subjects)
     if config.mask is not None:  # refused before any BOLD is read
         load_mask(config.mask, runs[0].load_bold(), runs[0].bold)
@@ -120,8 +126,9 @@ def build_fmri_set(
             raise MaskError(run.bold, f"shape {run.shape}, but the shared mask ({mask_source}, from {runs[0].bold.name}) "
                                       f"has {mask.shape}: every participant's run must be on one grid")
     held = HeldOut(mask, np.asarray(first_img.affine))
-    rows = stimulus_rows(stimulus, runs[0], config.offset_s)
-    feature_map = fit_pca_map(rows, n_features)
+    blocks = space_rows(stimulus, spaces, runs[0], config.offset_s)
+    feature_map = fit_space_map(blocks, n_features)  # the stimulus only: no BOLD
+    rows = np.concatenate(blocks, axis=1)
     splits = {run.subject: split(run.n_volumes, config.train_fraction) for run in runs}
     offsets = np.cumsum([0] + [len(splits[run.subject][0]) for run in runs])
     stacked = np.empty((offsets[-1], int(mask.sum())), np.float32)  # every participant's training volumes
@@ -136,8 +143,8 @@ def build_fmri_set(
             stacked[offsets[i] : offsets[i + 1]] = y[train]
             held.test[run.subject], held.bold[run.subject], held.cleaners[run.subject] = test, y[test], cleaner
             same_clock = run.n_volumes == len(rows) and run.tr == runs[0].tr
-            components = feature_map(rows if same_clock else stimulus_rows(stimulus, run, config.offset_s))
-            inputs.append(model_inputs(components, run.tr, cleaner))
+            run_rows = rows if same_clock else np.concatenate(space_rows(stimulus, spaces, run, config.offset_s), axis=1)
+            inputs.append(model_inputs(feature_map(run_rows), run.tr, cleaner, hrf_delays_s))
             bars.advance(task)
     del first_data
     target_map = fit_pca_map(stacked, n_components, centred=True)  # one PCA over all participants
@@ -152,11 +159,30 @@ def build_fmri_set(
     del stacked
     info = {"bids": str(bids_root), "stimulus": str(stimulus), "subjects": [r.subject for r in runs],
             "tr": runs[0].tr, "n_components": target_map.dims, "n_features": feature_map.dims,
-            "hrf_delays_s": list(HRF_DELAYS_S), "voxels": int(mask.sum()), "mask": mask_source,
-            "brain_config": {**asdict(config), "mask": None if config.mask is None else str(config.mask)}}
+            "hrf_delays_s": list(hrf_delays_s), "voxels": int(mask.sum()), "mask": mask_source,
+            "brain_config": _recorded_config(config), **_spaces_info(spaces, blocks, n_features)}
     arrays = {"mask": mask.astype(np.uint8), "affine": held.affine.astype(np.float64)}
     data = SignalSet("fmri", sequences, tuple(r.subject for r in runs), runs[0].tr, feature_map, target_map, info, arrays)
     return data, held
+
+
+def _recorded_config(config: BrainConfig) -> dict:
+    """The preparation settings a set records (`BrainConfig(**them)` rebuilds the config): every
+    field but the brain model's spaces and banded ridge (the set records its spaces itself), so sets
+    built before those fields existed record the same."""
+    out = {**asdict(config), "mask": None if config.mask is None else str(config.mask)}
+    for field in ("spaces", "space_components", "banded_mixtures"):
+        out.pop(field, None)
+    return out
+
+
+def _spaces_info(spaces: tuple[str, ...], blocks: list[np.ndarray], n_features: int) -> dict:
+    """What a set records of its feature spaces: nothing for the default ("framegram" alone, as sets
+    recorded before there were spaces); else their names, columns per TR row and components."""
+    if spaces == DEFAULT_SPACES:
+        return {}
+    return {"spaces": list(spaces), "space_columns": [int(b.shape[1]) for b in blocks],
+            "space_features": [int(min(n_features, *b.shape)) for b in blocks]}
 
 
 def to_voxels(prediction: np.ndarray, targets: LinearMap, cleaner: BoldCleaner) -> np.ndarray:

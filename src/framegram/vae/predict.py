@@ -2,11 +2,12 @@
 for sound, 4-D NIfTI for fMRI.
 
     predict_audio(run, "clip.mp4", "out/", samples=4)   # out/mean.wav, out/sample-1.wav ..., out/spectrograms.png
-    predict_fmri(run, "ds/", "01", "film.mp4", "out/")   # out/sub-01_pred_bold.nii.gz
+    predict_fmri(run, "ds/", "01", "film.mp4", "out/")   # out/sub-01_pred_bold.nii.gz (the spaces the model was trained on)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,26 +72,19 @@ def plot_spectrograms(spectra: dict[str, np.ndarray], step_seconds: float, path:
 
 
 def predict_fmri(run: SignalRun, bids_root: str | Path, subject: str, stimulus: str | Path, out: str | Path,
-                 samples: int = 0, seed: int = 0) -> dict[str, Path]:
+                 samples: int = 0, seed: int = 0, spaces: Sequence[str] | None = None) -> dict[str, Path]:
     """Predicted BOLD of `subject` over its whole run (cleaned like the BOLD the model was trained
     on, z-scored voxel units, inside the model's mask): `sub-XX_pred_bold.nii.gz` (the mean of 16
     draws) and `sub-XX_sample-K_bold.nii.gz` for `samples` draws. The run gives the clock (TR,
-    volumes) and its confounds, and must have the model's TR."""
-    from framegram.fmri.bids import find_runs
-    from framegram.fmri.config import BrainConfig
+    volumes) and its confounds, and must have the model's TR. The inputs are rebuilt from the film
+    as the model's were (`fmri_inputs`); spaces: None (the model's) or the spaces it must have
+    been trained on (SpacesMismatchError otherwise)."""
     from framegram.fmri.nifti import unmask, write_nifti
-    from framegram.vae.fmri import fitted_cleaner, model_inputs, stimulus_rows, to_voxels
+    from framegram.vae.fmri import to_voxels
 
-    _expect(run, "fmri")
+    bold_run, cleaner, inputs = fmri_inputs(run, bids_root, subject, stimulus, spaces)
     participant = subject if run.config.conditional else None
-    run.participant_tensor(participant)  # an unknown participant fails before any file is read
-    (bold_run,) = find_runs(bids_root, [subject])
-    if abs(bold_run.tr - run.step_seconds) > 1e-6:
-        raise TimeGridMismatchError(bold_run.bold, f"TR {bold_run.tr:g} s, but the model was trained at TR {run.step_seconds:g} s")
-    config = BrainConfig(**run.info["brain_config"])
-    cleaner, _ = fitted_cleaner(bold_run, config)
-    components = run.features(stimulus_rows(stimulus, bold_run, config.offset_s))
-    draws = run.sample(model_inputs(components, bold_run.tr, cleaner), participant, max(samples, 16), seed)
+    draws = run.sample(inputs, participant, max(samples, 16), seed)
     mask = run.arrays["mask"].astype(bool)
     affine = run.arrays["affine"]
     out = Path(out)
@@ -104,6 +98,35 @@ def predict_fmri(run: SignalRun, bids_root: str | Path, subject: str, stimulus: 
     for k in range(samples):
         paths[f"sample-{k + 1}"] = write(f"sample-{k + 1}", draws[k])
     return paths
+
+
+def fmri_inputs(run: SignalRun, bids_root: str | Path, subject: str, stimulus: str | Path,
+                spaces: Sequence[str] | None = None):
+    """The model's inputs for `subject`'s run, rebuilt from the film as at training: (the BoldRun,
+    its nuisance cleaner fitted on its training volumes, inputs float32 [n_volumes, F]). The feature
+    spaces, HRF delays and preparation settings are the checkpoint's; `spaces` (None: the
+    checkpoint's) must be those (SpacesMismatchError). Raises WrongTargetError for an audio model,
+    UnknownParticipantError for a participant a conditional model was not trained on (before any
+    file is read), TimeGridMismatchError for a run of another TR."""
+    from framegram.fmri.bids import find_runs
+    from framegram.fmri.config import BrainConfig
+    from framegram.vae.fmri import fitted_cleaner
+    from framegram.vae.fmri_stimulus import HRF_DELAYS_S, SpacesMismatchError, film_components, model_inputs, trained_spaces
+
+    _expect(run, "fmri")
+    trained = trained_spaces(run.info)
+    if spaces is not None and tuple(spaces) != trained:
+        raise SpacesMismatchError(run.folder, f"holds a model trained on the feature spaces {','.join(trained)}, not "
+                                              f"{','.join(spaces)}: predict with its spaces (or name none)")
+    run.participant_tensor(subject if run.config.conditional else None)  # an unknown participant fails first
+    (bold_run,) = find_runs(bids_root, [subject])
+    if abs(bold_run.tr - run.step_seconds) > 1e-6:
+        raise TimeGridMismatchError(bold_run.bold, f"TR {bold_run.tr:g} s, but the model was trained at TR {run.step_seconds:g} s")
+    config = BrainConfig(**run.info["brain_config"])
+    cleaner, _ = fitted_cleaner(bold_run, config)
+    components = film_components(stimulus, trained, bold_run, config.offset_s, run.features, run.folder)
+    delays = run.info.get("hrf_delays_s", HRF_DELAYS_S)
+    return bold_run, cleaner, model_inputs(components, bold_run.tr, cleaner, delays)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
