@@ -15,7 +15,7 @@ these spaces can:
 | lite0-blocks | `lite0_blocks` | Lite0 blocks 4/7/10 on a 2x2 grid [T, 928] | 5 fps |
 | image-stats | `image_stats` | luminance, contrast, colour opponents, saturation, 4x4 grid + frame [T, 85] | 5 fps |
 | motion-energy | `motion_energy` | pymoten Gabor motion energy [T, 1840] | 15 fps |
-| sound | `sound` | loudness + 32-band log-mel [T, 33] | 20 rows/s |
+| sound | `sound` | loudness + 32-band log-mel + spectral shape [T, 38] | 20 rows/s |
 
 Each space but "framegram" (which `framegram.cache.framegram_for` caches) is computed once per
 film content and settings and kept under `<cache>/spaces/` (`cache`). `describe_spaces()` gives

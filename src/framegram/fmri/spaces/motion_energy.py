@@ -17,7 +17,8 @@ bounded by the chunk, not the film, and the result equals projecting the whole f
 → values float32 [T, 1840] at 15 rows/s for a 4:3 film (the pyramid tiles the picture, so other
 aspects get other counts: 3450 for 16:9), columns "moten0000".."moten1839" (the pyramid's filter
 order: `moten.get_default_pyramid(...).filters[i]` describes column i).
-Cost for the 390-s 640x480 stimulus film on 2 cores: ~40 s.
+Cost for the 390-s 640x480 stimulus film on 2 cores: 19-22 s (measured alone; 30-37 s beside
+another job), peak memory ~360 MB.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _pymoten_version() -> str | None:
 PARAMS = {"fps": FPS, "width": WIDTH, "pyramid": "default", "luminance": "cie-lstar",
           "nonlinearity": "log1p", "pymoten": _pymoten_version()}
 DESCRIPTION = (f"pymoten default pyramid (spatio-temporal Gabor energies, log(1 + x)) on L* at {WIDTH} px wide: "
-               f"[T, 1840] for a 4:3 film at {FPS} fps; ~40 s for the 390-s film on 2 cores")
+               f"[T, 1840] for a 4:3 film at {FPS} fps; ~20 s for the 390-s film on 2 cores")
 
 
 def compute(film: Path, show_progress: bool = False) -> TimedFeatures:
