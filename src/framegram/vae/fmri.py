@@ -171,8 +171,8 @@ def _recorded_config(config: BrainConfig) -> dict:
     field but the brain model's spaces and banded ridge (the set records its spaces itself), so sets
     built before those fields existed record the same."""
     out = {**asdict(config), "mask": None if config.mask is None else str(config.mask)}
-    for field in ("spaces", "space_components", "banded_mixtures"):
-        out.pop(field, None)
+    for name in ("spaces", "space_components", "banded_mixtures"):
+        out.pop(name, None)
     return out
 
 
