@@ -102,10 +102,10 @@ def candidate_weights(n_spaces: int, n_mixtures: int = 0, seed: int = 0) -> np.n
     to 1. Each space alone, then `n_mixtures` mixtures: each pair in equal parts, all spaces equal,
     then Dirichlet draws (concentration 0.3).
 
-    Why no mixtures by default: on the generated film benchmark (bench/brain.py, 3 participants,
-    10 components a space), mixtures that won the inner folds of the first 70 % lost on the last
-    30 %: held-out r in the motion region 0.64 / 0.58 / 0.53 with one space a voxel, 0.56 / 0.47 /
-    0.45 with the 11 pair and equal mixtures added, 0.41 with 40 Dirichlet draws (20 components).
+    Why no mixtures by default: on the generated film benchmark (participants 01-03, 10 components
+    a space), mixtures that won the inner folds of the first 70 % lost on the last 30 %: held-out r
+    in the motion region 0.64 / 0.58 / 0.52 with one space a voxel, 0.56 / 0.47 / 0.42 with the 11
+    pair and equal mixtures added (bench/brain.py --subjects 3 --set banded_mixtures=11).
     Spaces share slow structure of the film (speech and music blocks, scenes) that holds over the
     training minutes and turns at the split, which folds inside those minutes cannot see. Himalaya's
     own random search, without the corners, rarely comes near one space alone."""
