@@ -366,3 +366,21 @@ def test_cli_lists_the_feature_spaces_and_refuses_unknown_ones(tmp_path):
     result = CliRunner().invoke(app, ["brain", "fit", "--bids", str(tmp_path), "--stimulus", str(tmp_path / "f.mp4"),
                                       "--out", str(tmp_path / "o"), "--spaces", "framegram,colour"])
     assert result.exit_code == 2 and "colour" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_fit_without_the_partition_skips_unique_and_shared_r2(synth, tmp_path):
+    from typer.testing import CliRunner
+
+    from framegram.cli import app
+
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(app, [
+        "brain", "fit", "--bids", str(synth), "--stimulus", str(synth / "stimuli" / "film.mp4"), "--subjects", "01",
+        "--out", str(out), "--spaces", "framegram,image-stats", "--no-partition", "--no-controls", "--quiet"])
+    assert result.exit_code == 0, result.output
+    [summary] = json.loads((out / "results.json").read_text())["subjects"]
+    assert summary["spaces"]["framegram"]["mean_unique_r2_significant"] is None
+    assert summary["spaces"]["framegram"]["voxels_best"] > summary["spaces"]["image-stats"]["voxels_best"]
+    assert (out / "sub-01" / "space-framegram_split_r2.nii.gz").is_file()
+    assert not (out / "sub-01" / "space-framegram_unique_r2.nii.gz").exists()
+    assert CliRunner().invoke(app, ["brain", "report", str(out)]).exit_code == 0

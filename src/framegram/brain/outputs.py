@@ -39,8 +39,9 @@ def write_subject(fit, out: Path) -> dict:
             maps[f"space-{name}_weight"] = fit.space_weights[b]
             maps[f"space-{name}_split_r2"] = fit.split_r2[b]
             maps[f"space-{name}_r_alone"] = fit.space_r[name]
-            maps[f"space-{name}_unique_r2"] = fit.unique_r2[name]
-            maps[f"space-{name}_shared_r2"] = fit.shared_r2[name]
+            if fit.unique_r2:  # config.partition
+                maps[f"space-{name}_unique_r2"] = fit.unique_r2[name]
+                maps[f"space-{name}_shared_r2"] = fit.shared_r2[name]
     for name, values in maps.items():
         write_nifti(folder / f"{name}.nii.gz", unmask(values, fit.mask), fit.affine)
     write_nifti(folder / "mask.nii.gz", fit.mask.astype(np.float32), fit.affine)
@@ -55,8 +56,9 @@ def write_subject(fit, out: Path) -> dict:
         arrays["space_weights"] = fit.space_weights.astype(np.float32)
         arrays["split_r2"] = fit.split_r2.astype(np.float32)
         arrays["r_alone"] = np.stack([fit.space_r[name] for name in fit.spaces]).astype(np.float32)
-        arrays["unique_r2"] = np.stack([fit.unique_r2[name] for name in fit.spaces]).astype(np.float32)
-        arrays["shared_r2"] = np.stack([fit.shared_r2[name] for name in fit.spaces]).astype(np.float32)
+        if fit.unique_r2:
+            arrays["unique_r2"] = np.stack([fit.unique_r2[name] for name in fit.spaces]).astype(np.float32)
+            arrays["shared_r2"] = np.stack([fit.shared_r2[name] for name in fit.spaces]).astype(np.float32)
     if fit.published is not None:
         arrays["published_r_volume"] = fit.published.r_volume.astype(np.float32)
         arrays["published_r_change"] = fit.published.r_change.astype(np.float32)

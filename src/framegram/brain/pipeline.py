@@ -101,8 +101,8 @@ class SubjectFit:
                     "mean_r_alone_significant": float(self.space_r[name][sig].mean()) if sig.any() else None,
                     "mean_weight_significant": float(self.space_weights[b][sig].mean()) if sig.any() else None,
                     "mean_split_r2_significant": float(self.split_r2[b][sig].mean()) if sig.any() else None,
-                    "mean_unique_r2_significant": float(self.unique_r2[name][sig].mean()) if sig.any() else None,
-                    "mean_shared_r2_significant": float(self.shared_r2[name][sig].mean()) if sig.any() else None,
+                    "mean_unique_r2_significant": float(self.unique_r2[name][sig].mean()) if sig.any() and self.unique_r2 else None,
+                    "mean_shared_r2_significant": float(self.shared_r2[name][sig].mean()) if sig.any() and self.shared_r2 else None,
                     "voxels_best": int((self.split_r2.argmax(0)[sig] == b).sum()),
                 }
                 for b, name in enumerate(self.spaces)
@@ -221,6 +221,8 @@ def _partition(fit: SubjectFit, model: BandedEncoder, design: Design, y: np.ndar
         alone = encoder().fit(x_train[:, cols], y[train]).predict(x_test[:, cols])
         fit.space_r[name] = pearson_r(alone, y[test])
         alone_r2[name] = np.maximum(r2_score(alone, y[test]), 0.0)
+    if not config.partition:
+        return
     for b, name in enumerate(design.space_names):
         rest = [cols for i, cols in enumerate(bands) if i != b]
         if len(rest) == 1:

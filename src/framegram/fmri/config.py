@@ -33,7 +33,9 @@ class BrainConfig:
     with banded ridge (`framegram.brain.banded`) when there are several, each reduced to
     space_components principal components (n_components then applies to a lone space);
     banded_mixtures: space weightings a voxel may choose besides each space alone
-    (`banded.candidate_weights`: each pair, all equal, then random ones; 0: one space a voxel).
+    (`banded.candidate_weights`: each pair, all equal, then random ones; 0: one space a voxel);
+    partition: also fit the banded model without each space, for unique and shared R² (about 70 %
+    of a banded fit's time: 77 of 106 s a participant on the full 64x64x40 grid).
     """
 
     offset_s: float = 0.0
@@ -56,6 +58,7 @@ class BrainConfig:
     spaces: tuple[str, ...] = ("framegram",)
     space_components: int = 10
     banded_mixtures: int = 0
+    partition: bool = True
 
     def __post_init__(self):
         from framegram.fmri.spaces import SPACE_NAMES
@@ -98,7 +101,7 @@ class BrainConfig:
         out = asdict(self)
         out["spaces"] = list(self.spaces)
         if self.spaces == ("framegram",):  # folders fitted before there were spaces resume
-            del out["spaces"], out["banded_mixtures"], out["space_components"]
+            del out["spaces"], out["banded_mixtures"], out["space_components"], out["partition"]
         if out["mask"] is None:
             del out["mask"]
         else:

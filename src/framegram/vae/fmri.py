@@ -171,7 +171,7 @@ def _recorded_config(config: BrainConfig) -> dict:
     field but the brain model's spaces and banded ridge (the set records its spaces itself), so sets
     built before those fields existed record the same."""
     out = {**asdict(config), "mask": None if config.mask is None else str(config.mask)}
-    for name in ("spaces", "space_components", "banded_mixtures"):
+    for name in ("spaces", "space_components", "banded_mixtures", "partition"):
         out.pop(name, None)
     return out
 
