@@ -17,7 +17,9 @@ from framegram.fmri.spaces import UnknownSpaceError
 from framegram.vae import VAEConfig, load_signal_run, train_signal_model
 from framegram.vae.data import fit_pca_map
 from framegram.vae.fmri import build_fmri_set
-from framegram.vae.fmri_stimulus import EARLY_HRF_DELAYS_S, SpacesMismatchError, stimulus_rows
+from framegram.cache import framegram_for
+from framegram.fmri.stimulus import frames_to_tr
+from framegram.vae.fmri_stimulus import EARLY_HRF_DELAYS_S, SpacesMismatchError
 from framegram.vae.predict import fmri_inputs, predict_fmri
 
 TINY = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "window": 64, "burn_in": 16, "hidden": 16, "latent_dim": 4}
@@ -41,7 +43,8 @@ def test_each_space_gets_its_own_components_and_predict_rebuilds_the_inputs(spac
     assert not components[:20, 1280:].any() and not components[20:, :1280].any()
     # the framegram block is the one-space model's map (its PCA on the film's TR rows, z-scored)
     (run01,) = find_runs(synth, ["01"])
-    alone = fit_pca_map(stimulus_rows(synth / "stimuli" / "film.mp4", run01, 0.0), 20)
+    gram, _ = framegram_for(synth / "stimuli" / "film.mp4")
+    alone = fit_pca_map(frames_to_tr(gram.features, gram.times, run01.tr, run01.n_volumes), 20)
     assert np.array_equal(components[:20, :1280], alone.components) and np.array_equal(data.features.scale[:20], alone.scale)
 
     train_signal_model(VAEConfig(**TINY), data, tmp_path / "run")

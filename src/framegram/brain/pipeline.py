@@ -140,9 +140,11 @@ def fit_subject(
     when already read (`fit_dataset` reads the next run while this one is fitted)."""
     config = config or BrainConfig()
     check_run_covers_stimulus(run, frame_times, config.offset_s)
-    spaces = spaces or {stimulus_name: (features, frame_times)}
-    for name, (_, times) in spaces.items():
-        check_run_covers_stimulus(run, times, config.offset_s)
+    if spaces is None:
+        spaces = {stimulus_name: (features, frame_times)}
+    else:
+        for _, times in spaces.values():
+            check_run_covers_stimulus(run, times, config.offset_s)
     design = build_space_design(
         spaces, run.tr, run.n_volumes, config.offset_s, config.basis, config.max_delay_s, components(config, len(spaces)),
     )

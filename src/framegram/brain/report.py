@@ -153,8 +153,6 @@ def brain_section(out: str | Path, max_subjects_plotted: int = 4, order: int = 6
     for s in subjects[:max_subjects_plotted]:
         parts.append(heading(f"sub-{s['subject']}"))
         parts.extend(_subject_figures(out, s))
-        if isinstance(s.get("spaces"), dict):
-            parts.append(_winning_space_figure(out, s))
     if len(subjects) > max_subjects_plotted:
         parts.append(paragraph(f"Maps of the other {len(subjects) - max_subjects_plotted} participants: {out}/sub-XX/r.nii.gz"))
     return Section("Brain encoding", parts, order=order)
@@ -165,8 +163,9 @@ def _space_cell(space: dict) -> str:
             f"{_fmt(space.get('mean_unique_r2_significant'))} / {_fmt(space.get('mean_shared_r2_significant'))}")
 
 
-def _winning_space_figure(out: Path, summary: dict) -> Html:
-    """Slices of the significant voxels coloured by the space with the largest share of held-out R²."""
+def _winning_space_figure(folder: Path, mask_img, scores: dict[str, np.ndarray], remake: str) -> Html:
+    """Slices of the significant voxels coloured by the space with the largest share of held-out R²
+    (scores.npz's `spaces` and `split_r2`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,29 +174,22 @@ def _winning_space_figure(out: Path, summary: dict) -> Html:
     from matplotlib.colors import ListedColormap
     from nilearn import plotting
 
-    folder = subject_dir(out, summary["subject"])
-    remake = _remake(out, summary["subject"])
-    mask_img = _read_map(folder / "mask.nii.gz", remake)
+    if "split_r2" not in scores:
+        raise FitFolderError(folder / "scores.npz", f"damaged: the feature spaces' shares ('split_r2') are missing; {remake}")
+    names = [str(n) for n in scores["spaces"]]
     mask = np.asarray(mask_img.dataobj) > 0
-    from framegram.errors import NPZ_READ_ERRORS
-
-    try:
-        with np.load(folder / "scores.npz", allow_pickle=False) as npz:
-            names, split = [str(n) for n in npz["spaces"]], np.asarray(npz["split_r2"])
-    except (KeyError, FileNotFoundError, *NPZ_READ_ERRORS) as exc:
-        raise FitFolderError(folder / "scores.npz", f"no readable feature-space shares ({_first_line(exc)}); {remake}") from None
     significant = np.asarray(_read_map(folder / "significant.nii.gz", remake).dataobj)[mask] > 0
     labels = np.zeros(mask.shape, np.float32)
-    labels[mask] = np.where(significant, split.argmax(0) + 1, 0)
+    labels[mask] = np.where(significant, scores["split_r2"].argmax(0) + 1, 0)
     colours = plt.get_cmap("tab10").colors[: len(names)]
     fig = plt.figure(figsize=(12, 3.0))
     plotting.plot_roi(nib.Nifti1Image(labels, mask_img.affine), bg_img=mask_img, display_mode="z", cut_coords=5,
-                                cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5, figure=fig,
-                                title="space with the largest share of held-out R² (significant voxels)", draw_cross=False,
-                                annotate=False, colorbar=False)
+                      cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5, figure=fig,
+                      title="space with the largest share of held-out R² (significant voxels)", draw_cross=False,
+                      annotate=False, colorbar=False)
     fig.legend(handles=[matplotlib.patches.Patch(color=c, label=n) for c, n in zip(colours, names)], loc="lower center",
                ncol=len(names), fontsize=9, frameon=False, labelcolor="white")  # nilearn draws on black
-    return figure_img(fig, alt=f"winning feature space per voxel of sub-{summary['subject']}")
+    return figure_img(fig, alt=f"winning feature space per voxel of {folder.name}")
 
 
 def _subject_figures(out: Path, summary: dict) -> list[Html]:
@@ -240,7 +232,10 @@ def _subject_figures(out: Path, summary: dict) -> list[Html]:
         d.set_ylabel(summary["profile_kind"])
         d.set_title("delay profile")
     fig.tight_layout()
-    return [maps, figure_img(fig, alt=f"r histogram and delay profile of sub-{summary['subject']}")]
+    figures = [maps, figure_img(fig, alt=f"r histogram and delay profile of sub-{summary['subject']}")]
+    if "spaces" in scores:  # a fit with several feature spaces
+        figures.append(_winning_space_figure(folder, mask_img, scores, remake))
+    return figures
 
 
 def write_brain_report(out: str | Path, path: str | Path | None = None) -> Path:

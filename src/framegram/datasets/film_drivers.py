@@ -291,20 +291,6 @@ def _sound_properties(sound: np.ndarray, sr: int, frame: int = 1024) -> tuple[np
     return np.arange(n) * frame / sr, np.column_stack([power, centroid])
 
 
-def _per_tr(values: np.ndarray, times: np.ndarray, tr: float, n_volumes: int) -> np.ndarray:
-    """Mean of the rows whose time falls in [k tr, (k+1) tr): [n_volumes, C] (empty TRs repeat the last)."""
-    index = np.floor(times / tr + 1e-9).astype(int)
-    keep = (index >= 0) & (index < n_volumes)
-    sums = np.zeros((n_volumes, values.shape[1]))
-    np.add.at(sums, index[keep], values[keep])
-    counts = np.bincount(index[keep], minlength=n_volumes)
-    out = sums / np.maximum(counts, 1)[:, None]
-    for k in range(1, n_volumes):
-        if counts[k] == 0:
-            out[k] = out[k - 1]
-    return out
-
-
 def _presence(appearances: list[Appearance], label: str, tr: float, n_volumes: int) -> np.ndarray:
     """Share of each TR during which `label` is on screen: [n_volumes] in [0, 1]."""
     start = np.arange(n_volumes) * tr
@@ -319,15 +305,17 @@ def film_drivers(film: Path, tr: float, n_volumes: int) -> tuple[np.ndarray, tup
     """The drivers of `driver_film`'s BOLD on the scan clock: float64 [n_volumes, len(DRIVER_NAMES)]
     (raw units: luma, saturation and R - B in [0, 1] units, motion in luma per frame, loudness in dB,
     centroid in Hz, presence as a share of the TR), cached beside the film."""
+    from framegram.datasets.bids import tr_features  # the generator's own TR averaging (bids imports this module)
+
     cached = film.with_suffix(f".drivers-tr{tr:g}-n{n_volumes}.npz")
     if cached.exists():
         with np.load(cached) as z:
             return z["drivers"], tuple(str(n) for n in z["names"])
     times, pixels = _pixel_properties(film)
-    video = _per_tr(pixels, times, tr, n_volumes)
+    video = tr_features(pixels, times, tr, n_volumes)
     video[0, 3] = video[1, 3]  # the first frame has no predecessor
     sound_times, sound = _sound_properties(np.load(sound_path(film)), SAMPLE_RATE)
-    power = _per_tr(sound, sound_times, tr, n_volumes)
+    power = tr_features(sound, sound_times, tr, n_volumes)
     appearances = read_appearances(film)
     columns = {
         "luminance": video[:, 0], "saturation": video[:, 1], "red_blue": video[:, 2], "motion": video[:, 3],

@@ -40,14 +40,13 @@ from framegram.fmri.metrics import pearson_r
 from framegram.fmri.split import split
 from framegram.progress import extraction_progress
 from framegram.vae.data import LinearMap, SignalSequence, SignalSet, fit_pca_map
-from framegram.vae.fmri_stimulus import (  # noqa: F401  (HRF_DELAYS_S, stimulus_rows, model_inputs: this module's API before)
+from framegram.vae.fmri_stimulus import (  # noqa: F401  (HRF_DELAYS_S, model_inputs: this module's API before)
     DEFAULT_SPACES,
     HRF_DELAYS_S,
     check_spaces,
     fit_space_map,
     model_inputs,
     space_rows,
-    stimulus_rows,
 )
 
 

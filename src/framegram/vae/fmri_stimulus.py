@@ -28,8 +28,8 @@ from framegram.errors import InputError
 from framegram.fmri.bids import BoldRun
 from framegram.fmri.clean import BoldCleaner
 from framegram.fmri.hrf import convolve_kernel, hrf_kernel
-from framegram.fmri.spaces import SPACE_NAMES, UnknownSpaceError, space_features
-from framegram.fmri.stimulus import check_run_covers_stimulus, frames_to_tr
+from framegram.fmri.spaces import SPACE_NAMES, UnknownSpaceError, space_features, spaces_per_tr
+from framegram.fmri.stimulus import check_run_covers_stimulus
 from framegram.vae.data import LinearMap, fit_pca_map
 
 #: Late starts of the SPM HRF whose responses are the model's inputs: peaks at about 5, 6, 7, 8 s.
@@ -67,29 +67,16 @@ def trained_spaces(info: dict) -> tuple[str, ...]:
     return tuple(info.get("spaces", DEFAULT_SPACES))
 
 
-def stimulus_rows(stimulus, run: BoldRun, offset_s: float) -> np.ndarray:
-    """The stimulus framegram (a video or .framegram.npz) averaged per TR of `run`: float32 [n_volumes, D]."""
-    from framegram.cache import framegram_for
-
-    gram, _ = framegram_for(stimulus)
-    check_run_covers_stimulus(run, gram.times, offset_s)
-    return frames_to_tr(gram.features, gram.times, run.tr, run.n_volumes, offset_s, source=str(stimulus))
-
-
 def space_rows(stimulus, spaces: Sequence[str], run: BoldRun, offset_s: float) -> list[np.ndarray]:
     """Each space's rows averaged per TR of `run`, in the order of `spaces`: float32 [n_volumes, D_s]
-    each ("framegram": `stimulus_rows`; the others from `fmri.spaces.space_features`, cached per film).
-    RunTooShortError / StimulusTooShortError as `stimulus_rows`; NoAudioError for "sound" on a silent film."""
-    blocks = []
-    for name in check_spaces(spaces, stimulus):
-        if name == "framegram":
-            blocks.append(stimulus_rows(stimulus, run, offset_s))
-            continue
-        features = space_features(stimulus, name)
-        check_run_covers_stimulus(run, features.times, offset_s)
-        blocks.append(frames_to_tr(features.values, features.times, run.tr, run.n_volumes, offset_s,
-                                   frame_period=features.period or None, source=f"{stimulus} ({name})"))
-    return blocks
+    each (`fmri.spaces.spaces_per_tr`, cached per film). RunTooShortError when the run stops before
+    the film, StimulusTooShortError when the film stops before the run; NoAudioError for "sound" on a
+    silent film."""
+    spaces = check_spaces(spaces, stimulus)
+    for name in spaces:  # the run must cover each space's rows (cached: reading them again costs little)
+        check_run_covers_stimulus(run, space_features(stimulus, name).times, offset_s)
+    rows = spaces_per_tr(stimulus, spaces, run.tr, run.n_volumes, offset_s)
+    return [rows[name] for name in spaces]
 
 
 def fit_space_map(blocks: Sequence[np.ndarray], n_features: int) -> LinearMap:
