@@ -166,11 +166,11 @@ def test_cli_a_garbled_fingerprint_file_is_one_line(command, small_index, tmp_pa
     assert_one_line_error(proc, basis)
 
 
-def test_cli_index_check_names_a_damaged_vectors_file(small_index, tmp_path):
+def test_cli_index_check_names_a_damaged_segment_file(small_index, tmp_path):
     index = tmp_path / "ix"
     shutil.copytree(small_index, index)
     assert run_cli("index", "check", "--index", str(index)).returncode == 0
-    vectors = sorted(index.glob("vectors-*.faiss"))[-1]  # the current generation
+    vectors = sorted((index / "segments").glob("*.codes"))[-1]
     data = bytearray(vectors.read_bytes())
     data[-100:-50] = bytes(range(50))
     vectors.write_bytes(bytes(data))

@@ -135,7 +135,7 @@ def test_the_index_searches_with_a_learned_fingerprint_and_keeps_it(trained, tmp
     assert load_fingerprint(out / FINGERPRINT_FILE).digest == fingerprint.digest
     index = open_or_create(tmp_path / "idx", fingerprint=fingerprint)
     index.add((f"v{i}", s) for i, s in enumerate(val_set.sources))
-    assert index.vectors.code_size == TINY.dims  # 8 bits a dimension
+    assert index.info().vector_bytes_per_second == TINY.dims  # 8 bits a dimension
     assert index.total_rows == sum(round(s.duration) for s in val_set.sources)  # a vector a second
     reopened = VideoIndex.open(tmp_path / "idx")
     assert isinstance(reopened.fingerprint, LearnedFingerprint) and reopened.fingerprint.digest == fingerprint.digest

@@ -1,4 +1,4 @@
-"""`framegram index add|info|remove` and `framegram search` end to end, on real videos."""
+"""`framegram index add|info|remove|compact|check` and `framegram search` end to end, on real videos."""
 
 from __future__ import annotations
 
@@ -77,6 +77,38 @@ def test_index_add_info_search_remove(media, clip, tmp_path):
     ok("index", "remove", "world.mp4", "--index", ix)
     assert "no match for clip.mp4" in ok("search", str(clip), "--index", ix)
     assert json.loads(ok("search", str(clip), "--index", ix, "--json")) == []
+
+
+def test_framegrams_extracted_elsewhere_are_indexed_without_their_videos(media, clip, tmp_path):
+    """A folder of .framegram.npz files made on another machine: the videos are not here, and not needed."""
+    elsewhere = tmp_path / "elsewhere"
+    for name in ("world.mp4", "box.mp4"):
+        (elsewhere / name).parent.mkdir(exist_ok=True)
+        (elsewhere / name).write_bytes(media[name].read_bytes())
+    extracted = tmp_path / "framegrams"
+    ok("extract", str(elsewhere), "-o", str(extracted), "--quiet")
+    for video in elsewhere.iterdir():
+        video.unlink()  # only the framegrams travel
+    (extracted / "broken.framegram.npz").write_bytes(b"not a framegram")
+    ix = str(tmp_path / "ix")
+    assert ok("index", "add", str(extracted / "box.framegram.npz"), "--index", ix, "--quiet").strip() == f"1 added, 0 already indexed, 0 failed -> {ix}"
+    proc = run_cli("index", "add", str(extracted), "--index", ix, "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stdout.strip() == f"1 added, 1 already indexed, 1 failed -> {ix}"
+    assert "broken.framegram.npz" in proc.stderr
+    # resumable: a second run adds nothing again
+    assert run_cli("index", "add", str(extracted), "--index", ix, "--quiet").stdout.strip() == f"0 added, 2 already indexed, 1 failed -> {ix}"
+    matches = json.loads(ok("search", str(clip), "--index", ix, "--json"))
+    assert matches[0]["ref_id"] == "world" and abs(matches[0]["ref_start"] - START) <= 1.0
+
+    ok("index", "remove", "box", "--index", ix)
+    text = ok("index", "info", "--index", ix)
+    assert "s of removed videos await `framegram index compact`" in text and "segments  2 (2 flat)" in text
+    out = ok("index", "compact", "--index", ix, "--quiet")
+    assert re.match(rf"{re.escape(ix)}: 2 segments -> 1, \d+ s of removed videos dropped, \d+ s indexed", out), out
+    assert "segments  1 (1 flat)" in ok("index", "info", "--index", ix)
+    assert "sound (1 videos" in ok("index", "check", "--index", ix)
+    assert json.loads(ok("search", str(clip), "--index", ix, "--json"))[0]["ref_id"] == "world"
 
 
 def test_index_add_lists_a_bad_file_and_keeps_the_others(media, tmp_path):

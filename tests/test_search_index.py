@@ -3,17 +3,14 @@ matcher on generated framegrams with a known answer, and real videos end to end.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
-import sqlite3
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import framegram.search.index as index_module
 from framegram.align import unit_rows
 from framegram.encoders.base import EncoderSpec
 from framegram.errors import FramegramError, TooShortError
@@ -209,55 +206,7 @@ def test_basis_refuses_another_encoder_or_frame_rate(basis, refs, tmp_path):
         match(ix, {"as-is": other_net}, "q", threshold=None)
 
 
-# ---- the index directory --------------------------------------------------------------------
-
-
-def test_index_size_reopen_and_remove(basis, refs, tmp_path):
-    ix = build(tmp_path / "ix", basis, refs)
-    descriptors = {r: reference_descriptors(f, basis).vectors for r, f in refs.items()}
-    info = ix.info()
-    assert info.videos == 20
-    assert info.seconds == sum(len(d) for d in descriptors.values()) >= 2000
-    assert 256 <= info.vector_bytes_per_second < 260  # 8 bits x 256 dims, plus a small header
-    assert (info.encoder, info.fps) == ("synthetic", FPS)
-    assert "generated random walks" in info.fingerprint
-
-    reopened = VideoIndex.open(tmp_path / "ix")
-    assert reopened.generation == ix.generation and reopened.videos == ix.videos
-    assert reopened.fingerprint.digest == basis.digest
-    before = {r: reopened.video_vectors(r) for r in refs}
-    for r, d in descriptors.items():
-        assert np.array_equal(before[r], ix.video_vectors(r))
-        assert before[r].shape == d.shape
-        similarity = cosine_rows(before[r], d)  # 8-bit quantisation (clipped to the basis' range) loses little
-        assert np.median(similarity) > 0.995 and similarity.min() > 0.95
-
-    ids = list(refs)
-    gone = ids[10]
-    assert ix.remove([gone]) == [gone]
-    for snapshot in (ix, VideoIndex.open(tmp_path / "ix")):
-        assert gone not in snapshot and len(snapshot) == 19
-        with pytest.raises(KeyError):
-            snapshot.video_vectors(gone)
-        for r in ids:
-            if r != gone:
-                assert np.array_equal(snapshot.video_vectors(r), before[r]), r
-        owner, order = snapshot.row_owner()
-        assert order == [r for r in ids if r != gone]  # rows stay contiguous, in order
-        assert snapshot.total_rows == info.seconds - len(descriptors[gone]) == len(owner)
-        assert snapshot.info().seconds == snapshot.total_rows
-    with pytest.raises(SearchIndexError, match="not in the index: nope"):
-        ix.remove(["ref00", "nope"])
-    assert "ref00" in VideoIndex.open(tmp_path / "ix")  # nothing removed
-
-    # several at once, given lowest first: every shift of later rows must land on the right rows
-    several = [ids[2], ids[3], ids[15]]
-    ix.remove(several)
-    kept = [r for r in ids if r not in several and r != gone]
-    for snapshot in (ix, VideoIndex.open(tmp_path / "ix")):
-        assert snapshot.row_owner()[1] == kept
-        for r in kept:
-            assert np.array_equal(snapshot.video_vectors(r), before[r]), r
+# ---- the index directory (more in test_search_segments) ---------------------------------------
 
 
 def test_index_skips_known_content_and_refuses_a_taken_id(basis, refs, extra, tmp_path):
@@ -284,76 +233,6 @@ def test_index_skips_known_content_and_refuses_a_taken_id(basis, refs, extra, tm
     assert best.ref_id == "a"
 
 
-def test_a_failed_commit_leaves_the_previous_generation(basis, refs, extra, tmp_path, monkeypatch):
-    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:4]))
-    before = VideoIndex.open(ix.folder)
-    written, failed = [], []
-    real_write, real_connect = index_module._write_vectors, index_module._connect
-
-    def write(folder, generation, vectors):
-        written.append(generation)
-        return real_write(folder, generation, vectors)
-
-    @contextlib.contextmanager
-    def connect(folder):
-        with real_connect(folder) as db:
-            yield db
-            if written and not failed:  # the commit's transaction, after the new vectors file is on disk
-                failed.append(folder)
-                raise sqlite3.OperationalError("disk I/O error (simulated crash)")
-
-    monkeypatch.setattr(index_module, "_write_vectors", write)
-    monkeypatch.setattr(index_module, "_connect", connect)
-    with pytest.raises(SearchIndexError, match="simulated crash"):
-        ix.add([("new", extra[0])])
-    monkeypatch.undo()
-    assert written == [before.generation + 1] and failed
-    # the writer that failed stays on the committed state (the rows it had added in memory are dropped)
-    assert ix.videos == before.videos and ix.total_rows == before.total_rows
-    assert index_module._vectors_path(ix.folder, before.generation + 1).exists()  # the orphan
-
-    after = VideoIndex.open(ix.folder)
-    assert after.generation == before.generation and after.videos == before.videos
-    for r in before.videos:
-        assert np.array_equal(after.video_vectors(r), before.video_vectors(r))
-    # the writer recovers: the next write takes the orphan's generation number
-    assert ix.add([("new", extra[0])]) == ["new"]
-    final = VideoIndex.open(ix.folder)
-    assert final.generation == before.generation + 1 and set(final.videos) == set(before.videos) | {"new"}
-    assert final.total_rows == before.total_rows + len(reference_descriptors(extra[0], basis).vectors)
-
-
-def test_a_hand_written_next_generation_is_ignored(basis, refs, tmp_path):
-    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))
-    other = build(tmp_path / "other", basis, dict(list(refs.items())[5:9]))
-    stray = index_module._vectors_path(ix.folder, ix.generation + 1)
-    stray.write_bytes(index_module._vectors_path(other.folder, other.generation).read_bytes())
-    reopened = VideoIndex.open(ix.folder)
-    assert reopened.generation == ix.generation and set(reopened.videos) == {"ref00", "ref01", "ref02"}
-    assert reopened.total_rows == ix.total_rows
-
-
-def test_a_reader_keeps_its_snapshot_while_a_writer_adds(basis, refs, extra, tmp_path):
-    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:5]))
-    reader = VideoIndex.open(ix.folder)
-    writer = VideoIndex.open(ix.folder)
-    for i in range(3):  # three generations: the reader's vectors file is retired meanwhile
-        assert writer.add([(f"new{i}", extra[i])]) == [f"new{i}"]
-    assert not index_module._vectors_path(ix.folder, reader.generation).exists()
-
-    old_query = {"as-is": excerpt(refs["ref03"], 100, 50)}
-    new_query = {"as-is": excerpt(extra[1], 60, 50)}
-    assert set(reader.videos) == set(list(refs)[:5])
-    assert match(reader, old_query, "q", threshold=None)[0].ref_id == "ref03"
-    assert all(m.ref_id != "new1" for m in match(reader, new_query, "q", threshold=None))
-    assert reader.video_vectors("ref03").shape[0] == reader.videos["ref03"].n_rows
-
-    reopened = VideoIndex.open(ix.folder)
-    assert set(reopened.videos) == set(list(refs)[:5]) | {"new0", "new1", "new2"}
-    assert match(reopened, new_query, "q", threshold=None)[0].ref_id == "new1"
-    assert match(reopened, old_query, "q", threshold=None)[0].ref_id == "ref03"
-
-
 def test_readers_open_consistent_states_during_concurrent_writes(basis, refs, tmp_path):
     items = list(refs.items())
     ix = build(tmp_path / "ix", basis, dict(items[:2]))
@@ -370,72 +249,13 @@ def test_readers_open_consistent_states_during_concurrent_writes(basis, refs, tm
     seen = []
     while thread.is_alive() or not seen:
         snapshot = VideoIndex.open(ix.folder)  # checks rows against records itself
-        ids = [r for r, _ in sorted(snapshot.videos.items(), key=lambda kv: kv[1].first_row)]
+        ids = snapshot.ref_ids
         assert ids == [r for r, _ in items[: len(ids)]]  # always a committed prefix
         seen.append(len(ids))
     thread.join()
     assert not errors
     assert seen == sorted(seen)
     assert len(VideoIndex.open(ix.folder)) == 12
-
-
-def test_missing_or_damaged_index_names_the_folder(basis, refs, tmp_path):
-    with pytest.raises(SearchIndexError, match=str(tmp_path / "nowhere")):
-        VideoIndex.open(tmp_path / "nowhere")
-    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:3]))
-    with pytest.raises(SearchIndexError, match="already exists"):
-        VideoIndex.create(ix.folder, basis)
-    vectors = index_module._vectors_path(ix.folder, ix.generation)
-    good = vectors.read_bytes()
-
-    vectors.write_bytes(good[: len(good) // 2])  # truncated
-    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
-        VideoIndex.open(ix.folder)
-    vectors.write_bytes(b"not a faiss index" * 10)
-    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
-        VideoIndex.open(ix.folder)
-    vectors.unlink()
-    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*missing"):
-        VideoIndex.open(ix.folder)
-    smaller = build(tmp_path / "smaller", basis, dict(list(refs.items())[:2]))  # a valid file, wrong rows
-    vectors.write_bytes(index_module._vectors_path(smaller.folder, smaller.generation).read_bytes())
-    with pytest.raises(SearchIndexError, match=f"{ix.folder}.*damaged"):
-        VideoIndex.open(ix.folder)
-    vectors.write_bytes(good)
-    assert len(VideoIndex.open(ix.folder)) == 3
-
-    basis_file = ix.folder / "basis.npz"
-    saved = basis_file.read_bytes()
-    other = fit_basis([make_framegram(f.features, r) for r, f in list(refs.items())[:2]])
-    other.save(basis_file)  # a readable basis, but not the one the vectors were made with
-    with pytest.raises(SearchIndexError, match="does not match"):
-        VideoIndex.open(ix.folder)
-    basis_file.write_bytes(b"garbage")
-    with pytest.raises(FramegramError, match=str(basis_file)):
-        VideoIndex.open(ix.folder)
-    basis_file.write_bytes(saved)
-    (ix.folder / "index.sqlite").write_bytes(b"garbage" * 1000)
-    with pytest.raises(SearchIndexError, match=str(ix.folder)):
-        VideoIndex.open(ix.folder)
-
-
-def test_a_garbled_vectors_file_is_refused_by_its_checksum(basis, refs, tmp_path):
-    ix = build(tmp_path / "ix", basis, dict(list(refs.items())[:4]))
-    vectors = index_module._vectors_path(ix.folder, ix.generation)
-    good = vectors.read_bytes()
-    middle = len(good) // 2
-    garbled = bytearray(good)
-    garbled[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
-    vectors.write_bytes(bytes(garbled))
-    # FAISS itself reads the garbled file without complaint: only the checksum can tell
-    import faiss
-
-    assert faiss.read_index(str(vectors)).ntotal == ix.total_rows
-    with pytest.raises(SearchIndexError, match=f"{vectors}.*checksum.*damaged"):
-        VideoIndex.open(ix.folder)
-    vectors.write_bytes(good)
-    reopened = VideoIndex.open(ix.folder)
-    assert reopened.verify() == [] and len(reopened) == 4
 
 
 def _create_in_process(folder, basis, barrier, results) -> None:

@@ -38,31 +38,33 @@ class BatchResult:
         return not self.failed
 
 
-def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+def find_videos(inputs: Iterable[str | Path], framegrams: bool = False) -> list[Path]:
     """Files as given (whatever their extension) plus the videos found under given folders.
 
-    Folders are searched recursively for `VIDEO_EXTENSIONS`; hidden files are ignored. Order is
-    kept, duplicates dropped. A path that does not exist is kept, so it is reported as failed.
+    Folders are searched recursively for `VIDEO_EXTENSIONS` (and `.framegram.npz` files when
+    `framegrams`); hidden files are ignored. Order is kept, duplicates dropped. A path that does not
+    exist is kept, so it is reported as failed.
     """
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
             found += sorted(
                 p for p in item.rglob("*")
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+                if p.is_file() and not p.name.startswith(".")
+                and (p.suffix.lower() in VIDEO_EXTENSIONS or framegrams and p.name.endswith(FILE_SUFFIX))
             )
         else:
             found.append(item)
     return list(dict.fromkeys(found))
 
 
-def find_videos_with_ids(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
+def find_videos_with_ids(inputs: Iterable[str | Path], framegrams: bool = False) -> list[tuple[Path, str]]:
     """`find_videos`, each with an id that stays unique where file names do not: the path inside
     the folder given for videos found under a folder (`clips/a/x.mp4` from `clips` -> "a/x.mp4"),
     the file name for files given directly; a `.framegram.npz` suffix is dropped."""
     found: dict[Path, str] = {}
     for item in map(Path, inputs):
-        for video in find_videos([item]):
+        for video in find_videos([item], framegrams):
             name = video.relative_to(item).as_posix() if item.is_dir() else video.name
             found.setdefault(video, name.removesuffix(FILE_SUFFIX))
     return list(found.items())

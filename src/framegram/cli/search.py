@@ -32,7 +32,7 @@ def index_add(
     from framegram.search.learned import fingerprint_from_spec
 
     failed: dict[Path, str] = {}
-    found = find_videos_with_ids(videos)
+    found = find_videos_with_ids(videos, framegrams=True)
     added = add_videos([v for v, _ in found], index, ref_ids=[i for _, i in found], show_progress=not quiet,
                        on_error=lambda v, e: failed.setdefault(v, str(e)), fingerprint=fingerprint_from_spec(fingerprint))
     typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
@@ -56,31 +56,49 @@ def index_info(
     info = ix.info()
     if as_json:
         data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(info).items()}
-        data["videos_list"] = [asdict(v) for v in sorted(ix.videos.values(), key=lambda v: v.first_row)]
+        data["videos_list"] = [asdict(ix.videos[r]) for r in ix.ref_ids]
         typer.echo(json.dumps(data, indent=2))
         return
+    removed = f"; {info.tombstoned_seconds} s of removed videos await `framegram index compact`" if info.tombstoned_seconds else ""
     typer.echo("\n".join([
         f"index     {info.folder}",
         f"videos    {info.videos}",
-        f"indexed   {info.seconds} s ({info.seconds / 3600:.2f} h)",
-        f"storage   {info.bytes_on_disk / 1e6:.2f} MB on disk; {info.vector_bytes_per_second:.0f} bytes per indexed second",
-        f"encoder   {info.encoder} at {info.fps:g} fps; {ix.fingerprint.dims}-dim 8-bit fingerprints, one per second",
+        f"indexed   {info.seconds} s ({info.seconds / 3600:.2f} h){removed}",
+        f"segments  {info.segments} ({info.flat_segments} flat), generation {info.generation}",
+        f"storage   {info.bytes_on_disk / 1e6:.2f} MB on disk: {info.disk_bytes_per_second:.1f} bytes per indexed second "
+        f"({info.vector_bytes_per_second:.0f} of fine codes); {info.memory_bytes_per_second:.1f} in memory when open",
+        f"tiers     {info.tiers}",
+        f"encoder   {info.encoder} at {info.fps:g} fps; {ix.fingerprint.dims}-dim fingerprints, one per second",
         f"describer {info.fingerprint}",
     ]))
 
 
+@index_app.command("compact")
+def index_compact(
+    index: IndexOption,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Merge the index's segments into one, dropping removed videos' rows (and encoding flat segments
+    with the trained tiers). Readers keep working meanwhile; an interrupted compaction changes nothing."""
+    from framegram.search import VideoIndex
+
+    done = VideoIndex.open(index).compact(show_progress=not quiet)
+    typer.echo(f"{index}: {done['segments_before']} segments -> 1, {done['tombstoned_seconds_dropped']} s of removed "
+               f"videos dropped, {done['seconds']} s indexed ({done['s']:.1f} s)")
+
+
 @index_app.command("check")
 def index_check(index: IndexOption) -> None:
-    """Verify the index: its fingerprint against the records, the vectors file against its checksum and
-    row count, every video's rows. Exit 0 when sound; one line naming what is damaged otherwise."""
+    """Verify the index: its fingerprint against the records, every segment file against its checksum,
+    every video's rows. Exit 0 when sound; one line naming what is damaged otherwise."""
     from framegram.search import VideoIndex
 
     ix = VideoIndex.open(index)  # the fingerprint, checksum and row checks
     problems = ix.verify()
     if problems:
         raise FramegramError(f"{index}: damaged: " + "; ".join(problems))
-    typer.echo(f"{index}: sound ({len(ix)} videos, {ix.total_rows} indexed seconds, generation {ix.generation}; "
-               "vectors checksum verified)")
+    typer.echo(f"{index}: sound ({len(ix)} videos, {ix.total_rows} indexed seconds in {len(ix.segments)} segments, "
+               f"generation {ix.generation}; every file's checksum verified)")
 
 
 @index_app.command("remove")
@@ -88,7 +106,7 @@ def index_remove(
     ref_ids: Annotated[list[str], typer.Argument(help="Ids of the videos to remove (see `index info --json`).")],
     index: IndexOption,
 ) -> None:
-    """Remove videos from the index (no rebuild)."""
+    """Remove videos from the index: their rows become tombstones, dropped by `framegram index compact`."""
     from framegram.search import VideoIndex
 
     removed = VideoIndex.open(index).remove(ref_ids)

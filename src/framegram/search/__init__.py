@@ -51,7 +51,9 @@ def add_videos(
     on_error: Callable[[Path, Exception], None] | None = None,
     fingerprint: Fingerprint | None = None,
 ) -> list[str]:
-    """Add videos (or .framegram.npz files) to the index, creating it if needed; returns the ids added.
+    """Add videos or .framegram.npz files (extracted elsewhere: they are read, never decoded again) to
+    the index, creating it if needed; returns the ids added. Framegrams already in memory go to
+    `VideoIndex.add` as (ref_id, framegram) pairs.
 
     fingerprint: what describes the videos in a new index (default: the packaged hand-designed
     basis); an existing index made with another one is refused.
@@ -63,6 +65,8 @@ def add_videos(
     is then skipped while the others go on; without it the first error propagates, after what came
     before it is committed.
     """
+    from rich.progress import track
+
     from framegram.cache import framegram_for
 
     videos = [Path(v) for v in videos]
@@ -78,9 +82,15 @@ def add_videos(
         on_error(video, error)
 
     def framegrams():
-        for ref_id, video in zip(ids, videos):
+        # one bar over the items; a single video shows its extraction's own bar instead (rich draws one
+        # live display at a time)
+        items = zip(ids, videos)
+        if show_progress and len(videos) > 1:
+            items = track(items, total=len(videos), description="indexing")
+        for ref_id, video in items:
             try:
-                framegram, _ = framegram_for(video, target.fingerprint.encoder_name, target.fingerprint.fps, show_progress)
+                framegram, _ = framegram_for(video, target.fingerprint.encoder_name, target.fingerprint.fps,
+                                             show_progress and len(videos) == 1)
                 target.fingerprint.check(framegram, path=video)
             except FramegramError as e:
                 report(video, e)

@@ -1,28 +1,37 @@
-"""The video index: one directory holding fingerprints in FAISS and everything else in SQLite.
+"""The video index: a directory of immutable segment files and a manifest in SQLite.
 
-    DIR/index.sqlite          videos (ref_id, path, sha256, duration, rows) and state (generation)
-    DIR/basis.npz             the fingerprint every vector was made with: a fitted FingerprintBasis
-                              or a LearnedFingerprint (the file name predates learned ones)
-    DIR/vectors-000042.faiss  IndexScalarQuantizer (8 bits x dims per second: 256 bytes for the basis)
+    DIR/index.sqlite                 the manifest: videos (ref_id, path, sha256, duration, segment,
+                                     rows), segments, tombstones, settings and the generation
+    DIR/basis.npz                    the fingerprint every vector was made with (a FingerprintBasis or a
+                                     LearnedFingerprint: the file name predates learned ones)
+    DIR/codec-<generation>.npz       the trained tiers (`codec.TieredCodec`), once the index is trained
+    DIR/segments/<id>.codes          one code row per indexed second (.npy, memory-mapped, never loaded)
+    DIR/segments/<id>.coarse         the segment's coarse inverted file (tiered segments only)
 
-Vectors of one video are contiguous rows; SQLite records each video's first row and count, and
-the SHA-256 of the current vectors file: a file damaged on disk is refused when it is opened
-(`VideoIndex.open`, `framegram index check`) instead of answering with changed scores.
+A video's seconds are contiguous rows of one segment. Searching a tiered segment asks its coarse
+inverted file for the windows nearest each query second and each query window, then re-ranks the
+seconds of those windows exactly against the decoded fine codes; a flat segment (8-bit codes, before
+the index is trained) is searched exhaustively. Either way the matcher gets each query second's
+nearest stored seconds (`neighbours`) and reads the candidates' seconds from disk (`video_vectors`).
 
-Crash safety and concurrent readers: a write never modifies a vectors file. It writes the next
-generation's file next to the current one (atomically), then in one SQLite transaction records the
-new videos and the new generation number. A crash before that commit leaves the previous
-generation current (the orphan file is removed by the next write); readers take a consistent
-snapshot (SQLite in WAL mode) and load the file of the generation they saw, which the writer keeps
-until two generations later. Writers exclude each other with an advisory lock on DIR/.write-lock.
-Creation happens under the same lock and `index.sqlite` is renamed into place last, so a folder
-with that file holds a whole index, and of two processes creating one index at once the second
-opens what the first made (or is refused when it asked for another fingerprint).
+Writes never modify a file: `add` writes a new segment (its files atomically, then one SQLite
+transaction records it with its videos), `remove` records tombstones (rows that stay in their
+segment until `compact` merges the segments into one without them), `compact` writes the merged
+segment and swaps it in, in one transaction. A crash at any moment leaves the last committed state;
+files no record names are removed by the next writer. Readers open the segments their snapshot
+names (SQLite in WAL mode) and keep them open, so a compaction that retires files does not disturb
+them (a reader that loses the race to open a retired file reads the manifest again). Writers
+exclude each other with an advisory lock on DIR/.write-lock; creation happens under the same lock
+and renames a finished `index.sqlite` into place last.
+
+Checksums: every segment file's SHA-256 is recorded; `open` checks sizes and shapes (cheap at any
+size), `verify` (`framegram index check`) reads every byte against the checksums.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import sqlite3
@@ -38,20 +47,32 @@ import numpy as np
 from framegram.errors import FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_path
+from framegram.search.codec import FlatCodec, TieredCodec, TierSettings, coarse_vectors, train_codec
 from framegram.search.fingerprint import load_fingerprint, reference_descriptors
 from framegram.search.fingerprint_protocol import Fingerprint, require_fingerprint
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 _DB = "index.sqlite"
 _BASIS = "basis.npz"
 _LOCK = ".write-lock"
+_SEGMENTS = "segments"
+#: a stored second's key: segment id in the high bits, row in the segment below
+_ROW_BITS = 40
+_ROW_MASK = (1 << _ROW_BITS) - 1
+#: coarse windows asked for per query vector before the exact re-ranking
+COARSE_NEIGHBOURS = 32
 _SCHEMA = """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE segments (
+        seg_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, rows INTEGER NOT NULL, code_size INTEGER NOT NULL,
+        codes_sha256 TEXT NOT NULL, coarse_sha256 TEXT, created_at TEXT NOT NULL);
     CREATE TABLE videos (
-        ref_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
-        duration REAL NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
-        added_at TEXT NOT NULL);
+        ref_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, duration REAL NOT NULL,
+        seg_id INTEGER NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL, added_at TEXT NOT NULL);
     CREATE INDEX videos_sha ON videos (sha256);
+    CREATE TABLE tombstones (
+        seg_id INTEGER NOT NULL, first_row INTEGER NOT NULL, n_rows INTEGER NOT NULL,
+        ref_id TEXT NOT NULL, removed_at TEXT NOT NULL);
 """
 
 
@@ -61,56 +82,113 @@ class SearchIndexError(FramegramError):
 
 @dataclass(frozen=True)
 class IndexedVideo:
-    """A reference video in the index: its rows are first_row .. first_row + n_rows - 1."""
+    """A reference video: rows first_row .. first_row + n_rows - 1 of segment `segment`."""
 
     ref_id: str
     path: str
     sha256: str
     duration: float  #: seconds
+    segment: int
     first_row: int
     n_rows: int  #: descriptors stored (one per second)
     added_at: str
 
 
 @dataclass(frozen=True)
+class SegmentRecord:
+    seg_id: int
+    kind: str  #: "flat" or "tiered"
+    rows: int
+    code_size: int  #: bytes per row of the .codes file
+    codes_sha256: str
+    coarse_sha256: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
 class IndexInfo:
     folder: Path
     videos: int
-    seconds: int  #: descriptors stored, one per indexed second
-    bytes_on_disk: int  #: the current vectors file, the SQLite file and the fingerprint
-    vector_bytes_per_second: float  #: bytes of the vectors file per indexed second
+    seconds: int  #: live descriptors, one per indexed second
+    tombstoned_seconds: int  #: rows of removed videos still in segments (until `compact`)
+    segments: int
+    flat_segments: int
+    bytes_on_disk: int  #: every file of the current state: segments, codec, records, fingerprint
+    disk_bytes_per_second: float  #: bytes_on_disk per live indexed second
+    memory_bytes_per_second: float  #: what an open index keeps in memory (coarse lists, flat codes) per second
+    vector_bytes_per_second: float  #: code bytes per stored second, fine tier (flat: the 8-bit codes)
     encoder: str
     fps: float
     generation: int
     fingerprint: str  #: what describes the videos, in words
+    tiers: str  #: the trained codec in words, or why there is none yet
+
+
+class _Segment:
+    """An open segment: its codes memory-mapped, its coarse inverted file in memory (tiered)."""
+
+    def __init__(self, folder: Path, record: SegmentRecord, codec: FlatCodec | TieredCodec):
+        self.record, self.codec = record, codec
+        codes_path, coarse_path = _segment_paths(folder, record.seg_id)
+        self.codes = np.load(codes_path, mmap_mode="r", allow_pickle=False)  # FileNotFoundError: retired meanwhile
+        if self.codes.shape != (record.rows, record.code_size) or self.codes.dtype != np.uint8:
+            raise SearchIndexError(f"{codes_path}: holds {self.codes.shape} {self.codes.dtype}, the records say "
+                                   f"({record.rows}, {record.code_size}) uint8 (damaged)")
+        self.coarse = None
+        if record.kind == "tiered":
+            self.coarse = faiss.read_index(str(coarse_path))
+            self.coarse.nprobe = codec.settings.nprobe
+        self._flat: faiss.Index | None = None
+
+    def flat_index(self) -> faiss.Index:
+        if self._flat is None:
+            self._flat = self.codec.searchable(np.asarray(self.codes))
+        return self._flat
+
+    def decode(self, rows: np.ndarray | slice) -> np.ndarray:
+        return self.codec.decode(np.asarray(self.codes[rows]))
+
+    def memory_bytes(self) -> int:
+        if self.coarse is not None:
+            invlists = self.coarse.invlists
+            return int(self.coarse.ntotal * (self.coarse.code_size + 8) + invlists.nlist * 16)
+        return self.record.rows * self.record.code_size  # searched in memory once used
 
 
 class VideoIndex:
-    """A read snapshot of an index directory, with methods that write a new generation.
+    """A read snapshot of an index directory, with methods that commit new states.
 
-    `VideoIndex.create(dir, fingerprint)` makes an empty index (fingerprint: any `Fingerprint`, a
-    FingerprintBasis or a LearnedFingerprint, kept for good); `VideoIndex.open(dir)` loads the current
-    state. `add` and `remove` take the write lock, apply to the latest committed state (another
-    process may have written since this snapshot was opened) and leave this object on the result.
+    `VideoIndex.create(dir, fingerprint)` makes an empty index (fingerprint: a FingerprintBasis or a
+    LearnedFingerprint, kept for good); `VideoIndex.open(dir)` opens the current state without
+    loading the stored seconds into memory. `add`, `remove`, `train` and `compact` take the write
+    lock, apply to the latest committed state (another process may have written since this snapshot
+    was opened) and leave this object on the result.
     """
 
-    def __init__(self, folder: Path, fingerprint: Fingerprint, vectors: faiss.IndexScalarQuantizer,
-                 videos: dict[str, IndexedVideo], generation: int):
+    def __init__(self, folder: Path, fingerprint: Fingerprint, tiers: TierSettings, codec: TieredCodec | None,
+                 segments: dict[int, _Segment], videos: dict[str, IndexedVideo], tombstones: list[tuple],
+                 generation: int, codec_file: str | None = None):
         self.folder = folder
         self.fingerprint = fingerprint
-        self.vectors = vectors
+        self.tiers = tiers
+        self.codec = codec
+        self.segments = segments
         self.videos = videos
+        self.tombstones = tombstones  #: (seg_id, first_row, n_rows, ref_id, removed_at)
         self.generation = generation
-        self._owner: tuple[np.ndarray, list[str]] | None = None
+        self.codec_file = codec_file  #: the codec's file name in the folder, once trained
+        self._locator: _Locator | None = None
 
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: str | Path, fingerprint: Fingerprint, exist_ok: bool = False) -> VideoIndex:
+    def create(cls, folder: str | Path, fingerprint: Fingerprint, exist_ok: bool = False,
+               tiers: TierSettings = TierSettings()) -> VideoIndex:
         """An empty index in `folder` describing videos with `fingerprint` (kept for good).
 
         An index already there is an error, unless `exist_ok`: then it is opened, and refused when it
         was made with another fingerprint. Safe against another process creating the same index.
+        `tiers`: how the index trains and searches once it is large (`codec.TierSettings`).
         An object that is not a `Fingerprint` is refused, naming what it lacks, before anything is written."""
         folder = Path(folder)
         require_fingerprint(fingerprint, folder)
@@ -126,7 +204,7 @@ class VideoIndex:
             # files first, the records last: a crash before the rename leaves no index, only files
             # the next creator overwrites
             fingerprint.save(folder / _BASIS)
-            vectors_sha = _write_vectors(folder, 0, _empty_vectors(fingerprint))
+            (folder / _SEGMENTS).mkdir(exist_ok=True)
             with atomic_path(folder / _DB, suffix=".sqlite") as tmp:
                 tmp.unlink()  # sqlite makes its own file
                 db = sqlite3.connect(tmp)
@@ -135,7 +213,7 @@ class VideoIndex:
                         db.executescript(_SCHEMA)
                         db.executemany("INSERT INTO meta VALUES (?, ?)", [
                             ("format", str(INDEX_FORMAT)), ("basis", fingerprint.digest), ("generation", "0"),
-                            ("vectors_sha256", vectors_sha), ("created_at", _now()),
+                            ("created_at", _now()), ("tiers", tiers.to_json()), ("codec", ""), ("codec_sha256", ""),
                         ])
                 finally:
                     db.close()
@@ -146,29 +224,29 @@ class VideoIndex:
         folder = Path(folder)
         if not (folder / _DB).is_file():
             raise SearchIndexError(f"{folder}: no index here (create one with `framegram index add VIDEOS --index {folder}`)")
-        fingerprint = load_fingerprint(folder / _BASIS)
-        for _ in range(5):  # a writer may retire the generation we read between the two steps
-            generation, videos, meta = _read_state(folder)
+        for _ in range(20):  # a compaction may retire the files we read of between the two steps
+            state = _read_state(folder)
+            meta = state.meta
             if meta.get("format") != str(INDEX_FORMAT):
-                raise SearchIndexError(f"{folder}: index format {meta.get('format')}; this framegram reads {INDEX_FORMAT}")
+                raise SearchIndexError(
+                    f"{folder}: index format {meta.get('format')} (made by an earlier framegram); this framegram reads "
+                    f"format {INDEX_FORMAT}: convert it with `framegram index upgrade --index {folder}`, or build it "
+                    "again with `framegram index add`")
+            fingerprint = load_fingerprint(folder / _BASIS)
             if meta.get("basis") != fingerprint.digest:
                 raise SearchIndexError(f"{folder / _BASIS}: does not match the index's records (damaged?)")
-            path = _vectors_path(folder, generation)
             try:
-                digest = _file_sha256(path)
-                vectors = faiss.read_index(str(path))
-            except (OSError, RuntimeError):
+                codec = _load_codec(folder, meta)
+                flat = FlatCodec(fingerprint.quant_min, fingerprint.quant_range)
+                segments = {r.seg_id: _Segment(folder, r, codec if r.kind == "tiered" else flat) for r in state.segments}
+            except FileNotFoundError:
                 time.sleep(0.05)
                 continue
-            if meta.get("vectors_sha256", digest) != digest:  # indexes made before checksums have none
-                raise SearchIndexError(
-                    f"{path}: its checksum does not match the index's records: the file is damaged "
-                    "(restore it from a backup, or build the index again)")
-            expected = sum(v.n_rows for v in videos.values())
-            if vectors.ntotal != expected:
-                raise SearchIndexError(f"{folder}: vectors file holds {vectors.ntotal} rows, the records say {expected} (damaged)")
-            return cls(folder, fingerprint, vectors, videos, generation)
-        raise SearchIndexError(f"{folder}: could not read vectors of generation {generation} (missing or damaged)")
+            except (OSError, RuntimeError, ValueError) as e:
+                raise SearchIndexError(f"{folder}: a segment or codec file cannot be read (damaged): {e}") from None
+            return cls(folder, fingerprint, TierSettings.from_json(meta["tiers"]), codec, segments, state.videos,
+                       state.tombstones, int(meta["generation"]), _codec_name(int(meta["codec"])) if meta["codec"] else None)
+        raise SearchIndexError(f"{folder}: files of generation {meta.get('generation')} are missing (damaged)")
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -180,65 +258,149 @@ class VideoIndex:
 
     @property
     def total_rows(self) -> int:
-        return int(self.vectors.ntotal)
+        """Live indexed seconds (tombstoned rows not counted)."""
+        return sum(v.n_rows for v in self.videos.values())
 
-    def codes(self) -> np.ndarray:
-        """The stored 8-bit codes, uint8 [rows, dims] (a view, not a copy)."""
-        n, size = self.total_rows, self.vectors.code_size
-        if n == 0:
-            return np.zeros((0, size), np.uint8)
-        return faiss.rev_swig_ptr(self.vectors.codes.data(), n * size).reshape(n, size)
+    @property
+    def ref_ids(self) -> list[str]:
+        """The videos in storage order; `locate` answers positions in this list."""
+        return self._locate_table().ids
 
-    def video_vectors(self, ref_id: str) -> np.ndarray:
-        """Decoded descriptors of one video, float32 [n_rows, dims], one per second from 0 s."""
+    def video_vectors(self, ref_id: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Decoded descriptors of one video's seconds start .. stop - 1, float32 [rows, dims] (all by
+        default; second j starts at j s). Reads those rows from disk only."""
         v = self.videos[ref_id]
-        return self.vectors.sa_decode(self.codes()[v.first_row : v.first_row + v.n_rows])
+        stop = v.n_rows if stop is None else min(stop, v.n_rows)
+        start = max(0, min(start, stop))
+        return self.segments[v.segment].decode(slice(v.first_row + start, v.first_row + stop))
 
-    def row_owner(self) -> tuple[np.ndarray, list[str]]:
-        """(owner [rows] int: position in `ids`, ids): which video each row belongs to."""
-        if self._owner is None:  # reset whenever this object moves to another state
-            self._owner = self._row_owner()
-        return self._owner
+    def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For stored-second keys (from `neighbours`; -1 for none): (video position in `ref_ids` or -1
+        for none or a removed video, second within the video), each int64 of the keys' shape."""
+        return self._locate_table().locate(keys)
 
-    def _row_owner(self) -> tuple[np.ndarray, list[str]]:
-        ids = sorted(self.videos, key=lambda r: self.videos[r].first_row)
-        owner = np.empty(self.total_rows, np.int64)
-        for k, ref_id in enumerate(ids):
-            v = self.videos[ref_id]
-            owner[v.first_row : v.first_row + v.n_rows] = k
-        return owner, ids
+    def neighbours(self, queries: list[np.ndarray], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The `k` stored seconds most similar to each query second, per view: for each float32 [S, dims]
+        array of consecutive query seconds, (similarities [S, k] best first, keys [S, k]; -1 where fewer
+        were found). Flat segments are searched exhaustively; tiered ones through their coarse tier,
+        then the seconds of the windows found are compared exactly (decoded fine codes)."""
+        out = []
+        flat = [s for s in self.segments.values() if s.coarse is None and s.record.rows]
+        tiered = [s for s in self.segments.values() if s.coarse is not None and s.coarse.ntotal]
+        queries = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
+        bounds = np.cumsum([0] + [len(q) for q in queries])
+        flat_found = []  # one exhaustive scan per segment for every view's seconds: the scan dominates
+        for seg in flat:
+            d, i = seg.flat_index().search(np.concatenate(queries), min(k, seg.record.rows))
+            flat_found.append((d, np.where(i >= 0, (seg.record.seg_id << _ROW_BITS) + i, -1)))
+        for view, q in enumerate(queries):
+            part = slice(bounds[view], bounds[view + 1])
+            sims = [d[part] for d, _ in flat_found]
+            keys = [i[part] for _, i in flat_found]
+            if tiered:
+                with _faiss_threads(1):  # small searches: OpenMP's start-up costs more than it saves
+                    d, i = self._tiered_neighbours(q, tiered, k)
+                sims.append(d)
+                keys.append(i)
+            if not sims:
+                out.append((np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)))
+                continue
+            sims_all, keys_all = np.concatenate(sims, axis=1), np.concatenate(keys, axis=1)
+            who, _ = self.locate(keys_all)
+            sims_all = np.where(who >= 0, sims_all, -np.inf)  # removed videos' rows wait for compaction
+            order = np.argsort(-sims_all, axis=1, kind="stable")[:, :k]
+            top_sims = np.take_along_axis(sims_all, order, axis=1)
+            top_keys = np.where(np.isfinite(top_sims), np.take_along_axis(keys_all, order, axis=1), -1)
+            out.append((np.where(np.isfinite(top_sims), top_sims, -1.0).astype(np.float32), top_keys))
+        return out
+
+    def _tiered_neighbours(self, q: np.ndarray, segments: list[_Segment], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse search with the query's seconds and its windows of `window` seconds (one starting at
+        every second), then every second of the windows found ranked exactly: ([S, k], [S, k])."""
+        window = self.codec.settings.window
+        if len(q) >= window:
+            csum = np.vstack([np.zeros((1, q.shape[1]), np.float32), np.cumsum(q, axis=0)])
+            means = csum[window:] - csum[:-window]
+            means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+            coarse_queries = np.vstack([q, means.astype(np.float32)])
+        else:
+            coarse_queries = q
+        assigned_sims, assigned = self.codec.assign(coarse_queries)
+        found: list[np.ndarray] = []
+        for seg in segments:
+            _, ids = seg.coarse.search_preassigned(coarse_queries, COARSE_NEIGHBOURS, assigned, assigned_sims)
+            found.append(np.unique(ids[ids >= 0]))
+        windows = np.unique(np.concatenate(found))  # keys of the windows' first seconds
+        who, at = self.locate(windows)
+        windows, who, at = windows[who >= 0], who[who >= 0], at[who >= 0]
+        if len(windows) == 0:
+            return np.full((len(q), 0), -1.0, np.float32), np.full((len(q), 0), -1, np.int64)
+        # every second of each window, up to the end of its video
+        lengths = self._locate_table().n_rows[who]
+        span = np.minimum(window, lengths - at)
+        keys = np.repeat(windows, span) + (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
+        vectors = np.empty((len(keys), q.shape[1]), np.float32)
+        seg_of = keys >> _ROW_BITS
+        for seg_id in np.unique(seg_of):
+            mine = np.flatnonzero(seg_of == seg_id)
+            vectors[mine] = self.segments[int(seg_id)].decode(keys[mine] & _ROW_MASK)
+        sims = q @ vectors.T
+        take = min(k, len(keys))
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < len(keys) else np.tile(np.arange(len(keys)), (len(q), 1))
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        return top_sims, keys[top]
+
+    def _locate_table(self) -> _Locator:
+        if self._locator is None:  # reset whenever this object moves to another state
+            self._locator = _Locator(self.videos)
+        return self._locator
 
     def info(self) -> IndexInfo:
-        vectors = _vectors_path(self.folder, self.generation)
-        files = [vectors, self.folder / _DB, self.folder / _BASIS]
+        files = [self.folder / _DB, self.folder / _BASIS]
+        if self.codec_file is not None:
+            files.append(self.folder / self.codec_file)
+        for seg_id in self.segments:
+            files.extend(p for p in _segment_paths(self.folder, seg_id))
+        on_disk = sum(f.stat().st_size for f in files if f.exists())
         seconds = self.total_rows
-        vector_bytes = vectors.stat().st_size
+        per = (lambda b: b / seconds) if seconds else (lambda b: float("nan"))
+        code_bytes = sum(s.record.rows * s.record.code_size for s in self.segments.values())
+        stored = sum(s.record.rows for s in self.segments.values())
         return IndexInfo(
-            folder=self.folder,
-            videos=len(self.videos),
-            seconds=seconds,
-            bytes_on_disk=sum(f.stat().st_size for f in files if f.exists()),
-            vector_bytes_per_second=vector_bytes / seconds if seconds else float("nan"),
-            encoder=self.fingerprint.encoder_name,
-            fps=self.fingerprint.fps,
-            generation=self.generation,
+            folder=self.folder, videos=len(self.videos), seconds=seconds,
+            tombstoned_seconds=sum(t[2] for t in self.tombstones),
+            segments=len(self.segments), flat_segments=sum(s.coarse is None for s in self.segments.values()),
+            bytes_on_disk=on_disk, disk_bytes_per_second=per(on_disk),
+            memory_bytes_per_second=per(sum(s.memory_bytes() for s in self.segments.values())),
+            vector_bytes_per_second=code_bytes / stored if stored else float("nan"),
+            encoder=self.fingerprint.encoder_name, fps=self.fingerprint.fps, generation=self.generation,
             fingerprint=self.fingerprint.summary,
+            tiers=self.codec.summary() if self.codec is not None else
+            f"not trained: flat 8-bit search (trains by itself at {self.tiers.train_at} s, or `VideoIndex.train`)",
         )
 
     def verify(self) -> list[str]:
-        """What `open` does not already check (it checks the fingerprint file against the records and
-        the vectors file against its checksum and row count): every video's rows in place, one after
-        another, and decodable to finite vectors. Returns the problems found, [] for a sound index."""
+        """What `open` does not check (it checks the fingerprint against the records and each segment's
+        shape): every segment file against its recorded SHA-256, every video's rows inside its segment
+        and apart from the others', codes that decode to finite vectors. Returns the problems found,
+        [] for a sound index."""
         problems = []
-        row = 0
-        for v in sorted(self.videos.values(), key=lambda v: v.first_row):
-            if v.first_row != row or v.n_rows < 1:
-                problems.append(f"video {v.ref_id!r}: rows {v.first_row}..{v.first_row + v.n_rows - 1}, expected to start at {row}")
-            row = v.first_row + v.n_rows
-        for start in range(0, self.total_rows, 100_000):
-            decoded = self.vectors.sa_decode(self.codes()[start : start + 100_000])
-            if not np.isfinite(decoded).all():
-                problems.append(f"rows {start}..{start + len(decoded) - 1}: vectors that are not finite")
+        for seg_id, seg in sorted(self.segments.items()):
+            codes_path, coarse_path = _segment_paths(self.folder, seg_id)
+            if _file_sha256(codes_path) != seg.record.codes_sha256:
+                problems.append(f"{codes_path}: its checksum does not match the index's records")
+            if seg.record.coarse_sha256 is not None and _file_sha256(coarse_path) != seg.record.coarse_sha256:
+                problems.append(f"{coarse_path}: its checksum does not match the index's records")
+            for start in range(0, seg.record.rows, 100_000):
+                if not np.isfinite(seg.decode(slice(start, start + 100_000))).all():
+                    problems.append(f"segment {seg_id}, rows from {start}: vectors that are not finite")
+        used = sorted([(v.segment, v.first_row, v.n_rows, v.ref_id) for v in self.videos.values()]
+                      + [(t[0], t[1], t[2], f"removed {t[3]}") for t in self.tombstones])
+        end: dict[int, int] = {}
+        for seg_id, first, n, name in used:
+            if seg_id not in self.segments or first < end.get(seg_id, 0) or n < 1 or first + n > self.segments[seg_id].record.rows:
+                problems.append(f"video {name!r}: rows {first}..{first + n - 1} of segment {seg_id} are not its own")
+            end[seg_id] = first + n
         return problems
 
     # ---- writing -------------------------------------------------------------------------
@@ -249,7 +411,7 @@ class VideoIndex:
 
         A framegram whose video content (sha256) is already indexed is skipped, as is a ref_id
         already present with the same content; the same ref_id with other content is an error, as
-        is a framegram of another encoder or frame rate than the fingerprint's. Commits every
+        is a framegram of another encoder or frame rate than the fingerprint's. Commits a segment every
         `commit_every` videos, so an interrupted run keeps what it finished. on_error(ref_id, error):
         called for an item that cannot be added, which is then skipped and the others go on;
         without it the first such error propagates (what was committed before it stays).
@@ -271,93 +433,214 @@ class VideoIndex:
                         on_error: Callable[[str, FramegramError], None] | None = None) -> list[str]:
         """Add videos already described: (ref_id, path, sha256, duration in s, vectors) tuples where
         vectors is float32 [seconds, dims] in this index's fingerprint space, or a callable giving it.
-        Same skipping, committing and error rules as `add`."""
+        Same skipping, committing and error rules as `add`; each commit writes one new segment."""
         added: list[str] = []
         with self._writing():
-            pending: dict[str, IndexedVideo] = {}
+            pending: list[tuple[tuple, np.ndarray]] = []
+            pending_ids: dict[str, str] = {}  # ref_id -> sha256 of what is pending
             known_sha = {v.sha256 for v in self.videos.values()}
             for ref_id, path, sha, duration, vectors in items:
-                known = self.videos.get(ref_id) or pending.get(ref_id)
-                if known is not None and known.sha256 == sha or known is None and sha in known_sha:
+                known = self.videos.get(ref_id)
+                known_sha256 = known.sha256 if known is not None else pending_ids.get(ref_id)
+                if known_sha256 == sha or known_sha256 is None and sha in known_sha:
                     continue
                 try:
-                    if known is not None:
+                    if known_sha256 is not None:
+                        where = known.path if known is not None else "added in this run"
                         raise SearchIndexError(f"{path}: the index already has another video named {ref_id!r} "
-                                               f"({known.path}); give it another id (`framegram index add FOLDER` names videos by their path inside FOLDER)")
+                                               f"({where}); give it another id (`framegram index add FOLDER` names videos by their path inside FOLDER)")
                     vectors = vectors() if callable(vectors) else vectors
-                    if vectors.ndim != 2 or vectors.shape[1] != self.fingerprint.dims:
+                    if vectors.ndim != 2 or vectors.shape[1] != self.fingerprint.dims or len(vectors) == 0:
                         raise SearchIndexError(f"{path}: descriptors of shape {vectors.shape}, the index stores {self.fingerprint.dims} dims")
                 except FramegramError as e:
                     if on_error is None:
                         if pending:  # keep what came before the bad item
-                            self._commit(list(pending.values()), removed=())
+                            self._commit_segment(pending)
                         raise
                     on_error(ref_id, e)
                     continue
-                pending[ref_id] = IndexedVideo(ref_id, str(path), sha, float(duration), self.total_rows, len(vectors), _now())
+                pending.append(((ref_id, str(path), sha, float(duration)), np.ascontiguousarray(vectors, dtype=np.float32)))
+                pending_ids[ref_id] = sha
                 known_sha.add(sha)
-                self.vectors.add(np.ascontiguousarray(vectors, dtype=np.float32))
                 added.append(ref_id)
                 if len(pending) >= commit_every:
-                    self._commit(list(pending.values()), removed=())
-                    pending = {}
+                    self._commit_segment(pending)
+                    pending, pending_ids = [], {}
             if pending:
-                self._commit(list(pending.values()), removed=())
+                self._commit_segment(pending)
         return added
 
     def remove(self, ref_ids: Iterable[str]) -> list[str]:
-        """Remove videos by ref_id (unknown ids are an error, nothing removed); returns them."""
+        """Remove videos by ref_id (unknown ids are an error, nothing removed); returns them. Their rows
+        become tombstones: never returned again, dropped from disk by `compact`."""
         ref_ids = list(dict.fromkeys(ref_ids))
         with self._writing():
             unknown = [r for r in ref_ids if r not in self.videos]
             if unknown:
                 raise SearchIndexError(f"{self.folder}: not in the index: {', '.join(unknown)}")
-            # highest rows first, so earlier ranges keep their positions while removing
-            for ref_id in sorted(ref_ids, key=lambda r: -self.videos[r].first_row):
-                v = self.videos[ref_id]
-                self.vectors.remove_ids(faiss.IDSelectorRange(v.first_row, v.first_row + v.n_rows))
-            self._commit([], removed=ref_ids)
+            with _connect(self.folder) as db:
+                for ref_id in ref_ids:
+                    v = self.videos[ref_id]
+                    db.execute("DELETE FROM videos WHERE ref_id = ?", (ref_id,))
+                    db.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?, ?)", (v.segment, v.first_row, v.n_rows, ref_id, _now()))
+                _bump_generation(db)
+            self._reload()
         return ref_ids
+
+    def train(self, sample: np.ndarray | None = None, starts: np.ndarray | None = None,
+              settings: TierSettings | None = None) -> TieredCodec:
+        """Train the tiers (once per index) on `sample` (float32 [n, dims] seconds of videos placed back
+        to back from rows `starts`), by default a sample of what the index holds; later segments are
+        tiered and `compact` converts the flat ones. settings: other TierSettings than the index's."""
+        with self._writing():
+            if self.codec is not None:
+                raise SearchIndexError(f"{self.folder}: the index is already trained ({self.codec.summary()})")
+            if sample is None:
+                sample, starts = self._sample([])
+            self._commit_codec(self._train(sample, starts, settings or self.tiers, videos=len(starts)))
+        return self.codec
+
+    def compact(self, show_progress: bool = False) -> dict:
+        """Merge every segment into one without the tombstoned rows (and encode flat segments with the
+        trained codec, if any); one transaction swaps the new segment in. Returns what it did."""
+        with self._writing():
+            started = time.perf_counter()
+            before = (len(self.segments), sum(t[2] for t in self.tombstones))
+            videos = sorted(self.videos.values(), key=lambda v: (v.segment, v.first_row))
+            if not videos:  # nothing live: the segments and tombstones go, no file is written
+                with _connect(self.folder) as db:
+                    db.execute("DELETE FROM segments")
+                    db.execute("DELETE FROM tombstones")
+                    _bump_generation(db)
+                self._reload()
+                return {"segments_before": before[0], "tombstoned_seconds_dropped": before[1], "seconds": 0,
+                        "s": round(time.perf_counter() - started, 2)}
+            codec = self.codec if self.codec is not None else self._flat_codec()
+            seg_id = self.generation + 1
+            firsts = np.cumsum([0] + [v.n_rows for v in videos[:-1]])
+            placed = [(dataclasses.replace(v, segment=seg_id, first_row=int(row)), self._codes_in(v, codec))
+                      for v, row in zip(videos, firsts)]
+            new = _write_segment(self.folder, seg_id, codec, placed, show_progress)  # OSError: see _writing
+            with _connect(self.folder) as db:
+                db.execute("DELETE FROM segments")
+                db.execute("DELETE FROM tombstones")
+                _insert_segment(db, new)
+                db.executemany("UPDATE videos SET seg_id = ?, first_row = ? WHERE ref_id = ?",
+                               [(seg_id, v.first_row, v.ref_id) for v, _ in placed])
+                _bump_generation(db, to=seg_id)
+            self._reload()
+            return {"segments_before": before[0], "tombstoned_seconds_dropped": before[1], "seconds": self.total_rows,
+                    "s": round(time.perf_counter() - started, 2)}
+
+    def _codes_in(self, v: IndexedVideo, codec: FlatCodec | TieredCodec) -> Callable[[], np.ndarray]:
+        """A video's codes under `codec`: copied when its segment already uses it, else decoded and encoded."""
+        seg = self.segments[v.segment]
+        rows = slice(v.first_row, v.first_row + v.n_rows)
+        if seg.codec is codec or seg.record.kind == codec.kind == "flat":
+            return lambda: np.asarray(seg.codes[rows])
+        return lambda: codec.encode(seg.decode(rows))
+
+    def _flat_codec(self) -> FlatCodec:
+        return FlatCodec(self.fingerprint.quant_min, self.fingerprint.quant_range)
+
+    def _sample(self, pending: list[tuple[tuple, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `tiers.sample` seconds for training, drawn as whole videos in a fixed order (a seeded
+        shuffle of the stored and pending videos), with the rows where each starts."""
+        stored = [(v.ref_id, lambda v=v: self.video_vectors(v.ref_id)) for v in self.videos.values()]
+        fresh = [(meta[0], lambda x=x: x) for meta, x in pending]
+        everything = sorted(stored + fresh, key=lambda item: item[0])
+        order = np.random.default_rng(0).permutation(len(everything))
+        parts, total = [], 0
+        for i in order:
+            x = everything[i][1]()[: self.tiers.sample - total]
+            parts.append(x)
+            total += len(x)
+            if total >= self.tiers.sample:
+                break
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)
+        return np.concatenate(parts), starts
+
+    def _train(self, sample: np.ndarray, starts: np.ndarray, settings: TierSettings, videos: int) -> TieredCodec:
+        return train_codec(sample, starts, settings, {"seconds": len(sample), "videos": videos, "at": _now()})
+
+    def _commit_codec(self, codec: TieredCodec) -> None:
+        generation = self.generation + 1
+        path = self.folder / _codec_name(generation)
+        codec.save(path)
+        with _connect(self.folder) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'codec'", (str(generation),))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'codec_sha256'", (_file_sha256(path),))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'tiers'", (codec.settings.to_json(),))
+            _bump_generation(db, to=generation)
+        self._reload()
+
+    def _commit_segment(self, pending: list[tuple[tuple, np.ndarray]]) -> None:
+        """Write the pending videos as a new segment, then record it with them (one transaction).
+        An untrained index that reaches `tiers.train_at` seconds trains first."""
+        if self.codec is None and self.total_rows + sum(len(x) for _, x in pending) >= self.tiers.train_at:
+            sample, starts = self._sample(pending)
+            self._commit_codec(self._train(sample, starts, self.tiers, videos=len(starts)))
+        codec = self.codec if self.codec is not None else self._flat_codec()
+        seg_id = self.generation + 1
+        placed = []
+        row = 0
+        for (ref_id, path, sha, duration), x in pending:
+            placed.append(IndexedVideo(ref_id, path, sha, duration, seg_id, row, len(x), _now()))
+            row += len(x)
+        record = _write_segment(self.folder, seg_id, codec,
+                                [(v, lambda x=x: codec.encode(x)) for v, (_, x) in zip(placed, pending)])
+        with _connect(self.folder) as db:
+            _insert_segment(db, record)
+            db.executemany("INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(v.ref_id, v.path, v.sha256, v.duration, v.segment, v.first_row, v.n_rows, v.added_at) for v in placed])
+            _bump_generation(db, to=seg_id)
+        self._reload()
 
     def _reload(self) -> None:
         latest = VideoIndex.open(self.folder)
-        self.vectors, self.videos, self.generation = latest.vectors, latest.videos, latest.generation
-        self._owner = None
+        self.__dict__.update(latest.__dict__)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """The write lock, with this object on the latest committed state. On an error, what was
-        not committed is dropped from this object too (vectors added in memory, rows removed), so it
-        stays a consistent snapshot of the directory."""
+        """The write lock, with this object on the latest committed state and the files no record names
+        removed (left by a crashed writer, or retired by a compaction). On an error this object is put
+        back on the committed state."""
         with _write_lock(self.folder):
             self._reload()
+            _remove_unrecorded_files(self.folder, self)
             try:
                 yield
+            except OSError as e:  # a full disk, an I/O error: nothing was committed
+                with contextlib.suppress(FramegramError):
+                    self._reload()
+                raise SearchIndexError(f"{self.folder}: could not write ({e}); the index is as it was before") from e
             except BaseException:
                 with contextlib.suppress(FramegramError):
                     self._reload()
                 raise
 
-    def _commit(self, new: list[IndexedVideo], removed: Iterable[str]) -> None:
-        """Write the vectors as the next generation, then record it with the video rows."""
-        removed = list(removed)
-        generation = self.generation + 1
-        vectors_sha = _write_vectors(self.folder, generation, self.vectors)
-        with _connect(self.folder) as db:
-            # highest rows first: each shift then only moves rows that no later removal refers to
-            for ref_id in sorted(removed, key=lambda r: -self.videos[r].first_row):
-                gone = self.videos[ref_id]
-                db.execute("DELETE FROM videos WHERE ref_id = ?", (ref_id,))
-                db.execute("UPDATE videos SET first_row = first_row - ? WHERE first_row > ?", (gone.n_rows, gone.first_row))
-            db.executemany(
-                "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(v.ref_id, v.path, v.sha256, v.duration, v.first_row, v.n_rows, v.added_at) for v in new],
-            )
-            db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('vectors_sha256', ?)", (vectors_sha,))
-        self.generation, self.videos, _ = _read_state(self.folder)
-        self._owner = None
-        _retire_old_generations(self.folder, keep_from=generation - 1)
+
+class _Locator:
+    """Which video a stored second belongs to: per segment, its videos' first rows sorted."""
+
+    def __init__(self, videos: dict[str, IndexedVideo]):
+        ordered = sorted(videos.values(), key=lambda v: (v.segment, v.first_row))
+        self.ids = [v.ref_id for v in ordered]
+        self.segment = np.array([v.segment for v in ordered], np.int64)
+        self.first = np.array([v.first_row for v in ordered], np.int64)
+        self.n_rows = np.array([v.n_rows for v in ordered], np.int64)
+        # sorted (segment, first row) as one key, so one searchsorted places any key
+        self.starts = (self.segment << _ROW_BITS) + self.first
+
+    def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.asarray(keys, np.int64)
+        if len(self.starts) == 0:
+            return np.full(keys.shape, -1, np.int64), np.zeros(keys.shape, np.int64)
+        pos = np.searchsorted(self.starts, keys, side="right") - 1
+        safe = np.maximum(pos, 0)
+        at = keys - self.starts[safe]
+        valid = (keys >= 0) & (pos >= 0) & ((keys >> _ROW_BITS) == self.segment[safe]) & (at < self.n_rows[safe])
+        return np.where(valid, pos, -1), np.where(valid, at, 0)
 
 
 def check_same_fingerprint(index: VideoIndex, fingerprint: Fingerprint) -> None:
@@ -375,25 +658,98 @@ def check_same_fingerprint(index: VideoIndex, fingerprint: Fingerprint) -> None:
 # ---- files -------------------------------------------------------------------------------
 
 
-def _empty_vectors(fingerprint: Fingerprint) -> faiss.IndexScalarQuantizer:
-    index = faiss.IndexScalarQuantizer(fingerprint.dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-    # the quantiser's ranges come with the fingerprint, so every index of one fingerprint encodes alike
-    index.sq.trained.resize(0)
-    ranges = np.concatenate([fingerprint.quant_min, fingerprint.quant_range]).astype(np.float32)
-    faiss.copy_array_to_vector(ranges, index.sq.trained)
-    index.is_trained = True
-    return index
+def _segment_paths(folder: Path, seg_id: int) -> tuple[Path, Path]:
+    return folder / _SEGMENTS / f"{seg_id:08d}.codes", folder / _SEGMENTS / f"{seg_id:08d}.coarse"
 
 
-def _vectors_path(folder: Path, generation: int) -> Path:
-    return folder / f"vectors-{generation:06d}.faiss"
+def _codec_name(generation: int) -> str:
+    return f"codec-{generation:08d}.npz"
 
 
-def _write_vectors(folder: Path, generation: int, vectors: faiss.Index) -> str:
-    """Write a generation's vectors file atomically; returns its SHA-256 (hex), for the records."""
-    with atomic_path(_vectors_path(folder, generation), suffix=".faiss") as tmp:
-        faiss.write_index(vectors, str(tmp))
-        return _file_sha256(tmp)
+def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec,
+                   videos: list[tuple[IndexedVideo, Callable[[], np.ndarray]]], show_progress: bool = False) -> SegmentRecord:
+    """Write a segment's files atomically, one video's codes at a time (a compaction of a large index
+    never holds it all in memory); returns its record. `videos`: (placement, its codes) in row order."""
+    codes_path, coarse_path = _segment_paths(folder, seg_id)
+    rows = sum(v.n_rows for v, _ in videos)
+    coarse = codec.empty_coarse() if isinstance(codec, TieredCodec) else None
+    from rich.progress import track
+
+    with atomic_path(codes_path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(rows, codec.code_size))
+        batch: list[tuple[IndexedVideo, np.ndarray]] = []
+        batch_rows = 0
+        for v, codes in track(videos, description="writing segment", disable=not show_progress):
+            c = codes()
+            out[v.first_row : v.first_row + v.n_rows] = c
+            if coarse is not None:
+                batch.append((v, c))
+                batch_rows += v.n_rows
+                if batch_rows >= 200_000:
+                    _add_coarse(coarse, codec, batch, seg_id)
+                    batch, batch_rows = [], 0
+        if coarse is not None and batch:
+            _add_coarse(coarse, codec, batch, seg_id)
+        out.flush()
+        del out
+        codes_sha = _file_sha256(tmp)
+    coarse_sha = None
+    if coarse is not None:
+        with atomic_path(coarse_path, suffix=".faiss") as tmp:
+            faiss.write_index(coarse, str(tmp))
+            coarse_sha = _file_sha256(tmp)
+    return SegmentRecord(seg_id, codec.kind, rows, codec.code_size, codes_sha, coarse_sha, _now())
+
+
+def _add_coarse(coarse: faiss.IndexIVF, codec: TieredCodec, batch: list[tuple[IndexedVideo, np.ndarray]], seg_id: int) -> None:
+    decoded = codec.decode(np.concatenate([c for _, c in batch]))
+    lengths = np.array([v.n_rows for v, _ in batch])
+    local = np.cumsum(np.append(0, lengths[:-1]))
+    vectors, firsts = coarse_vectors(decoded, local, lengths, codec.settings.window)
+    # window keys: the segment and the row its first second has in the segment
+    offset = np.repeat(np.array([v.first_row for v, _ in batch]) - local, [len(range(0, n, codec.settings.window)) for n in lengths])
+    coarse.add_with_ids(vectors, (np.int64(seg_id) << _ROW_BITS) + firsts + offset)
+
+
+def _insert_segment(db: sqlite3.Connection, r: SegmentRecord) -> None:
+    db.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (r.seg_id, r.kind, r.rows, r.code_size, r.codes_sha256, r.coarse_sha256, r.created_at))
+
+
+def _bump_generation(db: sqlite3.Connection, to: int | None = None) -> None:
+    current = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(to if to is not None else current + 1),))
+
+
+def _load_codec(folder: Path, meta: dict[str, str]) -> TieredCodec | None:
+    if not meta.get("codec"):
+        return None
+    path = folder / _codec_name(int(meta["codec"]))
+    if _file_sha256(path) != meta.get("codec_sha256"):
+        raise SearchIndexError(f"{path}: its checksum does not match the index's records (damaged)")
+    return TieredCodec.load(path)
+
+
+def _remove_unrecorded_files(folder: Path, state: VideoIndex) -> None:
+    """Segment and codec files the records do not name: a crashed writer's, or retired by a compaction
+    (a reader that opened them keeps them open). Called by writers, under the lock."""
+    keep = {p.name for seg_id in state.segments for p in _segment_paths(folder, seg_id)}
+    for path in (folder / _SEGMENTS).glob("*"):
+        if path.name not in keep and not path.name.endswith(".partial"):
+            path.unlink(missing_ok=True)
+    for path in folder.glob("codec-*.npz"):
+        if path.name != state.codec_file:
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _file_sha256(path: Path) -> str:
@@ -404,16 +760,12 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _retire_old_generations(folder: Path, keep_from: int) -> None:
-    for path in folder.glob("vectors-*.faiss"):
-        try:
-            generation = int(path.stem.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if generation < keep_from:
-            path.unlink(missing_ok=True)
-    for partial in folder.glob(".vectors-*.partial"):  # left by a crashed writer (we hold the lock)
-        partial.unlink(missing_ok=True)
+@dataclass(frozen=True)
+class _State:
+    meta: dict[str, str]
+    segments: list[SegmentRecord]
+    videos: dict[str, IndexedVideo]
+    tombstones: list[tuple]
 
 
 @contextlib.contextmanager
@@ -430,13 +782,16 @@ def _connect(folder: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-def _read_state(folder: Path) -> tuple[int, dict[str, IndexedVideo], dict[str, str]]:
+def _read_state(folder: Path) -> _State:
     with _connect(folder) as db:
-        db.execute("BEGIN")  # one snapshot for both reads
+        db.execute("BEGIN")  # one snapshot for every read
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        rows = db.execute("SELECT ref_id, path, sha256, duration, first_row, n_rows, added_at FROM videos").fetchall()
-    videos = {r[0]: IndexedVideo(*r) for r in rows}
-    return int(meta["generation"]), videos, meta
+        if meta.get("format") != str(INDEX_FORMAT):
+            return _State(meta, [], {}, [])
+        segments = [SegmentRecord(*r) for r in db.execute("SELECT * FROM segments ORDER BY seg_id")]
+        rows = db.execute("SELECT ref_id, path, sha256, duration, seg_id, first_row, n_rows, added_at FROM videos").fetchall()
+        tombstones = [tuple(r) for r in db.execute("SELECT * FROM tombstones")]
+    return _State(meta, segments, {r[0]: IndexedVideo(*r) for r in rows}, tombstones)
 
 
 @contextlib.contextmanager
@@ -452,3 +807,9 @@ def _write_lock(folder: Path) -> Iterator[None]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def index_meta(folder: str | Path) -> dict[str, str]:
+    """The manifest's settings of an index directory (format, generation, tiers, ...), as stored."""
+    return _read_state(Path(folder)).meta
+

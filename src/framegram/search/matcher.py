@@ -65,7 +65,8 @@ STILL_VARIATION = 0.01
 @dataclass(frozen=True)
 class MatchSettings:
     top_k: int = 5  #: matches returned at most
-    candidates: int = 10  #: videos aligned in full
+    #: videos aligned in full (10 and 5 gave the same recall@1 and µAP on bench/search.py; 5 halves the time)
+    candidates: int = 5
     neighbours: int = 64  #: nearest stored seconds per query second
     background: int = 5  #: other videos whose best similarity is averaged into the background
     background_skip: int = 2  #: most similar other videos left out of it (copies of the candidate)
@@ -75,6 +76,11 @@ class MatchSettings:
     #: alignment only tries offsets near those of the candidate's strongest neighbour hits
     hint_offsets: int = 24
     hint_radius: float = 2.0  #: seconds around a hinted offset (plus the drift a speed change allows)
+    #: alignment tries offsets this many query windows apart first, then every window near the best
+    #: `refine_lines` lines (at their speed and the two next ones): a fraction of the work of trying
+    #: every window at every speed (1: try every one), the same recall@1 and µAP on bench/search.py
+    coarse_offset_step: int = 8
+    refine_lines: int = 3
     similarity_share: float = SIMILARITY_SHARE
     min_query_seconds: float = MIN_QUERY_SECONDS
 
@@ -97,27 +103,20 @@ def match(
                                                     f"(at least {settings.min_query_seconds:g} s)")
     if index.total_rows == 0:
         return []
-    owner, ids = index.row_owner()
+    ids = index.ref_ids
     for framegram in views.values():
         index.fingerprint.check(framegram, what="query")
     dense = {name: query_descriptors(f, index.fingerprint) for name, f in views.items()}
     per_second = frames_per_second(index.fingerprint.fps)
-    # one FAISS call for the seconds of every view: the scan over stored vectors dominates at scale
+    # one search for the seconds of every view: the stored seconds' scan dominates at scale
     seconds = {name: d.vectors[::per_second] for name, d in dense.items()}
-    k = min(settings.neighbours, index.total_rows)
-    sims, rows = index.vectors.search(np.ascontiguousarray(np.concatenate(list(seconds.values()))), k)
-    who = np.where(rows >= 0, owner[np.maximum(rows, 0)], -1)
+    found = index.neighbours(list(seconds.values()), settings.neighbours)
     bank = background_bank(index.fingerprint)
     best: dict[str, Match] = {}
-    decoded: dict[int, np.ndarray] = {}  # a candidate's stored seconds, decoded once for all views
-    at = 0
-    for name, d in dense.items():
-        part = slice(at, at + len(seconds[name]))
-        at += len(seconds[name])
+    for (name, d), (sims, keys) in zip(dense.items(), found):
+        who, at = index.locate(keys)
         bank_best = bank.best_similarity(seconds[name]) if bank is not None else None
-        found = _match_view(index, d, views[name].duration, _Neighbours(sims[part], rows[part], who[part]), bank_best,
-                            query_id, ids, settings, decoded)
-        for m in found:
+        for m in _match_view(index, d, views[name].duration, _Neighbours(sims, at, who), bank_best, query_id, ids, settings):
             if m.ref_id not in best or m.score > best[m.ref_id].score:
                 best[m.ref_id] = m
     ranked = sorted(best.values(), key=lambda m: -m.score)
@@ -128,19 +127,19 @@ def match(
 
 @dataclass(frozen=True)
 class _Neighbours:
-    """FAISS's answer for one view's query seconds: sims, rows, who [S, k] (similarity, stored row,
-    owning video; best first)."""
+    """The index's answer for one view's query seconds: sims, at, who [S, k] (similarity, second
+    within the owning video, owning video's position in `VideoIndex.ref_ids` or -1; best first)."""
 
     sims: np.ndarray
-    rows: np.ndarray
+    at: np.ndarray
     who: np.ndarray
 
-    def hints(self, candidate: int, first_row: int, limit: int) -> np.ndarray:
+    def hints(self, candidate: int, limit: int) -> np.ndarray:
         """Offsets (stored second - query second) the candidate's strongest hits point to, [<= limit]."""
         hit = self.who == candidate
         order = np.argsort(-self.sims[hit])[:limit]
         query_second = np.broadcast_to(np.arange(len(self.sims))[:, None] * WINDOW_SECONDS, self.sims.shape)
-        return (self.rows[hit][order] - first_row) * WINDOW_SECONDS - query_second[hit][order]
+        return self.at[hit][order] * WINDOW_SECONDS - query_second[hit][order]
 
 
 def false_match_threshold(negative_scores: Sequence[float], rate: float) -> float:
@@ -153,7 +152,7 @@ def false_match_threshold(negative_scores: Sequence[float], rate: float) -> floa
 
 def _match_view(
     index: VideoIndex, dense: Descriptors, query_duration: float, neighbours: _Neighbours,
-    bank_best: np.ndarray | None, query_id: str, ids: list[str], settings: MatchSettings, decoded: dict[int, np.ndarray],
+    bank_best: np.ndarray | None, query_id: str, ids: list[str], settings: MatchSettings,
 ) -> list[Match]:
     """Align one view: dense windows [M, K]; the neighbours of its seconds; bank_best [S, pieces]:
     their best similarity to each background-bank piece."""
@@ -167,17 +166,17 @@ def _match_view(
     out = []
     for c in candidates:
         background = _background(neighbours.sims, neighbours.who, c, settings, bank_best)[second_of_window]  # [M]
-        if c not in decoded:
-            decoded[c] = index.video_vectors(ids[c])  # [N, K], second j starts at j s
-        reference = decoded[c]
-        hints = neighbours.hints(c, index.videos[ids[c]].first_row, settings.hint_offsets)
-        # only the stored seconds some hinted line can reach are compared (an hour-long video has 3600)
-        columns = _reachable_seconds(hints, len(reference), float(dense.starts[-1]), settings)
+        n = index.videos[ids[c]].n_rows
+        hints = neighbours.hints(c, settings.hint_offsets)
+        # only the stored seconds some hinted line can reach are compared (an hour-long video has 3600),
+        # and only they and their neighbours for the running mean are read from disk
+        columns = _reachable_seconds(hints, n, float(dense.starts[-1]), settings)
         if len(columns) == 0:  # every hinted line misses the video
             continue
-        relative = dense.vectors @ reference[columns].T - background[:, None]  # [M, C]
-        change = _Change(centred_query, query_norms, reference, query_span, columns)
-        out.append(_align(relative, change, columns, len(reference), dense.starts, query_duration, query_id, ids[c],
+        reference, running = _reference_at(index, ids[c], n, columns, query_span)  # [C, K] each
+        relative = dense.vectors @ reference.T - background[:, None]  # [M, C]
+        change = _Change(centred_query, query_norms, reference - running)
+        out.append(_align(relative, change, columns, n, dense.starts, query_duration, query_id, ids[c],
                           settings, hints))
     return out
 
@@ -195,20 +194,32 @@ def _reachable_seconds(hints: np.ndarray, n: int, query_span: float, settings: M
     return np.flatnonzero(np.cumsum(marks[:-1]) > 0)
 
 
+def _reference_at(index: VideoIndex, ref_id: str, n: int, columns: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stored seconds `columns` [C] (sorted) of a video of `n` seconds, and their running mean over
+    `span` seconds (a line at another speed covers a little more or less: close enough for a centre),
+    float32 [C, K] each. Reads from disk only the runs of columns and their running windows."""
+    reference = np.empty((len(columns), index.fingerprint.dims), np.float32)
+    running = np.empty_like(reference)
+    runs = np.split(np.arange(len(columns)), np.flatnonzero(np.diff(columns) > 1) + 1)
+    for run in runs:
+        at = columns[run]
+        lo = np.clip(at - span // 2, 0, n)
+        hi = np.clip(at + (span + 1) // 2, 0, n)
+        first, last = int(lo.min()), int(max(hi.max(), at.max() + 1))
+        part = index.video_vectors(ref_id, first, last)  # seconds first .. last - 1
+        csum = np.vstack([np.zeros((1, part.shape[1])), np.cumsum(part, axis=0, dtype=np.float64)])
+        reference[run] = part[at - first]
+        running[run] = (csum[hi - first] - csum[lo - first]) / (hi - lo)[:, None]
+    return reference, running
+
+
 class _Change:
     """What the temporal correlation of a query with one reference needs: the query windows centred
-    on their mean ([M, K], given with their squared norms [M]), the reference seconds [N, K] centred
-    on their running mean over `span` seconds (a line at another speed covers a little more or less:
-    close enough for a centre), their products [M, C] and the reference's squared norms [C] at the
-    `columns` [C] (stored seconds) the alignment reads; every squared norm held at least STILL_VARIATION."""
+    on their mean ([M, K], given with their squared norms [M]) and the reference's seconds at the
+    columns the alignment reads, centred on their running mean ([C, K]): their products [M, C] and the
+    reference's squared norms [C], every squared norm held at least STILL_VARIATION."""
 
-    def __init__(self, centred_query: np.ndarray, query_norms: np.ndarray, reference: np.ndarray, span: int,
-                 columns: np.ndarray):
-        n = len(reference)
-        csum = np.vstack([np.zeros((1, reference.shape[1])), np.cumsum(reference, axis=0, dtype=np.float64)])
-        lo = np.clip(columns - span // 2, 0, n)
-        hi = np.clip(columns + (span + 1) // 2, 0, n)
-        centred_reference = reference[columns] - ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+    def __init__(self, centred_query: np.ndarray, query_norms: np.ndarray, centred_reference: np.ndarray):
         self.products = centred_query @ centred_reference.T  # [M, C]
         self.query_norms = query_norms
         self.reference_norms = np.maximum((centred_reference * centred_reference).sum(axis=1), STILL_VARIATION)
@@ -259,20 +270,10 @@ def _align(
     m = len(relative)
     step = float(np.median(np.diff(starts))) if m > 1 else WINDOW_SECONDS
     stacked = np.stack([relative, change.products])  # [2, M, C]
-    best = (-np.inf, 0.0, 1.0, np.zeros(m, bool))
-    for speed in settings.speeds:
-        # offsets (ref time of query time 0) such that some window lands inside the video
-        offsets = np.arange(-speed * starts[-1], n - 1 + step, step)
-        # a hint assumes speed 1 at its query second; another speed drifts by up to |1 - speed| x query length
-        radius = settings.hint_radius + abs(1 - speed) * starts[-1]
-        # the offsets within `radius` of some hint: +1 where a hint's window opens, -1 where it closes
-        edges = np.zeros(len(offsets) + 1, np.int64)
-        np.add.at(edges, np.searchsorted(offsets, hints - radius), 1)
-        np.add.at(edges, np.searchsorted(offsets, hints + radius, side="right"), -1)
-        offsets = offsets[np.cumsum(edges[:-1]) > 0]
-        if len(offsets) == 0:
-            continue
-        x = offsets[:, None] + speed * starts[None, :]  # [A, M] ref position of each window
+
+    def lines(offsets: np.ndarray, speeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores [A] and windows inside the video [A, M] of the lines (offsets [A], speeds [A])."""
+        x = offsets[:, None] + speeds[:, None] * starts[None, :]  # [A, M] ref position of each window
         inside = (x >= 0) & (x <= n - 1)
         xc = np.clip(x, 0, n - 1)
         j0 = np.minimum(np.floor(xc).astype(np.int64), max(n - 2, 0))
@@ -292,10 +293,47 @@ def _align(
         # the cosine of the centred sequences over the windows inside the video, times their share
         correlation = products / np.sqrt(query_norms * reference_norms + 1e-12) * inside.mean(axis=1)
         score = settings.similarity_share * similarity + (1 - settings.similarity_share) * correlation
-        score -= settings.speed_penalty * abs(np.log(speed)) / np.log(1.25)
-        a = int(np.argmax(score))
-        if score[a] > best[0]:
-            best = (float(score[a]), float(offsets[a]), speed, inside[a])
+        return score - settings.speed_penalty * np.abs(np.log(speeds)) / np.log(1.25), inside
+
+    # coarse to fine: every speed at offsets `coarse` windows apart first, then the neighbourhood
+    # (one coarse step, the next speeds) of the best few lines at every window
+    speeds_all = np.asarray(settings.speeds, np.float64)
+    coarse = max(1, settings.coarse_offset_step)
+    tried_offsets, tried_speeds = [], []
+    for speed in speeds_all:
+        # offsets (ref time of query time 0) such that some window lands inside the video
+        offsets = np.arange(-speed * starts[-1], n - 1 + step, step * coarse)
+        # a hint assumes speed 1 at its query second; another speed drifts by up to |1 - speed| x query length
+        radius = settings.hint_radius + abs(1 - speed) * starts[-1]
+        # the offsets within `radius` of some hint: +1 where a hint's window opens, -1 where it closes
+        edges = np.zeros(len(offsets) + 1, np.int64)
+        np.add.at(edges, np.searchsorted(offsets, hints - radius), 1)
+        np.add.at(edges, np.searchsorted(offsets, hints + radius, side="right"), -1)
+        offsets = offsets[np.cumsum(edges[:-1]) > 0]
+        tried_offsets.append(offsets)
+        tried_speeds.append(np.full(len(offsets), speed))
+    offsets, speeds = np.concatenate(tried_offsets), np.concatenate(tried_speeds)
+    if len(offsets) == 0:
+        return Match(query_id, ref_id, 0.0, 0.0, 0.0, 0.0, -1.0)
+    score, inside = lines(offsets, speeds)
+    if coarse > 1:
+        top = np.argsort(-score, kind="stable")[: settings.refine_lines]
+        near = np.arange(-coarse + 1, coarse) * step  # [O]
+        speed_index = np.searchsorted(speeds_all, speeds[top])
+        fine_offsets, fine_speeds = [offsets], [speeds]
+        for t, si in zip(top, speed_index):
+            for sj in range(max(0, si - 1), min(len(speeds_all), si + 2)):
+                # the line through the same ref time at the query's middle, at the neighbouring speed
+                middle = offsets[t] + (speeds[t] - speeds_all[sj]) * starts[-1] / 2
+                fine_offsets.append(middle + near)
+                fine_speeds.append(np.full(len(near), speeds_all[sj]))
+        offsets, speeds = np.concatenate(fine_offsets[1:]), np.concatenate(fine_speeds[1:])
+        fine_score, fine_inside = lines(offsets, speeds)
+        offsets = np.concatenate([fine_offsets[0], offsets])
+        speeds = np.concatenate([fine_speeds[0], speeds])
+        score, inside = np.concatenate([score, fine_score]), np.concatenate([inside, fine_inside])
+    a = int(np.argmax(score))
+    best = (float(score[a]), float(offsets[a]), float(speeds[a]), inside[a])
     score, offset, speed, inside = best
     used = np.flatnonzero(inside)
     if len(used) == 0:
