@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/extract.py
 	$(PY) bench/shots.py
 	$(PY) bench/search.py
+	$(PY) bench/search_scale.py --codecs
 	$(PY) bench/brain.py --twice
 	$(PY) bench/classify.py
 	$(PY) bench/vae.py

@@ -18,7 +18,7 @@ test queries (negatives included), from each method's top-5 rows. Query time: af
 Index sizes (bench/index_sizes.py): our threshold is calibrated over indexes of 1 to 200 references
 (every query whose reference is not in an index counts as a negative there), and the negatives
 matched and recall@1 at it are reported per size; a query-length run cuts queries to their first
-0.6-3 s. Scale run: the real references hidden among synthetic descriptors of `--scale-hours` hours.
+0.6-3 s. At scale (a generated background of 1,000 to 100,000 hours): bench/search_scale.py.
 
 Run: `.venv/bin/python bench/search.py` (first run renders the corpus and extracts ~2.5 h of
 video: about an hour on 2 cores; then minutes). Writes bench/results/search.json.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import shutil
 import statistics
 import time
@@ -40,7 +39,6 @@ import index_sizes
 import numpy as np
 from common import markdown_table, write_result
 from rich.progress import track
-from scipy.signal import lfilter
 
 from framegram.cache import framegram_for
 from framegram.framegram import Framegram, FramegramMeta
@@ -151,7 +149,6 @@ def calibrate(queries: list[SearchQuery], results: dict[str, list[Match]]) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scale-hours", type=float, default=1000.0, help="hours of synthetic descriptors (0: skip)")
     parser.add_argument("--no-videohash", action="store_true")
     parser.add_argument("--no-lengths", action="store_true", help="skip the query-length run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results/search.json)")
@@ -261,8 +258,6 @@ def main() -> None:
     if not args.no_lengths:
         report["query_lengths"] = index_sizes.length_rows(corpus, ref_framegrams, full.refs, small,
                                                           lambda q: cached_views(corpus, q), threshold)
-    if args.scale_hours > 0:
-        report["scale"] = scale_run(corpus, ref_framegrams, args.scale_hours, [q for q in test if q.length == 10.0 and q.ref_id][:100])
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_result(args.out, report)
     print_tables(report)
@@ -297,11 +292,6 @@ def print_tables(r: dict) -> None:
     if "query_lengths" in r:
         print("\nqueries cut to their first seconds (test split)\n")
         print(size_table(r["query_lengths"], "query s / index size"))
-    if "scale" in r:
-        s = r["scale"]
-        print(f"\nscale: {s['hours']:.0f} h indexed ({s['rows']} seconds, {s['vector_gb']:.2f} GB of vectors): "
-              f"query p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms; "
-              f"recall@1 {s['recall_at_1']:.3f} on {s['queries']} 10-s queries; peak RSS {s['peak_rss_gb']:.2f} GB")
 
 
 def size_table(rows: list[dict], first: str) -> str:
@@ -310,52 +300,6 @@ def size_table(rows: list[dict], first: str) -> str:
         [[f"{row['seconds']:g} s / {row['size']}" if "seconds" in row else row["size"], row["indexes"],
           f"{row['corpus_negatives_matched']}/{row['corpus_negatives']}", f"{row['left_out_matched']}/{row['left_out_queries']}",
           f"{row['recall_at_1']:.3f}", f"{row['recall_at_1_thresholded']:.3f}"] for row in rows])
-
-
-def scale_run(corpus: SearchCorpus, ref_framegrams: dict[str, Framegram], hours: float, queries: list[SearchQuery]) -> dict:
-    """The real references among `hours` of synthetic descriptors, in one-hour videos, then the
-    10-s positive test queries: latency, memory and recall@1 at that size.
-
-    Synthetic seconds follow the real references' descriptor statistics (their mean and covariance
-    in fingerprint space) with an AR(1) drift from second to second (correlation 0.9), so they
-    crowd the neighbourhoods real queries search, without copying any real video."""
-    folder = work_dir(corpus) / "scale-index"
-    shutil.rmtree(folder, ignore_errors=True)
-    index = VideoIndex.create(folder, default_basis())
-    index.add(((r.ref_id, ref_framegrams[r.ref_id]) for r in corpus.references), commit_every=1000)
-    real = index.vectors.sa_decode(index.codes())
-    mean, chol = real.mean(axis=0), np.linalg.cholesky(np.cov(real.T) + 1e-6 * np.eye(real.shape[1]))
-    rng = np.random.default_rng(7)
-    rho = 0.9
-
-    def synthetic():
-        for k in range(int(hours)):
-            noise = rng.standard_normal((3600, real.shape[1]))
-            z = lfilter([np.sqrt(1 - rho**2)], [1.0, -rho], noise, axis=0)  # AR(1) in time
-            x = mean + z @ chol.T
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
-            yield f"synthetic-{k:05d}", "synthetic", f"synthetic-{k}", 3600.0, x.astype(np.float32)
-
-    t = time.perf_counter()
-    index.add_descriptors(synthetic(), commit_every=10_000)
-    build_s = time.perf_counter() - t
-    index = VideoIndex.open(folder)
-    lat, correct = [], 0
-    for q in track(queries, description=f"scale queries ({hours:.0f} h)"):
-        views = cached_views(corpus, q)
-        t = time.perf_counter()
-        found = match(index, views, q.query_id, threshold=None)
-        lat.append(time.perf_counter() - t)
-        correct += bool(found) and found[0].ref_id == q.ref_id
-    out = {
-        "hours": hours + corpus.total_seconds / 3600, "rows": index.total_rows,
-        "vector_gb": index.total_rows * index.vectors.code_size / 1e9, "build_s": round(build_s, 1),
-        "latency_ms": {"p50": 1000 * float(np.percentile(lat, 50)), "p95": 1000 * float(np.percentile(lat, 95))},
-        "queries": len(queries), "recall_at_1": correct / len(queries),
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-    }
-    shutil.rmtree(folder, ignore_errors=True)
-    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,173 @@
+"""Generated background collections for bench/search_scale.py: per-second descriptors of videos that
+look, to the index, like real footage it holds, at any number of hours, from a seed.
+
+The model is measured on real framegrams (the search benchmark's 200 references, described by the
+index's fingerprint), never on the queries:
+  - shots: the reference seconds are cut where consecutive seconds' cosine falls below CUT_COSINE;
+    shot lengths are drawn from the measured ones;
+  - a shot's centre is a measured shot centre moved 25-50 % of the way toward another one (of any
+    video), plus a Gaussian residual (0.3 of the measured centres' covariance): it lies where real
+    footage lies without being a real shot (a Gaussian of the same mean and covariance puts its
+    seconds far from every real one: a real second's best similarity to 7,000 such seconds was 0.28
+    at the median, against 0.63 to the other real videos' seconds);
+  - within a shot the seconds drift around the centre: AR(1) in time with the measured lag-1
+    correlation, deviations from the measured within-shot covariance (its leading WITHIN_RANK
+    directions, which hold most of it: a full 256 x 256 product per generated second would cost more
+    than the index);
+  - shared material: a pool of intros and one of credits (8-30 s), each used by many videos
+    (INTRO_SHARE of the videos open with one, CREDITS_SHARE end with one), so that a query's seconds
+    can meet the same sequence in hundreds of videos;
+  - near-duplicates: DUPLICATE_SHARE of the videos are re-encodes of an earlier background video
+    (its sequence, trimmed at random, with per-second noise of cosine about 0.95 to the original).
+Video lengths are log-normal (median 20 min, 1 min to 3 h). Video k of a seed is generated from
+`np.random.default_rng([seed, k])` alone, so any part of a collection can be made again, in any order.
+
+Why this is hard for the index: its seconds are drawn from the distribution the real references
+come from (same centre, same spread, same temporal persistence), so they crowd the neighbourhoods
+real queries search; shared intros and duplicates put many near-identical sequences in the index,
+where a flat nearest-neighbour vote and a coarse tier's short lists are most easily fooled. What it
+lacks: the semantic structure of real collections (series of episodes, one scene filmed many
+times); a generated second is also never exactly a real reference's, so a query cannot match the
+background perfectly by chance the way a repost of the same film would (that case is the benchmark's
+near-duplicate negatives' job, not the background's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+CUT_COSINE = 0.75
+CENTRE_MIX = (0.25, 0.5)  #: how far a shot centre is moved toward another measured one
+RESIDUAL = 0.3  #: Gaussian residual, relative to the measured centres' spread
+LONG_SHOT = 8  #: seconds: shots from which the drift's correlation is measured
+WITHIN_RANK = 32
+INTRO_SHARE = 0.3
+CREDITS_SHARE = 0.3
+DUPLICATE_SHARE = 0.1
+POOL = 64  #: intros and credits each
+DUPLICATE_COSINE_NOISE = 0.3  #: noise scale relative to a second's norm: cosine about 0.95
+
+
+@dataclass(frozen=True)
+class BackgroundModel:
+    """What the generator draws from, measured on real per-second descriptors."""
+
+    centres: np.ndarray  #: float64 [S, K] measured shot centres
+    chol: np.ndarray  #: float64 [K, K]: Cholesky factor of the shot centres' covariance
+    within: np.ndarray  #: float64 [R, K]: within-shot deviation directions, scaled by their std
+    rho: float  #: lag-1 correlation of the within-shot deviations
+    shot_lengths: np.ndarray  #: int [S] measured shot lengths, seconds
+
+    @classmethod
+    def fit(cls, videos: list[np.ndarray]) -> BackgroundModel:
+        """videos: per-second descriptors [n, K] of real videos."""
+        centres, deviations, pairs, lengths = [], [], [], []
+        for x in videos:
+            cos = (x[1:] * x[:-1]).sum(axis=1) / np.maximum(
+                np.linalg.norm(x[1:], axis=1) * np.linalg.norm(x[:-1], axis=1), 1e-12)
+            cuts = np.concatenate([[0], np.flatnonzero(cos < CUT_COSINE) + 1, [len(x)]])
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                shot = x[a:b].astype(np.float64)
+                lengths.append(b - a)
+                centres.append(shot.mean(axis=0))
+                dev = shot - shot.mean(axis=0)
+                deviations.append(dev)
+                if len(dev) >= LONG_SHOT:
+                    pairs.append((dev[1:], dev[:-1]))
+        centres = np.array(centres)
+        deviations = np.concatenate(deviations)
+        cov = np.cov(centres.T) + 1e-6 * np.eye(centres.shape[1])
+        values, vectors = np.linalg.eigh(np.cov(deviations.T))
+        top = np.argsort(values)[::-1][:WITHIN_RANK]
+        within = (vectors[:, top] * np.sqrt(np.maximum(values[top], 0))).T
+        now = np.concatenate([p[0] for p in pairs])
+        before = np.concatenate([p[1] for p in pairs])
+        # a shot's own mean takes out part of its drift: the measured correlation is a lower bound
+        rho = float((now * before).sum() / max((before * before).sum(), 1e-12))
+        return cls(centres, np.linalg.cholesky(cov), within, float(np.clip(rho, 0.0, 0.99)),
+                   np.array(lengths))
+
+    def sequence(self, rng: np.random.Generator, seconds: int) -> np.ndarray:
+        """Shots of drifting seconds, float32 [seconds, K], unit rows."""
+        draws = rng.choice(self.shot_lengths, size=2 * int(seconds / self.shot_lengths.mean()) + 8)
+        ends = np.cumsum(draws)
+        count = int(np.searchsorted(ends, seconds)) + 1  # shots until `seconds` is reached
+        lengths = draws[:count].copy()
+        lengths[-1] -= ends[count - 1] - seconds
+        # a shot's centre: a measured one moved part of the way to another, plus a Gaussian residual
+        # (never a measured shot itself, but on the manifold real footage occupies)
+        a, b = (self.centres[rng.integers(len(self.centres), size=count)] for _ in range(2))
+        mix = rng.uniform(*CENTRE_MIX, size=(count, 1))
+        centres = (1 - mix) * a + mix * b + RESIDUAL * rng.standard_normal((count, a.shape[1])) @ self.chol.T
+        shot_of = np.repeat(np.arange(count), lengths)
+        # AR(1) in time (it runs on across cuts: the centres jump, the small drift need not restart)
+        noise = rng.standard_normal((seconds, len(self.within)))
+        drift = lfilter([np.sqrt(1 - self.rho**2)], [1.0, -self.rho], noise, axis=0)
+        x = centres[shot_of] + drift @ self.within
+        return _unit(x)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class BackgroundCollection:
+    """Video k of the collection of `seed`: `video(k)` -> (name, descriptors [n, K])."""
+
+    def __init__(self, model: BackgroundModel, seed: int):
+        self.model, self.seed = model, seed
+        pool_rng = np.random.default_rng([seed, 1 << 30])
+        self.intros = [model.sequence(pool_rng, int(pool_rng.integers(8, 31))) for _ in range(POOL)]
+        self.credits = [model.sequence(pool_rng, int(pool_rng.integers(8, 31))) for _ in range(POOL)]
+
+    def _plan(self, k: int) -> tuple[np.random.Generator, int, int | None, int | None]:
+        """Video k's own generator after its plan is drawn: (rng, body seconds, intro, credits)."""
+        rng = np.random.default_rng([self.seed, k])
+        seconds = int(np.clip(rng.lognormal(np.log(1200), 0.8), 60, 3 * 3600))
+        intro = int(rng.integers(POOL)) if rng.random() < INTRO_SHARE else None
+        credits = int(rng.integers(POOL)) if rng.random() < CREDITS_SHARE else None
+        return rng, seconds, intro, credits
+
+    def _base_length(self, k: int) -> int:
+        _, seconds, intro, credits = self._plan(k)
+        return seconds + (len(self.intros[intro]) if intro is not None else 0) + (len(self.credits[credits]) if credits is not None else 0)
+
+    def _base(self, k: int) -> np.ndarray:
+        rng, seconds, intro, credits = self._plan(k)
+        body = self.model.sequence(rng, seconds)
+        return np.concatenate(([self.intros[intro]] if intro is not None else []) + [body]
+                              + ([self.credits[credits]] if credits is not None else []))
+
+    def _duplicate(self, k: int) -> tuple[np.random.Generator, int, int, int] | None:
+        """(rng, source video, first, end) when video k re-encodes an earlier one, else None."""
+        rng = np.random.default_rng([self.seed, k, 1])
+        if k == 0 or rng.random() >= DUPLICATE_SHARE:
+            return None
+        source = int(rng.integers(max(0, k - 1000), k))
+        n = self._base_length(source)
+        return rng, source, int(rng.integers(0, max(1, n // 10))), n - int(rng.integers(0, max(1, n // 10)))
+
+    def length(self, k: int) -> int:
+        """Seconds of video k, without generating it."""
+        duplicate = self._duplicate(k)
+        return self._base_length(k) if duplicate is None else duplicate[3] - duplicate[2]
+
+    def video(self, k: int) -> np.ndarray:
+        """Video k's descriptors, float32 [length(k), K] unit rows."""
+        duplicate = self._duplicate(k)
+        if duplicate is None:
+            return self._base(k)
+        rng, source, a, b = duplicate
+        x = self._base(source)[a:b]
+        return _unit(x + DUPLICATE_COSINE_NOISE * rng.standard_normal(x.shape) / np.sqrt(x.shape[1]))
+
+    def count(self, seconds: float) -> int:
+        """How many videos (0, 1, ...) make at least `seconds` seconds."""
+        total, k = 0, 0
+        while total < seconds:
+            total += self.length(k)
+            k += 1
+        return k
