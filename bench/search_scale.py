@@ -158,7 +158,10 @@ def measure(folder: Path, query_ids: list[str] | None, out: Path) -> None:
                for length in (10.0, 5.0)}
     everything = search_bench.summarise(queries, results, threshold)
     negatives = [q for q in queries if q.ref_id is None]
+    per_distortion = {d: search_bench.summarise([q for q in queries if q.length == 10.0 and q.distortion == d], results, None)["recall_at_1"]
+                      for d in sorted({q.distortion for q in queries if q.ref_id is not None})}
     out.write_text(json.dumps({
+        "recall_at_1_per_distortion": per_distortion,
         "recall_at_1": summary[10.0]["recall_at_1"], "recall_at_1_5s": summary[5.0]["recall_at_1"],
         "uap": everything["uap"], "threshold": threshold,
         "negatives_matched_share": everything["negatives_matched"] / max(len(negatives), 1),
@@ -257,6 +260,12 @@ def print_tables(report: dict) -> None:
               f"{r['queries_per_s']:.1f}", f"{r['rss_open_gb']:.2f} / {r['rss_peak_gb']:.2f}",
               f"{r['disk_bytes_per_second']:.1f} / {r['memory_bytes_per_second']:.1f}", f"{r['build_s']:.0f}",
               f"{r.get('compact_s', float('nan')):.0f}"] for name, r in rows]))
+    sizes = report.get("sizes", {})
+    if sizes and all("recall_at_1_per_distortion" in r for r in sizes.values()):
+        print("\nrecall@1 of 10-s queries per distortion, by size\n")
+        names = sorted(next(iter(sizes.values()))["recall_at_1_per_distortion"])
+        print(markdown_table(["distortion", *[f"{h} h" for h in sizes]],
+                             [[d, *[f"{r['recall_at_1_per_distortion'][d]:.2f}" for r in sizes.values()]] for d in names]))
 
 
 def main() -> None:

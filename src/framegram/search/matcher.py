@@ -65,7 +65,8 @@ STILL_VARIATION = 0.01
 @dataclass(frozen=True)
 class MatchSettings:
     top_k: int = 5  #: matches returned at most
-    #: videos aligned in full (10 and 5 gave the same recall@1 and µAP on bench/search.py; 5 halves the time)
+    #: videos aligned in full (10 before: bench/results/search.json; 5 gives the same recall@1 and µAP on
+    #: the same queries, bench/search_scale.py --codecs' flat row, at less than half the time)
     candidates: int = 5
     neighbours: int = 64  #: nearest stored seconds per query second
     background: int = 5  #: other videos whose best similarity is averaged into the background
@@ -78,7 +79,7 @@ class MatchSettings:
     hint_radius: float = 2.0  #: seconds around a hinted offset (plus the drift a speed change allows)
     #: alignment tries offsets this many query windows apart first, then every window near the best
     #: `refine_lines` lines (at their speed and the two next ones): a fraction of the work of trying
-    #: every window at every speed (1: try every one), the same recall@1 and µAP on bench/search.py
+    #: every window at every speed (1: try every one), with the same recall@1 and µAP (as `candidates`)
     coarse_offset_step: int = 8
     refine_lines: int = 3
     similarity_share: float = SIMILARITY_SHARE
