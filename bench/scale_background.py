@@ -7,9 +7,10 @@ index's fingerprint), never on the queries:
     shot lengths are drawn from the measured ones;
   - a shot's centre is a measured shot centre moved 25-50 % of the way toward another one (of any
     video), plus a Gaussian residual (0.3 of the measured centres' covariance): it lies where real
-    footage lies without being a real shot (a Gaussian of the same mean and covariance puts its
-    seconds far from every real one: a real second's best similarity to 7,000 such seconds was 0.28
-    at the median, against 0.63 to the other real videos' seconds);
+    footage lies without being a real shot (`python bench/scale_background.py` measures it: a
+    reference second's best similarity to as many background seconds as the references hold is
+    0.68 at the median, to the other references' seconds 0.63, to a Gaussian of the same mean and
+    covariance 0.29: that puts its seconds far from every real one);
   - within a shot the seconds drift around the centre: AR(1) in time with the measured lag-1
     correlation, deviations from the measured within-shot covariance (its leading WITHIN_RANK
     directions, which hold most of it: a full 256 x 256 product per generated second would cost more
@@ -171,3 +172,42 @@ class BackgroundCollection:
             total += self.length(k)
             k += 1
         return k
+
+
+def hardness(seed: int = 0) -> dict:
+    """How close the background comes to real footage, measured at equal size: for every 50th second
+    of the references, its best cosine similarity to (a) the other references' seconds, (b) as many
+    background seconds, (c) as many seconds of a Gaussian with the shot centres' mean and covariance
+    (the previous scale run's kind of background). Percentiles 10 / 50 / 90."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from search_corpus import build_search_corpus, default_corpus_folder
+
+    from framegram.cache import framegram_for
+    from framegram.search.basis import default_basis
+    from framegram.search.fingerprint import reference_descriptors
+
+    corpus = build_search_corpus(default_corpus_folder(), workers=2)
+    basis = default_basis()
+    real = [reference_descriptors(framegram_for(r.path)[0], basis).vectors for r in corpus.references]
+    model = BackgroundModel.fit(real)
+    everything = np.concatenate(real)
+    owner = np.repeat(np.arange(len(real)), [len(x) for x in real])
+    picked = np.arange(0, len(everything), 50)
+    queries = everything[picked]
+    to_real = queries @ everything.T
+    to_real[owner[picked][:, None] == owner[None, :]] = -1  # other videos only
+    collection = BackgroundCollection(model, seed)
+    background = np.concatenate([collection.video(k) for k in range(collection.count(len(everything)))])[: len(everything)]
+    rng = np.random.default_rng(seed)
+    gaussian = _unit(model.centres.mean(axis=0) + rng.standard_normal((len(everything), everything.shape[1])) @ model.chol.T)
+    return {name: np.percentile((queries @ other.T).max(axis=1) if name != "other references" else to_real.max(axis=1),
+                                [10, 50, 90]).round(3).tolist()
+            for name, other in (("other references", None), ("background", background), ("gaussian", gaussian))}
+
+
+if __name__ == "__main__":
+    for name, (p10, p50, p90) in hardness().items():
+        print(f"best similarity of a reference second to {name}, equal size: {p10} / {p50} / {p90} (10th / 50th / 90th percentile)")
