@@ -179,10 +179,6 @@ def hardness(seed: int = 0) -> dict:
     of the references, its best cosine similarity to (a) the other references' seconds, (b) as many
     background seconds, (c) as many seconds of a Gaussian with the shot centres' mean and covariance
     (the previous scale run's kind of background). Percentiles 10 / 50 / 90."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from search_corpus import build_search_corpus, default_corpus_folder
 
     from framegram.cache import framegram_for

@@ -186,7 +186,7 @@ def measured(folder: Path, query_ids: list[str] | None = None) -> dict:
         args += ["--query-ids", str(ids_file)]
     subprocess.run(args, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)})
     result = json.loads(out.read_text())
-    result.update({k: v for k, v in json.loads((folder / "build.json").read_text()).items()})
+    result.update(json.loads((folder / "build.json").read_text()))
     result["build_s"] = result.get("train_s", 0.0) + result["add_s"]
     return result
 

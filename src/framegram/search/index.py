@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,10 +42,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from rich.progress import track
 
 from framegram.errors import FramegramError
 from framegram.framegram import Framegram
 from framegram.io.atomic import atomic_path
+from framegram.io.hashing import sha256_file
 from framegram.search.codec import FlatCodec, TieredCodec, TierSettings, coarse_vectors, train_codec
 from framegram.search.fingerprint import load_fingerprint, reference_descriptors
 from framegram.search.fingerprint_protocol import Fingerprint, require_fingerprint
@@ -360,7 +361,7 @@ class VideoIndex:
         if self.codec_file is not None:
             files.append(self.folder / self.codec_file)
         for seg_id in self.segments:
-            files.extend(p for p in _segment_paths(self.folder, seg_id))
+            files.extend(_segment_paths(self.folder, seg_id))
         on_disk = sum(f.stat().st_size for f in files if f.exists())
         seconds = self.total_rows
         per = (lambda b: b / seconds) if seconds else (lambda b: float("nan"))
@@ -387,9 +388,9 @@ class VideoIndex:
         problems = []
         for seg_id, seg in sorted(self.segments.items()):
             codes_path, coarse_path = _segment_paths(self.folder, seg_id)
-            if _file_sha256(codes_path) != seg.record.codes_sha256:
+            if sha256_file(codes_path) != seg.record.codes_sha256:
                 problems.append(f"{codes_path}: its checksum does not match the index's records")
-            if seg.record.coarse_sha256 is not None and _file_sha256(coarse_path) != seg.record.coarse_sha256:
+            if seg.record.coarse_sha256 is not None and sha256_file(coarse_path) != seg.record.coarse_sha256:
                 problems.append(f"{coarse_path}: its checksum does not match the index's records")
             for start in range(0, seg.record.rows, 100_000):
                 if not np.isfinite(seg.decode(slice(start, start + 100_000))).all():
@@ -569,7 +570,7 @@ class VideoIndex:
         codec.save(path)
         with _connect(self.folder) as db:
             db.execute("UPDATE meta SET value = ? WHERE key = 'codec'", (str(generation),))
-            db.execute("UPDATE meta SET value = ? WHERE key = 'codec_sha256'", (_file_sha256(path),))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'codec_sha256'", (sha256_file(path),))
             db.execute("UPDATE meta SET value = ? WHERE key = 'tiers'", (codec.settings.to_json(),))
             _bump_generation(db, to=generation)
         self._reload()
@@ -673,8 +674,6 @@ def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec,
     codes_path, coarse_path = _segment_paths(folder, seg_id)
     rows = sum(v.n_rows for v, _ in videos)
     coarse = codec.empty_coarse() if isinstance(codec, TieredCodec) else None
-    from rich.progress import track
-
     with atomic_path(codes_path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(rows, codec.code_size))
         batch: list[tuple[IndexedVideo, np.ndarray]] = []
@@ -692,12 +691,12 @@ def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec,
             _add_coarse(coarse, codec, batch, seg_id)
         out.flush()
         del out
-        codes_sha = _file_sha256(tmp)
+        codes_sha = sha256_file(tmp)
     coarse_sha = None
     if coarse is not None:
         with atomic_path(coarse_path, suffix=".faiss") as tmp:
             faiss.write_index(coarse, str(tmp))
-            coarse_sha = _file_sha256(tmp)
+            coarse_sha = sha256_file(tmp)
     return SegmentRecord(seg_id, codec.kind, rows, codec.code_size, codes_sha, coarse_sha, _now())
 
 
@@ -725,7 +724,7 @@ def _load_codec(folder: Path, meta: dict[str, str]) -> TieredCodec | None:
     if not meta.get("codec"):
         return None
     path = folder / _codec_name(int(meta["codec"]))
-    if _file_sha256(path) != meta.get("codec_sha256"):
+    if sha256_file(path) != meta.get("codec_sha256"):
         raise SearchIndexError(f"{path}: its checksum does not match the index's records (damaged)")
     return TieredCodec.load(path)
 
@@ -750,14 +749,6 @@ def _faiss_threads(n: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -808,8 +799,4 @@ def _write_lock(folder: Path) -> Iterator[None]:
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-
-def index_meta(folder: str | Path) -> dict[str, str]:
-    """The manifest's settings of an index directory (format, generation, tiers, ...), as stored."""
-    return _read_state(Path(folder)).meta
 

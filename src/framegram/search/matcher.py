@@ -321,18 +321,18 @@ def _align(
         top = np.argsort(-score, kind="stable")[: settings.refine_lines]
         near = np.arange(-coarse + 1, coarse) * step  # [O]
         speed_index = np.searchsorted(speeds_all, speeds[top])
-        fine_offsets, fine_speeds = [offsets], [speeds]
+        refined_offsets, refined_speeds = [], []
         for t, si in zip(top, speed_index):
             for sj in range(max(0, si - 1), min(len(speeds_all), si + 2)):
                 # the line through the same ref time at the query's middle, at the neighbouring speed
                 middle = offsets[t] + (speeds[t] - speeds_all[sj]) * starts[-1] / 2
-                fine_offsets.append(middle + near)
-                fine_speeds.append(np.full(len(near), speeds_all[sj]))
-        offsets, speeds = np.concatenate(fine_offsets[1:]), np.concatenate(fine_speeds[1:])
-        fine_score, fine_inside = lines(offsets, speeds)
-        offsets = np.concatenate([fine_offsets[0], offsets])
-        speeds = np.concatenate([fine_speeds[0], speeds])
-        score, inside = np.concatenate([score, fine_score]), np.concatenate([inside, fine_inside])
+                refined_offsets.append(middle + near)
+                refined_speeds.append(np.full(len(near), speeds_all[sj]))
+        refined_offsets, refined_speeds = np.concatenate(refined_offsets), np.concatenate(refined_speeds)
+        refined_score, refined_inside = lines(refined_offsets, refined_speeds)
+        # the coarse lines first, so that ties go where they went before refining
+        offsets, speeds = np.concatenate([offsets, refined_offsets]), np.concatenate([speeds, refined_speeds])
+        score, inside = np.concatenate([score, refined_score]), np.concatenate([inside, refined_inside])
     a = int(np.argmax(score))
     best = (float(score[a]), float(offsets[a]), float(speeds[a]), inside[a])
     score, offset, speed, inside = best
