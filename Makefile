@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# vPDQ, a baseline of the search benchmarks, builds against FFmpeg's development libraries
+VPDQ_APT := pkg-config cmake libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev
 
 .PHONY: demo test bench clean
 
@@ -13,6 +15,11 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: its CPU build is the only one that fits these machines.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	@if ! pkg-config --exists libavcodec 2>/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q $(VPDQ_APT) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $(VPDQ_APT) >/dev/null; } \
+	  || echo "FFmpeg's development packages could not be installed"; fi
+	$(PY) -m pip install --quiet vpdq==0.2.5 || echo "vpdq was not built (it needs FFmpeg's development packages: $(VPDQ_APT)); its tests are skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)

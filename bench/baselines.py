@@ -8,8 +8,8 @@ Each baseline is one small class with the same face:
 
 - `NaiveFrameIndex`: what users start from. One raw 1280-d frame vector every 4 s in a flat FAISS
   index; each query frame votes for the video of its nearest neighbour.
-- `VideoHashBaseline`: a whole-video perceptual hash (the `videohash` package, 64 bits a video):
-  near-duplicates of whole files only, no localisation.
+- `VPDQBaseline`: the production peer, Meta's per-second video hash (vPDQ) with the matching rule of
+  its hasher-matcher-actioner.
 - `SlidingCorrelation`: the accuracy ceiling. Every query is slid over every reference at every
   frame offset (and at a few playback speeds), scored by mean cosine; exhaustive, stores everything.
 
@@ -21,11 +21,8 @@ queries of one baseline must share an encoder and a sampling rate.
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +30,6 @@ import numpy as np
 from framegram.align import unit_rows
 from framegram.errors import EncoderMismatchError, NotAVideoError, VideoNotFoundError
 from framegram.framegram import Framegram
-from framegram.io.ffmpeg import ffmpeg_executable
 from framegram.search.match import Match
 
 FramegramLike = Framegram | str | Path
@@ -262,112 +258,129 @@ def resample_rows(rows: np.ndarray, speed: float) -> np.ndarray:
     return unit_rows(rows[low] * (1 - frac) + rows[low + 1] * frac)
 
 
-class VideoHashBaseline:
-    """Whole-video perceptual hash: the `videohash` package (3.0.1), 64 bits per video file.
+@dataclass(frozen=True)
+class VPDQHashes:
+    """One video's vPDQ hash: bits uint8 [n, 32] (a 256-bit PDQ hash a row), quality int [n] (0-100,
+    how much detail the frame has), times float64 [n] (seconds); duration in seconds."""
 
-    videohash samples a frame a second with FFmpeg, tiles the frames into a collage and combines a
-    wavelet hash of the collage with the dominant colours of its tiles. A query matches the
-    references with the smallest Hamming distance; score = 1 - distance / 64, and the match spans
-    the whole query and the whole reference (a whole-file hash cannot localise).
+    bits: np.ndarray
+    quality: np.ndarray
+    times: np.ndarray
+    duration: float
 
-    videohash calls the `ffmpeg` found on PATH; while hashing, a temporary folder holding an
-    `ffmpeg` link to imageio-ffmpeg's binary is put first on PATH (process-wide, restored after:
-    do not hash from two threads at once). It also uses `PIL.Image.ANTIALIAS`, removed in
-    Pillow 10; the alias (LANCZOS, which it named) is added for the duration of a hash.
+    def usable(self, min_quality: int) -> VPDQHashes:
+        """The rows HMA would index or search: quality >= `min_quality`, and each distinct hash once
+        (its first time)."""
+        kept = np.flatnonzero(self.quality >= min_quality)
+        _, first = np.unique(self.bits[kept], axis=0, return_index=True)
+        kept = kept[np.sort(first)]
+        return VPDQHashes(self.bits[kept], self.quality[kept], self.times[kept], self.duration)
+
+
+class VPDQBaseline:
+    """Meta's vPDQ (PyPI `vpdq`): a 256-bit PDQ hash of one frame a second, matched with the rule of
+    Meta's hasher-matcher-actioner (HMA, python-threatexchange's VPDQIndex).
+
+    Stored: the hashes of quality >= 50, each distinct hash of a video once, in a FAISS binary flat
+    index (32 bytes a hash). Query: its usable hashes are range-searched (Hamming distance <= 31);
+    a reference's score is the share of the query's hashes with a match in it, and HMA reports it
+    as a match when that share is >= 80 % (`HMA_QUERY_SHARE`; the share of the reference's hashes
+    matched must be >= 0 %). vPDQ does not place a match in time; here the placement is the median
+    of (reference time - query time) over the matched pairs, added to the query's span.
+
+    The `vpdq` package builds against FFmpeg's development libraries (libavcodec-dev and friends
+    from apt); without it only `hash_video` fails, matching hashes computed elsewhere still works.
     """
 
-    bits = 64
+    max_distance = 31  #: VPDQ_DISTANCE_THRESHOLD
+    min_quality = 50  #: VPDQ_QUALITY_THRESHOLD
+    HMA_QUERY_SHARE = 0.8  #: VPDQ_QUERY_MATCH_THRESHOLD_PERCENT / 100
 
-    def __init__(self, frame_interval: float = 1.0, top_k: int = 5):
-        self.frame_interval = frame_interval  #: frames per second videohash samples
+    def __init__(self, top_k: int = 5, seconds_per_hash: float = 1.0):
+        import faiss
+
         self.top_k = top_k
+        self.seconds_per_hash = seconds_per_hash
+        self._index = faiss.IndexBinaryFlat(256)
         self._ref_ids: list[str] = []
-        self._hashes: list[np.ndarray] = []  # uint8 [64] bits per reference
-        self._durations: list[float] = []  # seconds per reference
+        self._row_ref: list[np.ndarray] = []  # int64 per stored hash: position in _ref_ids
+        self._row_time: list[np.ndarray] = []  # float64 per stored hash: seconds in its reference
+        self._indexed_seconds = 0.0
+
+    @property
+    def hashes(self) -> int:
+        return int(self._index.ntotal)
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored hash's (reference, time), joined once after adds."""
+        if len(self._row_ref) > 1:
+            self._row_ref, self._row_time = [np.concatenate(self._row_ref)], [np.concatenate(self._row_time)]
+        return self._row_ref[0], self._row_time[0]
 
     def add(self, ref_id: str, path: str | Path) -> None:
-        """Hash one reference video file."""
-        self.add_hash(ref_id, *self.hash_video(path))
+        """Hash one reference video file and index it."""
+        self.add_hash(ref_id, self.hash_video(path))
 
-    def add_hash(self, ref_id: str, bits: np.ndarray, duration: float) -> None:
-        """Add a reference whose hash was computed already (see `hash_video`)."""
+    def add_hash(self, ref_id: str, hashes: VPDQHashes) -> None:
+        """Index a reference whose hash was computed already (see `hash_video`)."""
         if ref_id in self._ref_ids:
             raise ValueError(f"reference {ref_id!r} is already hashed")
+        kept = hashes.usable(self.min_quality)
+        self._index.add(np.ascontiguousarray(kept.bits))
+        self._row_ref.append(np.full(len(kept.bits), len(self._ref_ids), np.int64))
+        self._row_time.append(kept.times.astype(np.float64))
         self._ref_ids.append(ref_id)
-        self._hashes.append(bits)
-        self._durations.append(duration)
+        self._indexed_seconds += hashes.duration
 
     def bytes_per_second(self) -> float:
-        """Bytes stored per second of reference video: 8 per video over the videos' total duration."""
-        total = sum(self._durations)
-        return len(self._hashes) * self.bits / 8 / total if total > 0 else 0.0
+        """Bytes of stored hashes per second of indexed video (32 a hash; the reference number and
+        time kept beside each are not counted, as for the other methods)."""
+        return self._index.ntotal * self._index.code_size / self._indexed_seconds if self._indexed_seconds else 0.0
 
     def search(self, query_id: str, query: str | Path, top_k: int | None = None) -> list[Match]:
-        """The references whose hash is nearest the query's (Hamming distance), best first."""
-        return self.search_hash(query_id, *self.hash_video(query), top_k=top_k)
+        return self.search_hash(query_id, self.hash_video(query), top_k=top_k)
 
-    def search_hash(self, query_id: str, bits: np.ndarray, duration: float, top_k: int | None = None) -> list[Match]:
-        """`search` for a query whose hash was computed already."""
-        if not self._ref_ids:
+    def search_hash(self, query_id: str, hashes: VPDQHashes, top_k: int | None = None) -> list[Match]:
+        """The references matching the largest share of the query's hashes, best first; score = that
+        share in [0, 1] (HMA's match: score >= `HMA_QUERY_SHARE`)."""
+        query = hashes.usable(self.min_quality)
+        if self._index.ntotal == 0 or len(query.bits) == 0:
             return []
-        distances = np.count_nonzero(np.stack(self._hashes) != bits, axis=1)
-        order = np.argsort(distances, kind="stable")[: top_k or self.top_k]
-        return [
-            Match(query_id, self._ref_ids[r], 0.0, duration, 0.0, self._durations[r], float(1.0 - distances[r] / self.bits))
-            for r in order
-        ]
+        limits, _, found = self._index.range_search(np.ascontiguousarray(query.bits), self.max_distance + 1)
+        row_ref, row_time = self._rows()
+        query_row = np.repeat(np.arange(len(query.bits)), np.diff(limits.astype(np.int64)))
+        ref = row_ref[found]
+        pairs = np.unique(np.stack([ref, query_row]), axis=1)  # (reference, query hash) matched at least once
+        shares = np.bincount(pairs[0], minlength=len(self._ref_ids)) / len(query.bits)
+        ranked = [int(r) for r in np.argsort(-shares, kind="stable")[: top_k or self.top_k] if shares[r] > 0]
+        start, end = 0.0, hashes.duration
+        out = []
+        for r in ranked:
+            mine = ref == r
+            offset = float(np.median(row_time[found[mine]] - query.times[query_row[mine]]))
+            out.append(Match(query_id, self._ref_ids[r], start, end, offset + start, offset + end, float(shares[r])))
+        return out
 
-    def hash_video(self, path: str | Path) -> tuple[np.ndarray, float]:
-        """(bits uint8 [64], duration in seconds as FFmpeg reports it) of one video file."""
-        if isinstance(path, Framegram):
-            raise TypeError("VideoHashBaseline hashes video files, not framegrams: pass the video's path")
+    def hash_video(self, path: str | Path) -> VPDQHashes:
+        """vPDQ hash of one video file (one frame every `seconds_per_hash` seconds, decoded by vpdq's
+        own FFmpeg libraries, one thread)."""
         path = Path(path)
         if not path.is_file():
             raise VideoNotFoundError(path, "no such file")
-        with _videohash() as (VideoHash, VideoHashError, workdir):
-            # videohash copies its input beside its work files; a link with a plain name spares it
-            # paths it would quote wrongly in its shell commands
-            link = workdir / f"input{path.suffix or '.video'}"
-            link.symlink_to(path.resolve())
-            try:
-                video_hash = VideoHash(path=str(link), storage_path=str(workdir) + os.sep, frame_interval=self.frame_interval)
-            except VideoHashError as exc:
-                raise NotAVideoError(path, f"videohash could not hash it ({type(exc).__name__})") from exc
-            return np.array(video_hash.bitlist, dtype=np.uint8), float(video_hash.video_duration)
-
-
-@contextmanager
-def _videohash() -> Iterator[tuple[type, type, Path]]:
-    """(VideoHash class, its base exception, an empty work folder), with FFmpeg on PATH, Pillow's
-    old ANTIALIAS name present and imagedominantcolor's Pillow deprecation warning hushed until the
-    block ends."""
-    try:
-        from videohash import VideoHash
-        from videohash.exceptions import VideoHashError
-    except ImportError as exc:
-        raise ImportError(
-            "VideoHashBaseline needs the videohash package: pip install videohash==3.0.1 "
-            "(it is in framegram's `test` extra)"
-        ) from exc
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory(prefix="framegram-videohash-") as tmp:
-        tools = Path(tmp) / "bin"
-        tools.mkdir()
-        (tools / "ffmpeg").symlink_to(ffmpeg_executable("VideoHashBaseline"))
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        old_path = os.environ.get("PATH", "")
-        os.environ["PATH"] = f"{tools}{os.pathsep}{old_path}"
-        added_alias = not hasattr(Image, "ANTIALIAS")
-        if added_alias:
-            Image.ANTIALIAS = Image.Resampling.LANCZOS
         try:
-            with warnings.catch_warnings():
-                # imagedominantcolor 1.0.1 calls Image.getdata, deprecated (removal due in Pillow 14)
-                warnings.filterwarnings("ignore", message=".*getdata", category=DeprecationWarning)
-                yield VideoHash, VideoHashError, workdir
-        finally:
-            os.environ["PATH"] = old_path
-            if added_alias:
-                del Image.ANTIALIAS
+            import vpdq
+        except ImportError as exc:
+            raise ImportError("VPDQBaseline.hash_video needs the vpdq package, which builds against FFmpeg's "
+                              "development libraries: apt-get install libavcodec-dev libavformat-dev "
+                              "libavdevice-dev libavfilter-dev libswscale-dev libswresample-dev pkg-config cmake; "
+                              "pip install vpdq==0.2.5 (make bench does both)") from exc
+        try:
+            features = vpdq.computeHash(str(path), seconds_per_hash=self.seconds_per_hash, thread_count=1)
+        except Exception as exc:  # vpdq raises a bare Exception when FFmpeg cannot read the file
+            raise NotAVideoError(path, f"vpdq could not hash it ({exc})") from exc
+        if not features:
+            raise NotAVideoError(path, "vpdq found no frames in it")
+        bits = np.array([np.frombuffer(bytes.fromhex(f.hex), np.uint8) for f in features])
+        times = np.array([f.timestamp for f in features], np.float64)
+        return VPDQHashes(bits, np.array([f.quality for f in features], np.int64), times,
+                          float(times[-1] + self.seconds_per_hash))

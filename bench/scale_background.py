@@ -50,6 +50,9 @@ CREDITS_SHARE = 0.3
 DUPLICATE_SHARE = 0.1
 POOL = 64  #: intros and credits each
 DUPLICATE_COSINE_NOISE = 0.3  #: noise scale relative to a second's norm: cosine about 0.95
+PDQ_CUT_BITS = 64  #: consecutive vPDQ hashes further apart than this begin a new shot
+PDQ_RESIDUAL_BITS = 16  #: random bits flipped in a generated shot's hash
+PDQ_REENCODE_BITS = 12  #: bits a re-encode changes per hash
 
 
 @dataclass(frozen=True)
@@ -112,15 +115,87 @@ class BackgroundModel:
         x += centres.astype(np.float32)[shot_of]
         return _unit(x)
 
+    def reencode(self, rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+        """A near-duplicate of the seconds `x`: per-second noise of cosine about 0.95."""
+        return _unit(x + DUPLICATE_COSINE_NOISE * rng.standard_normal(x.shape) / np.sqrt(x.shape[1]))
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-class BackgroundCollection:
-    """Video k of the collection of `seed`: `video(k)` -> (name, descriptors [n, K])."""
+class PDQBackgroundModel:
+    """The same kind of background for vPDQ: 256-bit PDQ hashes a second, measured on the references'
+    own vPDQ hashes (bench/search.py's cache), never on the queries.
 
-    def __init__(self, model: BackgroundModel, seed: int):
+    - shots: cut where consecutive hashes differ in more than PDQ_CUT_BITS bits; lengths as measured;
+    - a shot's hash: a measured shot's (its bitwise majority) with 25-50 % of the bits in which it
+      differs from another measured shot taken from that one (the CENTRE_MIX of the descriptor model),
+      then PDQ_RESIDUAL_BITS random bits flipped;
+    - within a shot each bit leaves the shot's value with the measured share and stays changed with
+      the measured lag-1 persistence (a two-state Markov chain per bit), so consecutive seconds are
+      as alike as real ones;
+    - a re-encode flips PDQ_REENCODE_BITS random bits a second (within HMA's tolerance of 31).
+    """
+
+    def __init__(self, centres: np.ndarray, shot_lengths: np.ndarray, off_share: float, stay: float):
+        self.centres = centres  #: uint8 [S, 256] measured shots' majority bits
+        self.shot_lengths = shot_lengths
+        self.off_share = off_share  #: share of a second's bits that differ from its shot's
+        self.stay = stay  #: probability that a differing bit still differs a second later
+
+    @classmethod
+    def fit(cls, videos: list[np.ndarray]) -> PDQBackgroundModel:
+        """videos: vPDQ bits uint8 [n, 32] per real video, one row a second."""
+        centres, lengths, off, stayed, was_off = [], [], [], 0, 0
+        for packed in videos:
+            bits = np.unpackbits(packed, axis=1)
+            distance = (bits[1:] != bits[:-1]).sum(axis=1)
+            cuts = np.concatenate([[0], np.flatnonzero(distance > PDQ_CUT_BITS) + 1, [len(bits)]])
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                shot = bits[a:b]
+                centre = (shot.mean(axis=0) > 0.5).astype(np.uint8)
+                deviates = shot != centre
+                centres.append(centre)
+                lengths.append(b - a)
+                off.append(deviates.mean())
+                stayed += int((deviates[1:] & deviates[:-1]).sum())
+                was_off += int(deviates[:-1].sum())
+        return cls(np.array(centres), np.array(lengths), float(np.mean(off)), stayed / max(was_off, 1))
+
+    def sequence(self, rng: np.random.Generator, seconds: int) -> np.ndarray:
+        """Shots of drifting hashes, uint8 [seconds, 32] (packed bits)."""
+        draws = rng.choice(self.shot_lengths, size=2 * int(seconds / self.shot_lengths.mean()) + 8)
+        ends = np.cumsum(draws)
+        count = int(np.searchsorted(ends, seconds)) + 1
+        lengths = draws[:count].copy()
+        lengths[-1] -= ends[count - 1] - seconds
+        a, b = (self.centres[rng.integers(len(self.centres), size=count)] for _ in range(2))
+        take = (a != b) & (rng.random(a.shape) < rng.uniform(*CENTRE_MIX, size=(count, 1)))
+        centres = np.where(take, b, a)
+        for row in centres:
+            row[rng.choice(256, PDQ_RESIDUAL_BITS, replace=False)] ^= 1
+        # per bit a two-state chain: off with stationary share `off_share`, staying off with `stay`
+        enter = self.off_share * (1 - self.stay) / max(1 - self.off_share, 1e-9)
+        u = rng.random((seconds, 256))
+        off = np.empty((seconds, 256), bool)
+        off[0] = u[0] < self.off_share
+        for t in range(1, seconds):
+            off[t] = np.where(off[t - 1], u[t] < self.stay, u[t] < enter)
+        return np.packbits(centres[np.repeat(np.arange(count), lengths)] ^ off, axis=1)
+
+    def reencode(self, rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+        bits = np.unpackbits(x, axis=1)
+        flips = np.argsort(rng.random(bits.shape), axis=1)[:, :PDQ_REENCODE_BITS]
+        np.put_along_axis(bits, flips, 1 - np.take_along_axis(bits, flips, axis=1), axis=1)
+        return np.packbits(bits, axis=1)
+
+
+class BackgroundCollection:
+    """Video k of the collection of `seed`: `video(k)` -> its seconds ([n, K] descriptors, or [n, 32]
+    packed PDQ bits with a `PDQBackgroundModel`)."""
+
+    def __init__(self, model: BackgroundModel | PDQBackgroundModel, seed: int):
         self.model, self.seed = model, seed
         pool_rng = np.random.default_rng([seed, 1 << 30])
         self.intros = [model.sequence(pool_rng, int(pool_rng.integers(8, 31))) for _ in range(POOL)]
@@ -164,8 +239,7 @@ class BackgroundCollection:
         if duplicate is None:
             return self._base(k)
         rng, source, a, b = duplicate
-        x = self._base(source)[a:b]
-        return _unit(x + DUPLICATE_COSINE_NOISE * rng.standard_normal(x.shape) / np.sqrt(x.shape[1]))
+        return self.model.reencode(rng, self._base(source)[a:b])
 
     def count(self, seconds: float) -> int:
         """How many videos (0, 1, ...) make at least `seconds` seconds."""

@@ -41,7 +41,8 @@ from rich.progress import track
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search as search_bench  # noqa: E402  (cached query views, scoring, calibration)
 from common import markdown_table, write_result  # noqa: E402
-from scale_background import BackgroundCollection, BackgroundModel  # noqa: E402
+from baselines import VPDQBaseline, VPDQHashes  # noqa: E402
+from scale_background import BackgroundCollection, BackgroundModel, PDQBackgroundModel  # noqa: E402
 from search_corpus import SearchCorpus, build_search_corpus, default_corpus_folder  # noqa: E402
 
 from framegram.cache import framegram_for  # noqa: E402
@@ -191,6 +192,47 @@ def measured(folder: Path, query_ids: list[str] | None = None) -> dict:
     return result
 
 
+# ---- vPDQ in the same kind of background ---------------------------------------------------------
+
+
+def vpdq_measured(corpus: SearchCorpus, hours: float, seed: int) -> dict:
+    """vPDQ (HMA's index and rule) over the references' vPDQ hashes inside `hours` of generated PDQ
+    background (`PDQBackgroundModel`, fitted on the references' own hashes), every test query."""
+    queries = corpus.test_queries
+    hashes = search_bench.vpdq_hashes(corpus, [r.path for r in corpus.references] + [q.path for q in queries], workers=2)
+    model = PDQBackgroundModel.fit([hashes[str(r.path)].bits for r in corpus.references])
+    collection = BackgroundCollection(model, seed)
+    baseline = VPDQBaseline()
+    t = time.perf_counter()
+    for k in track(range(collection.count(hours * 3600)), description=f"vPDQ background {hours:g} h"):
+        bits = collection.video(k)
+        baseline.add_hash(f"bg{k:07d}", VPDQHashes(bits, np.full(len(bits), 100), np.arange(len(bits), dtype=np.float64), float(len(bits))))
+    for r in corpus.references:
+        baseline.add_hash(r.ref_id, hashes[str(r.path)])
+    build_s = time.perf_counter() - t
+    results, latency = {}, []
+    for q in track(queries, description="vPDQ queries"):
+        t = time.perf_counter()
+        results[q.query_id] = baseline.search_hash(q.query_id, hashes[str(q.path)])
+        latency.append(time.perf_counter() - t)
+    hma = VPDQBaseline.HMA_QUERY_SHARE
+    ten = search_bench.summarise([q for q in queries if q.length == 10.0], results, hma)
+    every = search_bench.summarise(queries, results, hma)
+    negatives = [q for q in queries if q.ref_id is None]
+    return {
+        "recall_at_1": ten["recall_at_1"],
+        "recall_at_1_5s": search_bench.summarise([q for q in queries if q.length == 5.0], results, None)["recall_at_1"],
+        "uap": every["uap"], "threshold": hma, "recall_at_1_thresholded": ten["recall_at_1_thresholded"],
+        "negatives_matched": every["negatives_matched"], "negatives": len(negatives),
+        "negatives_matched_share": every["negatives_matched"] / max(len(negatives), 1),
+        "p50_ms": 1000 * float(np.percentile(latency, 50)), "p95_ms": 1000 * float(np.percentile(latency, 95)),
+        "p99_ms": 1000 * float(np.percentile(latency, 99)), "disk_bytes_per_second": baseline.bytes_per_second(),
+        "build_s": build_s, "hashes": baseline.hashes,
+        "background_model": {"shots": len(model.centres), "mean_shot_s": float(model.shot_lengths.mean()),
+                             "off_share": model.off_share, "stay": model.stay},
+    }
+
+
 # ---- the fine codes at the benchmark's size ---------------------------------------------------
 
 
@@ -260,6 +302,14 @@ def print_tables(report: dict) -> None:
               f"{r['queries_per_s']:.1f}", f"{r['rss_open_gb']:.2f} / {r['rss_peak_gb']:.2f}",
               f"{r['disk_bytes_per_second']:.1f} / {r['memory_bytes_per_second']:.1f}", f"{r['build_s']:.0f}",
               f"{r.get('compact_s', float('nan')):.0f}"] for name, r in rows]))
+    if "vpdq_1000h" in report:
+        v = report["vpdq_1000h"]
+        print("\nvPDQ at 1,000 h (HMA's index and rule: Hamming <= 31, a match from 80 % of the query's hashes; generated PDQ background)\n")
+        print(markdown_table(
+            ["method", "recall@1 10 s", "recall@1 5 s", "µAP", "negatives matched", "recall@1 10 s at threshold", "p50 / p95 / p99 ms", "disk B/s", "build s"],
+            [["vPDQ 1000 h", f"{v['recall_at_1']:.3f}", f"{v['recall_at_1_5s']:.3f}", f"{v['uap']:.3f}",
+              f"{v['negatives_matched']}/{v['negatives']} at {v['threshold']}", f"{v['recall_at_1_thresholded']:.3f}",
+              f"{v['p50_ms']:.0f} / {v['p95_ms']:.0f} / {v['p99_ms']:.0f}", f"{v['disk_bytes_per_second']:.1f}", f"{v['build_s']:.0f}"]]))
     sizes = report.get("sizes", {})
     if sizes and all("recall_at_1_per_distortion" in r for r in sizes.values()):
         print("\nrecall@1 of 10-s queries per distortion, by size\n")
@@ -274,6 +324,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--codecs", action="store_true", help="also the fine codes' table at the benchmark's size")
     parser.add_argument("--no-flat", action="store_true", help="skip the flat index at 1,000 h")
+    parser.add_argument("--no-vpdq", action="store_true", help="skip vPDQ at 1,000 h")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure-out", type=Path, help=argparse.SUPPRESS)
@@ -299,6 +350,8 @@ def main() -> None:
             ten = [q.query_id for q in corpus.test_queries if q.length == 10.0][::3]
             report["flat_1000h"] = measured(build(corpus, hours, args.seed, flat=True), ten)
             report["tiered_1000h_flat_queries"] = measured(folder, ten)
+        if hours == 1000 and not args.no_vpdq:
+            report["vpdq_1000h"] = vpdq_measured(corpus, hours, args.seed)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_result(args.out, report)
     print_tables(report)

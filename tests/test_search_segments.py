@@ -98,6 +98,41 @@ def test_adds_write_segments_removes_write_tombstones_compaction_merges(basis, r
         f"{ix.segments[next(iter(ix.segments))].record.seg_id:08d}.codes"}
 
 
+def test_compaction_of_tiered_segments_keeps_every_answer(basis, refs, tmp_path):
+    """Whole segments are copied (codes and coarse lists): every query second finds the same
+    neighbours before and after, at the same places; a segment with a removed video is re-derived
+    without the video's windows."""
+    items = list(refs.items())
+    ix = build(tmp_path / "ix", basis, dict(items[:8]), tiers=SMALL_TIERS, commit_every=4)
+    ix.train()
+    ix.compact()  # one tiered segment
+    ix.add([(f"{r}-b", f) for r, f in items[8:16]], commit_every=4)  # two more
+    assert ix.info().segments == 3 and ix.info().flat_segments == 0
+    queries = [reference_descriptors(excerpt(refs[r], start, 50, seed=n), basis).vectors
+               for n, (r, start) in enumerate([("ref01", 30), ("ref09", 200), ("ref13", 90), ("ref10", 40)])]
+
+    def answers(index: VideoIndex) -> list:
+        out = []
+        for sims, keys in index.neighbours(queries, 16):
+            who, at = index.locate(keys)
+            out.append((sims, [index.ref_ids[w] if w >= 0 else None for w in who.ravel()], at))
+        return out
+
+    before = answers(ix)
+    assert ix.compact()["segments_before"] == 3 and ix.info().segments == 1
+    for (s0, w0, a0), (s1, w1, a1) in zip(before, answers(ix)):
+        assert np.array_equal(s0, s1) and w0 == w1 and np.array_equal(a0, a1)
+
+    ix.add([("ref00-c", refs["ref00"])])
+    ix.remove(["ref10-b"])
+    ix.compact()
+    assert ix.info().segments == 1 and "ref10-b" not in ix
+    windows = sum(-(-v.n_rows // SMALL_TIERS.window) for v in ix.videos.values())
+    assert next(iter(ix.segments.values())).coarse.ntotal == windows  # the removed video's windows are gone
+    assert match(ix, {"as-is": excerpt(refs["ref12"], 40, 50)}, "q", threshold=None)[0].ref_id == "ref12-b"  # re-derived
+    assert all(m.ref_id != "ref10-b" for m in match(ix, {"as-is": excerpt(refs["ref10"], 40, 50)}, "q", threshold=None))
+
+
 def test_a_trained_index_finds_what_the_flat_one_finds(basis, refs, extra, tmp_path):
     flat = build(tmp_path / "flat", basis, refs)
     tiered = build(tmp_path / "tiered", basis, refs, tiers=SMALL_TIERS, commit_every=10)

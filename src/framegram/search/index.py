@@ -327,11 +327,16 @@ class VideoIndex:
         else:
             coarse_queries = q
         assigned_sims, assigned = self.codec.assign(coarse_queries)
-        found: list[np.ndarray] = []
+        sims, ids = [], []
         for seg in segments:
-            _, ids = seg.coarse.search_preassigned(coarse_queries, COARSE_NEIGHBOURS, assigned, assigned_sims)
-            found.append(np.unique(ids[ids >= 0]))
-        windows = np.unique(np.concatenate(found))  # keys of the windows' first seconds
+            d, i = seg.coarse.search_preassigned(coarse_queries, COARSE_NEIGHBOURS, assigned, assigned_sims)
+            sims.append(np.where(i >= 0, d, -np.inf))
+            ids.append(i)
+        if len(segments) > 1:  # the best windows over all segments: as many as one segment would give
+            sims_all, ids_all = np.concatenate(sims, axis=1), np.concatenate(ids, axis=1)
+            best = np.argsort(-sims_all, axis=1, kind="stable")[:, :COARSE_NEIGHBOURS]
+            ids = [np.take_along_axis(ids_all, best, axis=1)]
+        windows = np.unique(ids[0][ids[0] >= 0])  # keys of the windows' first seconds
         who, at = self.locate(windows)
         windows, who, at = windows[who >= 0], who[who >= 0], at[who >= 0]
         if len(windows) == 0:
@@ -519,19 +524,39 @@ class VideoIndex:
             codec = self.codec if self.codec is not None else self._flat_codec()
             seg_id = self.generation + 1
             firsts = np.cumsum([0] + [v.n_rows for v in videos[:-1]])
-            placed = [(dataclasses.replace(v, segment=seg_id, first_row=int(row)), self._codes_in(v, codec))
-                      for v, row in zip(videos, firsts)]
-            new = _write_segment(self.folder, seg_id, codec, placed, show_progress)  # OSError: see _writing
+            placed = [dataclasses.replace(v, segment=seg_id, first_row=int(row)) for v, row in zip(videos, firsts)]
+            parts = self._compaction_parts(videos, placed, codec)
+            new = _write_segment(self.folder, seg_id, codec, parts, show_progress)  # OSError: see _writing
             with _connect(self.folder) as db:
                 db.execute("DELETE FROM segments")
                 db.execute("DELETE FROM tombstones")
                 _insert_segment(db, new)
                 db.executemany("UPDATE videos SET seg_id = ?, first_row = ? WHERE ref_id = ?",
-                               [(seg_id, v.first_row, v.ref_id) for v, _ in placed])
+                               [(seg_id, v.first_row, v.ref_id) for v in placed])
                 _bump_generation(db, to=seg_id)
             self._reload()
             return {"segments_before": before[0], "tombstoned_seconds_dropped": before[1], "seconds": self.total_rows,
                     "s": round(time.perf_counter() - started, 2)}
+
+    def _compaction_parts(self, videos: list[IndexedVideo], placed: list[IndexedVideo],
+                          codec: FlatCodec | TieredCodec) -> list[_Part]:
+        """What a compaction writes, in row order: a whole segment whose rows are all live and coded by
+        `codec` as one part whose codes and coarse lists are copied (nothing decoded); any other
+        segment video by video (decoded and re-encoded when its codec differs)."""
+        by_segment: dict[int, list[int]] = {}
+        for k, v in enumerate(videos):
+            by_segment.setdefault(v.segment, []).append(k)
+        parts = []
+        for seg_id, members in by_segment.items():
+            seg = self.segments[seg_id]
+            whole = sum(videos[k].n_rows for k in members) == seg.record.rows
+            if whole and seg.codec is codec and seg.coarse is not None:
+                first = placed[members[0]].first_row
+                shift = ((placed[0].segment - seg_id) << _ROW_BITS) + first  # old key + shift = new key
+                parts.append(_Part([placed[k] for k in members], lambda seg=seg: np.asarray(seg.codes), seg.coarse, shift))
+            else:
+                parts += [_Part([placed[k]], self._codes_in(videos[k], codec)) for k in members]
+        return parts
 
     def _codes_in(self, v: IndexedVideo, codec: FlatCodec | TieredCodec) -> Callable[[], np.ndarray]:
         """A video's codes under `codec`: copied when its segment already uses it, else decoded and encoded."""
@@ -589,7 +614,7 @@ class VideoIndex:
             placed.append(IndexedVideo(ref_id, path, sha, duration, seg_id, row, len(x), _now()))
             row += len(x)
         record = _write_segment(self.folder, seg_id, codec,
-                                [(v, lambda x=x: codec.encode(x)) for v, (_, x) in zip(placed, pending)])
+                                [_Part([v], lambda x=x: codec.encode(x)) for v, (_, x) in zip(placed, pending)])
         with _connect(self.folder) as db:
             _insert_segment(db, record)
             db.executemany("INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -667,26 +692,45 @@ def _codec_name(generation: int) -> str:
     return f"codec-{generation:08d}.npz"
 
 
-def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec,
-                   videos: list[tuple[IndexedVideo, Callable[[], np.ndarray]]], show_progress: bool = False) -> SegmentRecord:
-    """Write a segment's files atomically, one video's codes at a time (a compaction of a large index
-    never holds it all in memory); returns its record. `videos`: (placement, its codes) in row order."""
+@dataclass(frozen=True)
+class _Part:
+    """Consecutive rows of a segment being written: `videos` (placed in it, in row order), their
+    codes, and where their coarse entries come from: None, computed from the decoded codes; or a
+    source segment's coarse lists, copied with every key moved by `key_shift`."""
+
+    videos: list[IndexedVideo]
+    codes: Callable[[], np.ndarray]
+    coarse_source: faiss.IndexIVF | None = None
+    key_shift: int = 0
+
+
+def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec, parts: list[_Part],
+                   show_progress: bool = False) -> SegmentRecord:
+    """Write a segment's files atomically, one part's codes at a time (a compaction of a large index
+    never holds it all in memory); returns its record."""
     codes_path, coarse_path = _segment_paths(folder, seg_id)
-    rows = sum(v.n_rows for v, _ in videos)
+    rows = sum(v.n_rows for part in parts for v in part.videos)
     coarse = codec.empty_coarse() if isinstance(codec, TieredCodec) else None
     with atomic_path(codes_path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(rows, codec.code_size))
         batch: list[tuple[IndexedVideo, np.ndarray]] = []
         batch_rows = 0
-        for v, codes in track(videos, description="writing segment", disable=not show_progress):
-            c = codes()
-            out[v.first_row : v.first_row + v.n_rows] = c
-            if coarse is not None:
-                batch.append((v, c))
-                batch_rows += v.n_rows
-                if batch_rows >= 200_000:
-                    _add_coarse(coarse, codec, batch, seg_id)
-                    batch, batch_rows = [], 0
+        for part in track(parts, description="writing segment", disable=not show_progress):
+            c = part.codes()
+            first = part.videos[0].first_row
+            out[first : first + len(c)] = c
+            if coarse is None:
+                continue
+            if part.coarse_source is not None:
+                # merge_from empties its source: a copy, so this snapshot stays searchable
+                coarse.merge_from(faiss.clone_index(part.coarse_source), part.key_shift)
+                continue
+            v = part.videos[0]
+            batch.append((v, c))
+            batch_rows += v.n_rows
+            if batch_rows >= 200_000:
+                _add_coarse(coarse, codec, batch, seg_id)
+                batch, batch_rows = [], 0
         if coarse is not None and batch:
             _add_coarse(coarse, codec, batch, seg_id)
         out.flush()
