@@ -84,8 +84,6 @@ class MatchSettings:
     refine_lines: int = 3
     similarity_share: float = SIMILARITY_SHARE
     min_query_seconds: float = MIN_QUERY_SECONDS
-    offset_votes: str = "none"
-    offset_bin: float = 2.0
 
 
 def match(
@@ -160,13 +158,7 @@ def _match_view(
     """Align one view: dense windows [M, K]; the neighbours of its seconds; bank_best [S, pieces]:
     their best similarity to each background-bank piece."""
     per_second = frames_per_second(index.fingerprint.fps)
-    if settings.offset_votes == "only":
-        candidates = _consistent_candidates(neighbours, settings.candidates, settings)
-    elif settings.offset_votes == "union":
-        candidates = list(dict.fromkeys(_candidates(neighbours.sims, neighbours.who, len(ids), settings.candidates)
-                                        + _consistent_candidates(neighbours, settings.candidates, settings)))
-    else:
-        candidates = _candidates(neighbours.sims, neighbours.who, len(ids), settings.candidates)
+    candidates = _candidates(neighbours.sims, neighbours.who, len(ids), settings.candidates)
     # which query second each dense window belongs to, for its background
     second_of_window = np.minimum(np.arange(len(dense.vectors)) // per_second, len(neighbours.sims) - 1)
     query_span = max(1, round(query_duration / WINDOW_SECONDS))
@@ -245,33 +237,6 @@ def _candidates(sims: np.ndarray, who: np.ndarray, n_videos: int, n: int) -> lis
         votes[hit] += best[hit]
     order = np.argsort(-votes, kind="stable")
     return [int(c) for c in order[:n] if votes[c] > 0]
-
-
-def _consistent_candidates(neighbours: _Neighbours, n: int, settings: MatchSettings) -> list[int]:
-    S, k = neighbours.sims.shape
-    seen = neighbours.who >= 0
-    s_idx = np.broadcast_to(np.arange(S)[:, None], (S, k))[seen]
-    video = neighbours.who[seen].astype(np.int64)
-    offset = neighbours.at[seen] - s_idx
-    sim = neighbours.sims[seen]
-    b = np.floor(offset / settings.offset_bin).astype(np.int64)
-    # each hit counts in its bin and the next lower one: a line falls whole into one of them
-    video = np.concatenate([video, video]); b = np.concatenate([b, b - 1])
-    s_idx = np.concatenate([s_idx, s_idx]); sim = np.concatenate([sim, sim])
-    key_vb = video * (1 << 24) + (b + (1 << 23))
-    key = key_vb * 4096 + s_idx
-    order = np.lexsort((-sim, key))
-    first = np.ones(len(order), bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    kb, sb = key_vb[order][first], sim[order][first]
-    uniq, inv = np.unique(kb, return_inverse=True)
-    totals = np.bincount(inv, weights=sb)
-    vids = uniq >> 24
-    best = {}
-    for v, t in zip(vids.tolist(), totals.tolist()):
-        if t > best.get(v, 0.0):
-            best[v] = t
-    return [v for v, _ in sorted(best.items(), key=lambda x: -x[1])[:n]]
 
 
 def _background(sims: np.ndarray, who: np.ndarray, candidate: int, settings: MatchSettings,
