@@ -273,6 +273,36 @@ def codec_table(corpus: SearchCorpus) -> dict:
     return rows
 
 
+# ---- projection -------------------------------------------------------------------------------
+
+#: one machine of this kind: the issue's memory budget, and the disk a shard may fill (its segments
+#: plus a compaction's copy of them)
+MACHINE_RSS_GB, MACHINE_DISK_GB = 8.0, 60.0
+
+
+def projection(sizes: dict, hours: float = 1e6) -> dict:
+    """The measured growth carried to `hours`: bytes per second are flat, so disk and memory grow in
+    proportion; latency, open time and peak RSS follow a power law fitted (least squares in log-log)
+    through every measured size. Shards: how many machines hold it within MACHINE_RSS_GB and
+    MACHINE_DISK_GB each."""
+    measured = sorted((float(h), r) for h, r in sizes.items())
+    x = np.log([h for h, _ in measured])
+    out: dict = {"hours": hours, "from_hours": [h for h, _ in measured]}
+    for key in ("p50_ms", "p95_ms", "p99_ms", "rss_peak_gb", "rss_open_gb", "open_s"):
+        y = np.log([max(r[key], 1e-9) for _, r in measured])
+        slope, intercept = np.polyfit(x, y, 1)
+        out[key] = float(np.exp(intercept + slope * np.log(hours)))
+        out[f"{key}_exponent"] = float(slope)
+    seconds = hours * 3600
+    disk, memory = measured[-1][1]["disk_bytes_per_second"], measured[-1][1]["memory_bytes_per_second"]
+    out["disk_gb"] = seconds * disk / 1e9
+    out["coarse_memory_gb"] = seconds * memory / 1e9
+    per_shard = min(MACHINE_RSS_GB * 1e9 / memory, MACHINE_DISK_GB * 1e9 / (2 * disk)) / 3600
+    out["hours_per_machine"] = per_shard
+    out["machines"] = int(np.ceil(hours / per_shard))
+    return out
+
+
 # ---- tables ---------------------------------------------------------------------------------
 
 
@@ -310,6 +340,13 @@ def print_tables(report: dict) -> None:
             [["vPDQ 1000 h", f"{v['recall_at_1']:.3f}", f"{v['recall_at_1_5s']:.3f}", f"{v['uap']:.3f}",
               f"{v['negatives_matched']}/{v['negatives']} at {v['threshold']}", f"{v['recall_at_1_thresholded']:.3f}",
               f"{v['p50_ms']:.0f} / {v['p95_ms']:.0f} / {v['p99_ms']:.0f}", f"{v['disk_bytes_per_second']:.1f}", f"{v['build_s']:.0f}"]]))
+    if "projection" in report:
+        p = report["projection"]
+        print(f"\nprojected to {p['hours']:,.0f} h from {', '.join(f'{h:,.0f}' for h in p['from_hours'])} h: "
+              f"disk {p['disk_gb']:,.0f} GB, coarse lists in memory {p['coarse_memory_gb']:,.0f} GB, "
+              f"p50 / p95 {p['p50_ms']:.0f} / {p['p95_ms']:.0f} ms (growth exponents {p['p50_ms_exponent']:.2f} / "
+              f"{p['p95_ms_exponent']:.2f}), peak RSS {p['rss_peak_gb']:.1f} GB; one machine holds "
+              f"{p['hours_per_machine']:,.0f} h: {p['machines']} shards")
     sizes = report.get("sizes", {})
     if sizes and all("recall_at_1_per_distortion" in r for r in sizes.values()):
         print("\nrecall@1 of 10-s queries per distortion, by size\n")
@@ -352,6 +389,8 @@ def main() -> None:
             report["tiered_1000h_flat_queries"] = measured(folder, ten)
         if hours == 1000 and not args.no_vpdq:
             report["vpdq_1000h"] = vpdq_measured(corpus, hours, args.seed)
+    if len(sizes) >= 2:
+        report["projection"] = projection(sizes)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_result(args.out, report)
     print_tables(report)
