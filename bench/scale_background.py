@@ -20,6 +20,8 @@ index's fingerprint), never on the queries:
     can meet the same sequence in hundreds of videos;
   - near-duplicates: DUPLICATE_SHARE of the videos are re-encodes of an earlier background video
     (its sequence, trimmed at random, with per-second noise of cosine about 0.95 to the original).
+The vPDQ rows of bench/search_scale.py use `PDQBackgroundModel`, the same construction for 256-bit
+PDQ hashes (`python bench/scale_background.py --vpdq` measures it the same way).
 Video lengths are log-normal (median 20 min, 1 min to 3 h). Video k of a seed is generated from
 `np.random.default_rng([seed, k])` alone, so any part of a collection can be made again, in any order.
 
@@ -280,6 +282,43 @@ def hardness(seed: int = 0) -> dict:
             for name, other in (("other references", None), ("background", background), ("gaussian", gaussian))}
 
 
+def pdq_hardness(seed: int = 0) -> dict:
+    """The same check for the vPDQ background: for every 10th reference hash, the Hamming distance to
+    its nearest (a) hash of another reference, (b) background hash, (c) uniformly random hash, among
+    as many as the references hold; percentiles 10 / 50 / 90 (HMA calls <= 31 a match)."""
+    import faiss
+    import search as search_bench
+    from search_corpus import build_search_corpus, default_corpus_folder
+
+    corpus = build_search_corpus(default_corpus_folder(), workers=2)
+    hashes = search_bench.vpdq_hashes(corpus, [r.path for r in corpus.references], workers=2)
+    real = [hashes[str(r.path)].bits for r in corpus.references]
+    everything = np.concatenate(real)
+    owner = np.repeat(np.arange(len(real)), [len(x) for x in real])
+    picked = np.arange(0, len(everything), 10)
+    collection = BackgroundCollection(PDQBackgroundModel.fit(real), seed)
+    background = np.concatenate([collection.video(k) for k in range(collection.count(len(everything)))])[: len(everything)]
+    uniform = np.random.default_rng(seed).integers(0, 256, everything.shape, dtype=np.uint8)
+
+    def nearest(base: np.ndarray, own: bool = False) -> np.ndarray:
+        index = faiss.IndexBinaryFlat(256)
+        index.add(base)
+        distance, found = index.search(everything[picked], 64)
+        if own:  # other videos only
+            distance = np.where(owner[found] == owner[picked][:, None], 256, distance)
+        return distance.min(axis=1)
+
+    return {name: np.percentile(nearest(base, name == "other references"), [10, 50, 90]).tolist()
+            for name, base in (("other references", everything), ("background", background), ("uniform", uniform))}
+
+
 if __name__ == "__main__":
-    for name, (p10, p50, p90) in hardness().items():
-        print(f"best similarity of a reference second to {name}, equal size: {p10} / {p50} / {p90} (10th / 50th / 90th percentile)")
+    import sys
+
+    if "--vpdq" in sys.argv:
+        for name, (p10, p50, p90) in pdq_hardness().items():
+            print(f"Hamming distance of a reference vPDQ hash to the nearest {name} hash, equal size: "
+                  f"{p10:.0f} / {p50:.0f} / {p90:.0f} bits (10th / 50th / 90th percentile)")
+    else:
+        for name, (p10, p50, p90) in hardness().items():
+            print(f"best similarity of a reference second to {name}, equal size: {p10} / {p50} / {p90} (10th / 50th / 90th percentile)")
