@@ -99,7 +99,7 @@ def test_adds_write_segments_removes_write_tombstones_compaction_merges(basis, r
 
 
 def test_compaction_of_tiered_segments_keeps_every_answer(basis, refs, tmp_path):
-    """Whole segments are copied (codes and coarse lists): every query second finds the same
+    """Whole segments are copied (their codes as one block, coarse lists rebuilt): every query second finds the same
     neighbours before and after, at the same places; a segment with a removed video is re-derived
     without the video's windows."""
     items = list(refs.items())

@@ -541,19 +541,18 @@ class VideoIndex:
     def _compaction_parts(self, videos: list[IndexedVideo], placed: list[IndexedVideo],
                           codec: FlatCodec | TieredCodec) -> list[_Part]:
         """What a compaction writes, in row order: a whole segment whose rows are all live and coded by
-        `codec` as one part whose codes and coarse lists are copied (nothing decoded); any other
-        segment video by video (decoded and re-encoded when its codec differs)."""
+        `codec` as one part whose codes are copied as one block; any other segment video by video
+        (decoded and re-encoded when its codec differs). Coarse lists are always rebuilt from the
+        decoded codes: FAISS 1.15's `merge_from` of fast-scan inverted lists crashed (SIGSEGV in
+        memcpy) merging the 100,000-h benchmark's segments."""
         by_segment: dict[int, list[int]] = {}
         for k, v in enumerate(videos):
             by_segment.setdefault(v.segment, []).append(k)
         parts = []
         for seg_id, members in by_segment.items():
             seg = self.segments[seg_id]
-            whole = sum(videos[k].n_rows for k in members) == seg.record.rows
-            if whole and seg.codec is codec and seg.coarse is not None:
-                first = placed[members[0]].first_row
-                shift = ((placed[0].segment - seg_id) << _ROW_BITS) + first  # old key + shift = new key
-                parts.append(_Part([placed[k] for k in members], lambda seg=seg: np.asarray(seg.codes), seg.coarse, shift))
+            if sum(videos[k].n_rows for k in members) == seg.record.rows and seg.codec is codec:
+                parts.append(_Part([placed[k] for k in members], lambda seg=seg: np.asarray(seg.codes)))
             else:
                 parts += [_Part([placed[k]], self._codes_in(videos[k], codec)) for k in members]
         return parts
@@ -694,14 +693,11 @@ def _codec_name(generation: int) -> str:
 
 @dataclass(frozen=True)
 class _Part:
-    """Consecutive rows of a segment being written: `videos` (placed in it, in row order), their
-    codes, and where their coarse entries come from: None, computed from the decoded codes; or a
-    source segment's coarse lists, copied with every key moved by `key_shift`."""
+    """Consecutive rows of a segment being written: `videos` (placed in it, in row order) and their
+    codes, [rows of all of them, code size]."""
 
     videos: list[IndexedVideo]
     codes: Callable[[], np.ndarray]
-    coarse_source: faiss.IndexIVF | None = None
-    key_shift: int = 0
 
 
 def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec, parts: list[_Part],
@@ -721,16 +717,12 @@ def _write_segment(folder: Path, seg_id: int, codec: FlatCodec | TieredCodec, pa
             out[first : first + len(c)] = c
             if coarse is None:
                 continue
-            if part.coarse_source is not None:
-                # merge_from empties its source: a copy, so this snapshot stays searchable
-                coarse.merge_from(faiss.clone_index(part.coarse_source), part.key_shift)
-                continue
-            v = part.videos[0]
-            batch.append((v, c))
-            batch_rows += v.n_rows
-            if batch_rows >= 200_000:
-                _add_coarse(coarse, codec, batch, seg_id)
-                batch, batch_rows = [], 0
+            for v in part.videos:
+                batch.append((v, c[v.first_row - first : v.first_row - first + v.n_rows]))
+                batch_rows += v.n_rows
+                if batch_rows >= 200_000:
+                    _add_coarse(coarse, codec, batch, seg_id)
+                    batch, batch_rows = [], 0
         if coarse is not None and batch:
             _add_coarse(coarse, codec, batch, seg_id)
         out.flush()
