@@ -798,15 +798,31 @@ class _State:
 @contextlib.contextmanager
 def _connect(folder: Path) -> Iterator[sqlite3.Connection]:
     """A connection in WAL mode whose `with` block is one transaction (committed on success)."""
-    db = sqlite3.connect(folder / _DB, timeout=30)
+    # IMMEDIATE: a write transaction takes the write lock when it begins, under the busy timeout; a
+    # deferred one that read first would be refused at once ("database is locked") to avoid deadlock
+    db = sqlite3.connect(folder / _DB, timeout=30, isolation_level="IMMEDIATE")
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        _set_wal(db)
         with db:
             yield db
     except sqlite3.DatabaseError as e:
         raise SearchIndexError(f"{folder / _DB}: {e}") from None
     finally:
         db.close()
+
+
+def _set_wal(db: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch to WAL, waiting while another process creates the file: SQLite answers this pragma
+    "database is locked" at once, without its busy timeout, while another connection holds a lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _read_state(folder: Path) -> _State:
