@@ -89,6 +89,8 @@ def build(corpus: SearchCorpus, hours: float, seed: int, flat: bool = False) -> 
     settings = tier_settings(hours) if not flat else TierSettings(train_at=10**12)
     times: dict[str, float] = json.loads((folder / "times.json").read_text()) if (folder / "times.json").exists() else {}
     index = VideoIndex.create(folder, default_basis(), exist_ok=True, tiers=settings)
+    if len(index) and "add_s" not in times:  # resumed from a build that kept no times: its add time is unknown
+        times["add_s"] = float("nan")
     if not flat and index.codec is None:
         t = time.perf_counter()
         sample, starts, k = [], [], 0
@@ -363,12 +365,16 @@ def main() -> None:
     parser.add_argument("--no-flat", action="store_true", help="skip the flat index at 1,000 h")
     parser.add_argument("--no-vpdq", action="store_true", help="skip vPDQ at 1,000 h")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--build-only", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--query-ids", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         measure(args.measure, json.loads(args.query_ids.read_text()) if args.query_ids else None, args.measure_out)
+        return
+    if args.build_only:
+        build(build_search_corpus(default_corpus_folder(), workers=2), args.build_only, args.seed)
         return
 
     started = time.perf_counter()
@@ -379,7 +385,10 @@ def main() -> None:
         report["codecs"] = codec_table(corpus)
     sizes = report.setdefault("sizes", {})
     for hours in [float(h) for h in args.hours.split(",") if h]:
-        folder = build(corpus, hours, args.seed)
+        # built in a child process: what the build held in memory must not be held while measuring
+        subprocess.run([sys.executable, __file__, "--build-only", f"{hours:g}", "--seed", str(args.seed)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)})
+        folder = WORK / f"{FINE}-{hours:g}h-seed{args.seed}"
         sizes[f"{hours:g}"] = measured(folder)
         sizes[f"{hours:g}"]["tier_settings"] = json.loads(tier_settings(hours).to_json())
         if hours == 1000 and not args.no_flat:

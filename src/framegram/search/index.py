@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import mmap
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -139,6 +140,10 @@ class _Segment:
         if record.kind == "tiered":
             self.coarse = faiss.read_index(str(coarse_path))
             self.coarse.nprobe = codec.settings.nprobe
+            # a query reads a few hundred scattered windows of 5 x 48 bytes: the kernel's read-ahead
+            # (128 kB or more per fault) would read far more than that from an index larger than RAM
+            if isinstance(self.codes, np.memmap) and self.codes.size:
+                self.codes._mmap.madvise(mmap.MADV_RANDOM)
         self._flat: faiss.Index | None = None
 
     def flat_index(self) -> faiss.Index:
