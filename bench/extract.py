@@ -5,7 +5,11 @@ Stages, each in a fresh process so its peak memory is its own:
   encoder-onnx  EfficientNet-Lite0 on ONNX Runtime, all cores, on 512 real frames held in memory
                 (median of three passes)
   encoder-torch the same network in eager PyTorch, on 128 real frames (median of three passes)
+  encoder-int8  efficientnet-lite0-int8 (statically quantised, ONNX Runtime) as encoder-onnx
   full          decode -> encoder overlapped: `framegram.extract.extract` on the whole film
+  full-int8     the same with the int8 encoder
+
+Against decoding alone (what 2 cores cannot hide): full / decode and full-int8 / decode.
 
 Prints a markdown table and writes bench/results/extract.json. Run: `make bench` or
 `.venv/bin/python bench/extract.py`. The video is fetched with pip once (moviepy's sdist) and cached.
@@ -30,7 +34,8 @@ from common import markdown_table, write_result
 FPS = 5.0
 BATCH = 8
 RESULTS = Path(__file__).parent / "results" / "extract.json"
-STAGES = ["decode", "encoder-onnx", "encoder-torch", "full"]
+STAGES = ["decode", "encoder-onnx", "encoder-torch", "encoder-int8", "full", "full-int8"]
+INT8 = "efficientnet-lite0-int8"
 
 
 def peak_rss_mb() -> float:
@@ -48,10 +53,10 @@ def held_frames(video: Path, count: int) -> np.ndarray:
     return np.concatenate(frames)[:count]
 
 
-def time_encoder(backend: str, frames: np.ndarray) -> tuple[int, float]:
+def time_encoder(backend: str, frames: np.ndarray, name: str = "efficientnet-lite0") -> tuple[int, float]:
     from framegram.encoders import get_encoder
 
-    encoder = get_encoder(backend=backend)
+    encoder = get_encoder(name, backend=backend)
     encoder.encode(frames[:BATCH])  # warm-up: first-call allocations are not throughput
     walls = []
     for _ in range(3):  # median of three passes: a short run is at the mercy of one slow moment
@@ -70,13 +75,15 @@ def run_stage(stage: str, video: Path) -> dict:
         started = time.perf_counter()
         frames = sum(len(b.times) for b in sample_frames(video, fps=FPS, batch_size=BATCH))
         wall = time.perf_counter() - started
+    elif stage == "encoder-int8":
+        frames, wall = time_encoder("onnxruntime", held_frames(video, 512), INT8)
     elif stage.startswith("encoder-"):
         backend = {"encoder-onnx": "onnxruntime", "encoder-torch": "torch"}[stage]
         frames, wall = time_encoder(backend, held_frames(video, 512 if backend == "onnxruntime" else 128))
-    elif stage == "full":
+    elif stage in ("full", "full-int8"):
         from framegram.extract import extract
 
-        _, timing = extract(video, fps=FPS, batch_size=BATCH)
+        _, timing = extract(video, INT8 if stage == "full-int8" else None, fps=FPS, batch_size=BATCH)
         frames, wall = timing.frames, timing.wall_seconds
     else:
         raise ValueError(stage)
@@ -98,7 +105,7 @@ def main() -> None:
 
     from framegram.encoders import get_encoder
 
-    get_encoder()  # export the ONNX model before timing anything
+    get_encoder(), get_encoder(INT8)  # export (and quantise) the ONNX models before timing anything
     rows = {}
     for stage in STAGES:
         proc = subprocess.run([sys.executable, __file__, "--stage", stage], capture_output=True, text=True, check=True)
@@ -118,6 +125,9 @@ def main() -> None:
         "overlap_bound_frames_per_s": overlap_bound,
         "overlap_bound_over_encoder": overlap_bound / enc,
         "full_over_overlap_bound": full / overlap_bound,
+        "full_over_decode": full / dec,
+        "int8_encoder_speedup": rows["encoder-int8"]["frames_per_s"] / enc,
+        "full_int8_over_decode": rows["full-int8"]["frames_per_s"] / dec,
     }
     result = {
         "video": {"name": "bbb-full.mp4", "seconds": 596.5, "size": "1280x720", "codec": "h264", "fps": 24},
@@ -138,7 +148,9 @@ def main() -> None:
     print(
         f"\nfull / encoder-onnx = {summary['full_over_encoder']:.2f}; best possible overlap on {cores} cores "
         f"= {overlap_bound:.1f} frames/s ({summary['overlap_bound_over_encoder']:.2f} of encoder-onnx); "
-        f"full reaches {summary['full_over_overlap_bound']:.2f} of that bound.\nJSON: {args.out}"
+        f"full reaches {summary['full_over_overlap_bound']:.2f} of that bound.\n"
+        f"against decoding alone: full {summary['full_over_decode']:.2f}, full-int8 {summary['full_int8_over_decode']:.2f}; "
+        f"int8 / fp32 encoder {summary['int8_encoder_speedup']:.2f}x\nJSON: {args.out}"
     )
 
 

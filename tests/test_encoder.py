@@ -80,3 +80,36 @@ def test_registry(encoder):
 def test_wrong_frame_shape_is_refused(encoder):
     with pytest.raises(ValueError, match=r"uint8 frames \[N, 224, 224, 3\]"):
         encoder.encode(np.zeros((1, 100, 100, 3), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def int8_encoder():
+    return get_encoder("efficientnet-lite0-int8")
+
+
+def test_int8_features_follow_fp32_on_real_frames(encoder, int8_encoder, videos):
+    from framegram.io import sample_frames
+
+    frames = np.concatenate([b.frames for b in sample_frames(videos["bigbuckbunny.mp4"], fps=5.0, batch_size=8)])
+    fp32, int8 = encoder.encode(frames), int8_encoder.encode(frames)
+    cos = (fp32 * int8).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
+    assert int8.shape == fp32.shape and int8.dtype == np.float32
+    assert cos.min() > 0.98, cos.min()
+    # the quantised head still names what the fp32 one names
+    for image, classes in ((skimage.data.chelsea(), CAT_CLASSES), (skimage.data.coffee(), COFFEE_CLASSES)):
+        assert set(np.argsort(-int8_encoder.classify(at_224(image))[0])[:3]) & classes
+
+
+def test_int8_is_another_encoder_cached_once(int8_encoder, bunny_framegram):
+    from framegram.extract import extract
+    from framegram.search.basis import default_basis
+    from framegram.errors import FramegramError
+
+    assert int8_encoder.spec.name == "efficientnet-lite0-int8" and "int8" in int8_encoder.spec.version
+    stamp = int8_encoder.model_path.stat().st_mtime_ns
+    assert get_encoder("efficientnet-lite0-int8").model_path.stat().st_mtime_ns == stamp  # loaded, not quantised again
+    framegram, _ = extract(bunny_framegram.meta.source.path, int8_encoder)
+    with pytest.raises(FramegramError, match="efficientnet-lite0-int8"):
+        default_basis().check(framegram)  # never mixed with fp32 framegrams in an index
+    with pytest.raises(ValueError, match="ONNX Runtime only"):
+        get_encoder("efficientnet-lite0-int8", backend="torch")

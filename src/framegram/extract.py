@@ -54,7 +54,7 @@ def extract(
     path: str | Path,
     encoder: FrameEncoder | str | None = None,
     fps: float = DEFAULT_FPS,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     skip_nonref: bool | None = None,
     progress: ProgressCallback | None = None,
     source_sha256: str | None = None,
@@ -63,7 +63,7 @@ def extract(
 
     encoder: a FrameEncoder, a registry name, or None for the default (efficientnet-lite0).
     fps: samples per second. skip_nonref: see `sample_frames`.
-    batch_size: frames per encoder call; 8 ran fastest beside the decoder on 2 cores (bench/extract.py).
+    batch_size: frames per encoder call; None: the encoder's own (`FrameEncoder.batch_size`).
     source_sha256: the file's hash if the caller already has it.
     Returns the Framegram (features float32 [T, D], times in seconds) and its timing.
     Raises the `InputError` subclasses of `sample_frames` for unreadable videos.
@@ -74,7 +74,7 @@ def extract(
     if skip_nonref is None:
         skip_nonref = should_skip_nonref(info.frame_rate, fps)
     started = time.perf_counter()
-    batches = sample_frames(path, fps, encoder.spec.input_size, batch_size, skip_nonref=skip_nonref)
+    batches = sample_frames(path, fps, encoder.spec.input_size, batch_size or encoder.batch_size, skip_nonref=skip_nonref)
     expected = round(info.duration * fps) if info.duration else None
     features, times, done = [], [], 0
     for batch in _prefetch(batches):

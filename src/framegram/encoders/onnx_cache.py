@@ -54,14 +54,25 @@ def export_onnx(
             )
         with torch.no_grad():
             expected = [t.numpy() for t in module(torch.from_numpy(example))]
-        got = new_session(tmp, threads=1).run(None, {"frames": example})
+        got = new_session(tmp, threads=1, gpu=False).run(None, {"frames": example})
         for name, want, have in zip(output_names, expected, got):
             err = float(np.abs(want - have).max())
             if err > tolerance:
                 raise RuntimeError(f"ONNX export of {target.name}: output {name} differs by {err:.2e} > {tolerance}")
 
 
-def new_session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+def execution_providers(gpu: bool = True) -> list[str]:
+    """ONNX Runtime's providers to try, best first: CUDA where the installed runtime has it
+    (onnxruntime-gpu) and `gpu` allows it, then the CPU. FRAMEGRAM_DEVICE=cpu keeps to the CPU."""
+    import onnxruntime as ort
+
+    if gpu and os.environ.get("FRAMEGRAM_DEVICE", "auto") != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def new_session(path: Path, threads: int | None, gpu: bool = True) -> onnxruntime.InferenceSession:
+    """A session of the model at `path`: on the GPU when `execution_providers` finds one."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -69,7 +80,7 @@ def new_session(path: Path, threads: int | None) -> onnxruntime.InferenceSession
     options.inter_op_num_threads = 1
     # Spinning worker threads steal the core that decoding runs on beside inference.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=execution_providers(gpu))
 
 
 def cached_session(
