@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: its CPU build is the only one that fits these machines.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	@if ! pkg-config --exists libavcodec 2>/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q $(VPDQ_APT) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $(VPDQ_APT) >/dev/null; } \

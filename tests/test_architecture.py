@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "framegram"
 BENCH = ROOT / "bench"
 
-CORE = {"framegram", "io", "encoders", "extract", "batch", "cache", "align", "errors", "paths", "progress", "plotting",
+CORE = {"framegram", "io", "encoders", "extract", "batch", "ray_engine", "cache", "align", "errors", "paths", "progress", "plotting",
         "media", "report", "training"}
 SHARED = {"fmri"}
 DATASETS = {"datasets"}

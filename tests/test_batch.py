@@ -66,3 +66,12 @@ def test_killed_batch_resumes_without_redoing_finished_videos(videos, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in finished} == stamps
     assert len(list(out.glob(f"*{FILE_SUFFIX}"))) == 12
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_the_local_engine_never_imports_ray(videos, tmp_path):
+    code = ("import sys; from framegram.cli import main; sys.argv = ['framegram', 'extract', sys.argv[1], '-o', sys.argv[2], '-q']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('ray' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(videos["carphone_pristine.mp4"]), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.stdout.strip().splitlines()[-1] == "False", run.stderr
+    assert list(tmp_path.glob("*.framegram.npz"))

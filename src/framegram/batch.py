@@ -37,6 +37,13 @@ class BatchResult:
     def ok(self) -> bool:
         return not self.failed
 
+    def record(self, video: Path, target: Path, timing: ExtractTiming | None) -> None:
+        """A video extracted now (timing) or found done already (None)."""
+        if timing is None:
+            self.skipped[video] = target
+        else:
+            self.done[video], self.timings[video] = target, timing
+
 
 def find_videos(inputs: Iterable[str | Path], framegrams: bool = False) -> list[Path]:
     """Files as given (whatever their extension) plus the videos found under given folders.
@@ -117,42 +124,56 @@ def extract_folder(
         for video in videos:
             target = targets[video]
             try:
-                timing = _extract_one(video, target, encoder, fps, bars)
-            except InputError as exc:
-                result.failed[video] = exc.reason
-            except FramegramError as exc:
-                result.failed[video] = str(exc)
-            except (OSError, RuntimeError, ValueError) as exc:  # unexpected, but one video must not stop the batch
-                result.failed[video] = f"unexpected {type(exc).__name__}: {exc}"
+                timing = extract_video_to(video, target, encoder, fps, bars)
+            except EXTRACTION_ERRORS as exc:
+                result.failed[video] = failure_reason(exc)
             else:
-                if timing is None:
-                    result.skipped[video] = target
-                else:
-                    result.done[video], result.timings[video] = target, timing
+                result.record(video, target, timing)
+                if timing is not None:
+                    report_done(bars, video, timing)
             bars.advance(overall)
     return result
 
 
-def _extract_one(video: Path, target: Path, encoder: FrameEncoder, fps: float, bars: Progress) -> ExtractTiming | None:
-    """Extract `video` into `target` unless it is up to date there (then None)."""
-    if not video.is_file():
-        raise VideoNotFoundError(video, "no such file")
-    digest = sha256_file(video)
-    if is_up_to_date(target, digest, encoder, fps):
-        return None
-    task = bars.add_task(video.name, total=None, fps=fps)
-    try:
-        framegram, timing = extract(
-            video, encoder, fps, source_sha256=digest,
-            progress=lambda n, total: bars.update(task, completed=n, total=total),
-        )
-    finally:
-        bars.remove_task(task)
-    framegram.save(target)
+#: what one bad video may raise without stopping a batch (the unexpected ones too: OSError from a
+#: full disk, RuntimeError or ValueError from a decoder library)
+EXTRACTION_ERRORS = (FramegramError, OSError, RuntimeError, ValueError)
+
+
+def failure_reason(exc: Exception) -> str:
+    """One line saying why a video could not be extracted."""
+    if isinstance(exc, InputError):
+        return exc.reason
+    if isinstance(exc, FramegramError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def report_done(bars: Progress, video: Path, timing: ExtractTiming) -> None:
     if not bars.disable:
         bars.console.print(
             f"[green]done[/] {video.name}: {timing.frames} frames, "
             f"{timing.frames_per_second:.1f} frames/s, {timing.times_real_time:.1f}x real time"
         )
+
+
+def extract_video_to(video: Path, target: Path, encoder: FrameEncoder, fps: float, bars: Progress | None = None) -> ExtractTiming | None:
+    """Extract `video` into `target` (atomically) unless it is up to date there (then None).
+    bars: where to show the video's own progress bar, if anywhere."""
+    if not video.is_file():
+        raise VideoNotFoundError(video, "no such file")
+    digest = sha256_file(video)
+    if is_up_to_date(target, digest, encoder, fps):
+        return None
+    task = bars.add_task(video.name, total=None, fps=fps) if bars is not None else None
+    try:
+        framegram, timing = extract(
+            video, encoder, fps, source_sha256=digest,
+            progress=(lambda n, total: bars.update(task, completed=n, total=total)) if bars is not None else None,
+        )
+    finally:
+        if bars is not None:
+            bars.remove_task(task)
+    framegram.save(target)
     return timing
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from framegram.cli.common import fail
+from framegram.cli.common import ActorsOption, AddressOption, EngineOption, extract_many, fail
 
 
 def extract(
@@ -17,13 +17,14 @@ def extract(
     fps: Annotated[float, typer.Option(help="Samples per second.")] = 5.0,
     encoder: Annotated[str, typer.Option(help="Frame encoder (see `framegram encoders`).")] = "efficientnet-lite0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    actors: ActorsOption = None,
 ) -> None:
     """Extract framegrams; videos already done are skipped, bad files are listed at the end."""
-    from framegram.batch import extract_folder
-
     if fps <= 0:
         raise fail(f"--fps must be positive, got {fps}")
-    result = extract_folder(inputs, out, encoder=encoder, fps=fps, show_progress=not quiet)
+    result = extract_many(inputs, out, encoder, fps, quiet, engine, address, actors)
     if not quiet or result.failed:
         typer.echo(
             f"{len(result.done)} extracted, {len(result.skipped)} already done, {len(result.failed)} failed",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from framegram.cli.common import fail
+from framegram.cli.common import ActorsOption, AddressOption, EngineOption, extract_many, fail
 from framegram.errors import FramegramError
 
 
@@ -23,21 +23,37 @@ def index_add(
     fingerprint: Annotated[str, typer.Option(help="For a new index: 'hand' (the hand-designed fingerprint) or "
                                              "'learned:RUN' (a run of `framegram fingerprint train`).")] = "hand",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    actors: ActorsOption = None,
+    framegrams: Annotated[Path | None, typer.Option("--framegrams", help="With --engine ray: folder for the videos' framegrams "
+                                                    "(shared by the cluster's nodes; default: INDEX-framegrams beside the index).")] = None,
 ) -> None:
     """Add videos; creates the index if needed, skips content already in it, lists the items it could
     not add and goes on. Ids: the path inside a folder given (clips/a/x.mp4 from clips: a/x.mp4), or
-    the file name of a file given directly."""
+    the file name of a file given directly. With --engine ray the videos are extracted on the
+    cluster into --framegrams first, then those framegrams are added."""
     from framegram.batch import find_videos_with_ids
+    from framegram.framegram import FILE_SUFFIX
     from framegram.search import add_videos
     from framegram.search.learned import fingerprint_from_spec
 
     failed: dict[Path, str] = {}
     found = find_videos_with_ids(videos, framegrams=True)
+    not_extracted = 0
+    if engine != "local" or address is not None or actors is not None:
+        to_extract = [v for v, _ in found if not v.name.endswith(FILE_SUFFIX)]
+        out = framegrams or index.parent / f"{index.name}-framegrams"
+        result = extract_many(to_extract, out, "efficientnet-lite0", 5.0, quiet, engine, address, actors)
+        failed.update(result.failed)
+        not_extracted = len(result.failed)
+        extracted = {**result.done, **result.skipped}
+        found = [(extracted.get(v, v), ref_id) for v, ref_id in found if v not in result.failed]
     added = add_videos([v for v, _ in found], index, ref_ids=[i for _, i in found], show_progress=not quiet,
                        on_error=lambda v, e: failed.setdefault(v, str(e)), fingerprint=fingerprint_from_spec(fingerprint))
-    typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed)} already indexed, {len(failed)} failed -> {index}")
-    for reason in failed.values():  # each reason names its file
-        typer.echo(f"failed: {reason}", err=True)
+    typer.echo(f"{len(added)} added, {len(found) - len(added) - len(failed) + not_extracted} already indexed, {len(failed)} failed -> {index}")
+    for video, reason in failed.items():
+        typer.echo(f"failed: {reason if str(video) in reason else f'{video}: {reason}'}", err=True)
     if failed:
         raise typer.Exit(1)
 

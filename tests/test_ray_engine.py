@@ -1,0 +1,174 @@
+"""`--engine ray` on real local Ray clusters: the same framegrams as the local engine, and no video
+lost or written twice when an actor or the driver is killed; a two-node cluster on this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the Ray engine's tests need the framegram[ray] extra")
+
+from framegram.batch import extract_folder  # noqa: E402
+from framegram.framegram import Framegram  # noqa: E402
+from framegram.ray_engine import extract_folder_ray  # noqa: E402
+
+FRAMEGRAM_CLI = [sys.executable, "-m", "framegram"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster for the in-process tests (starting one costs ~8 s)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_framegrams(videos, trailer, encoder, tmp_path_factory):
+    """The local engine's framegrams of the real clips and the trailer, by video."""
+    inputs = [videos["bikes.mp4"], trailer, videos["carphone_pristine.mp4"]]
+    return extract_folder(inputs, tmp_path_factory.mktemp("local"), encoder=encoder, show_progress=False).done
+
+
+def assert_same_framegram(a: Path, b: Path) -> None:
+    x, y = Framegram.load(a), Framegram.load(b)
+    assert np.array_equal(x.features, y.features) and np.array_equal(x.times, y.times)
+    assert x.meta == y.meta
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".framegram.npz"))
+
+
+def test_ray_engine_writes_the_local_engines_framegrams(cluster, videos, local_framegrams, tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    inputs = [*local_framegrams, text, tmp_path / "missing.mp4"]
+    result = extract_folder_ray(inputs, tmp_path / "out", show_progress=False)
+    assert set(result.done) == set(local_framegrams)
+    for video, path in local_framegrams.items():
+        assert_same_framegram(path, result.done[video])
+    local_failures = extract_folder([text, tmp_path / "missing.mp4"], tmp_path / "local", show_progress=False).failed
+    assert result.failed == local_failures and len(local_failures) == 2
+    again = extract_folder_ray(inputs, tmp_path / "out", show_progress=False)
+    assert set(again.skipped) == set(local_framegrams) and not again.done
+
+
+def _processes(marker: str, open_files: bool = False) -> list[int]:
+    """Processes of this machine whose command line (Ray sets an actor's to its class), or with
+    `open_files` one of whose open files, holds `marker`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            hit = marker in (proc / "cmdline").read_bytes().decode(errors="replace")
+            hit = hit or open_files and any(marker in os.readlink(fd) for fd in (proc / "fd").iterdir())
+        except OSError:
+            continue
+        if hit:
+            found.append(int(proc.name))
+    return found
+
+
+def _actor_pids() -> list[int]:
+    return _processes("MapBatches(_Extractor)")
+
+
+def test_a_killed_actor_loses_and_duplicates_nothing(cluster, videos, trailer, local_framegrams, tmp_path):
+    out = tmp_path / "out"
+    first = videos["bikes.mp4"]
+    inputs = [first, trailer, videos["carphone_pristine.mp4"]]
+    outcome: dict = {}
+    job = threading.Thread(target=lambda: outcome.setdefault("result", extract_folder_ray(inputs, out, show_progress=False, actors=1)))
+    job.start()
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(out.glob("bikes*.framegram.npz"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written_first = next(out.glob("bikes*.framegram.npz")).stat().st_mtime_ns
+    time.sleep(1.0)  # the actor is inside the trailer (55 s of 720p: several seconds of work)
+    killed = _actor_pids()
+    assert len(killed) == 1
+    os.kill(killed[0], signal.SIGKILL)
+    job.join(timeout=300)
+    result = outcome["result"]
+    assert not result.failed
+    assert set(result.done) | set(result.skipped) == set(inputs)
+    assert trailer in result.done  # extracted again by the restarted actor, once
+    for video in inputs:
+        assert_same_framegram(local_framegrams[video], (result.done | result.skipped)[video])
+    assert next(out.glob("bikes*.framegram.npz")).stat().st_mtime_ns == written_first  # never rewritten
+    assert len(list(out.glob("*.framegram.npz"))) == 3 and leftovers(out) == []
+    assert killed[0] not in _actor_pids()
+
+
+def test_a_rerun_after_the_driver_is_killed_finishes_only_the_rest(videos, trailer, local_framegrams, tmp_path):
+    """The driver (the CLI, with the local cluster it started) killed after the first video."""
+    out = tmp_path / "out"
+    inputs = [videos["bikes.mp4"], trailer, videos["carphone_pristine.mp4"]]
+    args = [*FRAMEGRAM_CLI, "extract", *map(str, inputs), "--out", str(out), "--engine", "ray", "--actors", "1", "-q"]
+    driver = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(out.glob("bikes*.framegram.npz"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written_first = next(out.glob("bikes*.framegram.npz")).stat().st_mtime_ns
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and every process of its session
+    driver.wait()
+    done_before = {p.name for p in out.glob("*.framegram.npz")}
+    assert len(done_before) < 3
+    rerun = subprocess.run(args[:-1], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{3 - len(done_before)} extracted, {len(done_before)} already done, 0 failed" in rerun.stdout
+    assert next(out.glob("bikes*.framegram.npz")).stat().st_mtime_ns == written_first
+    for video in inputs:
+        assert_same_framegram(local_framegrams[video], next(out.glob(f"{video.stem}*.framegram.npz")))
+    assert leftovers(out) == []
+
+
+def test_a_two_node_cluster_on_this_machine_runs_the_same_job(videos, local_framegrams, tmp_path):
+    ray_bin = Path(sys.executable).parent / "ray"
+    if ray.is_initialized():
+        ray.shutdown()
+    temp = Path("/tmp") / f"fg-ray-{os.getpid()}"  # short: Ray's socket paths must fit 107 bytes
+    port = 20000 + os.getpid() % 20000
+    node = ["--num-cpus", "1", "--disable-usage-stats", "--temp-dir", str(temp), "--object-store-memory", str(100 * 2**20)]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # the head makes a token (~/.ray/auth_token); joiners must use it
+    inputs = [videos["bikes.mp4"], videos["carphone_pristine.mp4"]]
+    try:
+        subprocess.run([str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *node],
+                       check=True, capture_output=True, timeout=120, env=env)
+        subprocess.run([str(ray_bin), "start", "--address", f"127.0.0.1:{port}", *node], check=True, capture_output=True, timeout=120, env=env)
+        deadline, status = time.monotonic() + 60, ""
+        while status.count(" node_") < 2 and time.monotonic() < deadline:  # the autoscaler's view comes a little later
+            status = subprocess.run([str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
+                                    capture_output=True, text=True, timeout=60, env=env).stdout
+            time.sleep(1)
+        assert status.count(" node_") == 2, status
+        run = subprocess.run([*FRAMEGRAM_CLI, "extract", *map(str, inputs), "--out", str(tmp_path / "out"),
+                              "--engine", "ray", "--address", f"127.0.0.1:{port}", "--actors", "2", "-q"],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert run.returncode == 0, run.stderr
+    finally:
+        _stop_cluster(temp)
+    for video in inputs:
+        assert_same_framegram(local_framegrams[video], next((tmp_path / "out").glob(f"{video.stem}*.framegram.npz")))
+
+
+def _stop_cluster(temp: Path) -> None:
+    """Kill the processes of the cluster started under `temp` only (`ray stop` would stop every
+    Ray cluster of this machine)."""
+    for pid in _processes(str(temp), open_files=True):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(temp, ignore_errors=True)
