@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import importlib.metadata
+import io
+import os
 import warnings
 from pathlib import Path
 
@@ -27,6 +28,10 @@ ONNX_TOLERANCE = 1e-4
 #: frames per inference call: 8 ran fastest beside the decoder on 2 cores (bench/extract.py); a GPU
 #: wants large batches to be busy (64 x 224x224x3 uint8 is 9.6 MB a call)
 CPU_BATCH, GPU_BATCH = 8, 64
+#: cores the int8 encoder leaves to the decoder: it outruns decoding, and both on every core slow
+#: each other (bench/scale_out.py: the local int8 runs with 1 and 2 inference threads on 2 cores);
+#: fp32 is slower than decoding and keeps every core
+INT8_SPARE_CORES = 1
 
 _PREPROCESSING = "RGB resized to 224x224 (whole frame, aspect not kept), x = (pixel - 127) / 128"
 
@@ -71,7 +76,7 @@ class EfficientNetLite0(FrameEncoder):
 
     backend: "onnxruntime" (exported once into the cache folder, then reused), "torch", or
         "auto" (ONNX Runtime, falling back to PyTorch with a warning if export or loading fails).
-    threads: CPU threads for inference; None uses all cores.
+    threads: CPU threads for inference; None uses all cores (int8: all but one, see INT8_SPARE_CORES).
     precision: "fp32", or "int8" (statically quantised, `quantize.py`; ONNX Runtime on the CPU only).
     """
 
@@ -84,6 +89,8 @@ class EfficientNetLite0(FrameEncoder):
             raise ValueError("the int8 encoder runs on ONNX Runtime only (backend 'auto' or 'onnxruntime')")
         self.precision = precision
         self.spec = _spec(precision)
+        if precision == "int8" and threads is None:
+            threads = max(1, (os.cpu_count() or 1) - INT8_SPARE_CORES)
         self._threads = threads
         self._session = None
         self._module = None
