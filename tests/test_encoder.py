@@ -113,3 +113,20 @@ def test_int8_is_another_encoder_cached_once(int8_encoder, bunny_framegram):
         default_basis().check(framegram)  # never mixed with fp32 framegrams in an index
     with pytest.raises(ValueError, match="ONNX Runtime only"):
         get_encoder("efficientnet-lite0-int8", backend="torch")
+
+
+def test_gpu_path_matches_the_cpu(videos, monkeypatch):
+    """On a machine with a GPU and onnxruntime-gpu: the CUDA provider is chosen by itself, with
+    larger batches, and gives the CPU's features (within float32 kernel differences)."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("no CUDA execution provider here (it needs onnxruntime-gpu and an NVIDIA GPU)")
+    from framegram.io import sample_frames
+
+    gpu = get_encoder()
+    monkeypatch.setenv("FRAMEGRAM_DEVICE", "cpu")
+    cpu = get_encoder()
+    assert gpu.device == "cuda" and cpu.device == "cpu" and gpu.batch_size > cpu.batch_size
+    frames = next(sample_frames(videos["bigbuckbunny.mp4"], fps=2.0, batch_size=8)).frames
+    assert np.abs(gpu.encode(frames) - cpu.encode(frames)).max() < 1e-2

@@ -172,3 +172,26 @@ def _stop_cluster(temp: Path) -> None:
         except ProcessLookupError:
             pass
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_index_add_on_ray_indexes_what_the_local_add_indexes(videos, tmp_path):
+    """`index add --engine ray`: extracted on a cluster (started by the command) into --framegrams,
+    then indexed from those files: the same videos, ids and descriptors as the local add."""
+    from framegram.search import VideoIndex
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("bikes.mp4", "carphone_pristine.mp4"):
+        shutil.copy(videos[name], clips / name)
+    (clips / "notes.mp4").write_text("not a video")
+    ray_run = subprocess.run([*FRAMEGRAM_CLI, "index", "add", str(clips), "--index", str(tmp_path / "ray-index"), "--engine", "ray",
+                              "--framegrams", str(tmp_path / "fg"), "-q"], capture_output=True, text=True, timeout=300)
+    assert ray_run.returncode == 1 and "2 added, 0 already indexed, 1 failed" in ray_run.stdout
+    assert "notes.mp4" in ray_run.stderr and len(list((tmp_path / "fg").glob("*.framegram.npz"))) == 2
+    local_run = subprocess.run([*FRAMEGRAM_CLI, "index", "add", str(clips), "--index", str(tmp_path / "local-index"), "-q"],
+                               capture_output=True, text=True, timeout=300)
+    assert "2 added" in local_run.stdout
+    on_ray, local = VideoIndex.open(tmp_path / "ray-index"), VideoIndex.open(tmp_path / "local-index")
+    assert on_ray.ref_ids == local.ref_ids == ["bikes.mp4", "carphone_pristine.mp4"]
+    for ref_id in local.ref_ids:
+        assert np.array_equal(on_ray.video_vectors(ref_id), local.video_vectors(ref_id))

@@ -17,6 +17,7 @@ cluster has more than one machine. Ray is imported only here, and only when this
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -118,8 +119,9 @@ def extract_folder_ray(
     started_here = connect(address)
     try:
         threads, pool, gpus = _pool_size(ray, actors, threads_per_actor)
-        by_path = {str(v): v for v in videos}
-        rows = [{"video": str(v), "target": str(targets[v].resolve())} for v in videos]
+        # absolute paths: an actor's working folder is not the driver's (nor on the same machine)
+        by_path = {str(v.absolute()): v for v in videos}
+        rows = [{"video": str(v.absolute()), "target": str(targets[v].absolute())} for v in videos]
         if rows:
             _run(ray, rows, name, fps, threads, pool, gpus, by_path, targets, result, show_progress)
     finally:
@@ -153,12 +155,13 @@ def _run(ray, rows: list[dict], encoder: str, fps: float, threads: int, pool: in
     context.max_errored_blocks = len(rows)  # a row whose worker always dies fails alone, not the job
     context.enable_progress_bars = False  # ours below, as the local engine's
     context.verbose_stats_logs = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and progress lines: ours are below
     with warnings.catch_warnings():
         # Ray 2.60 deprecates remote arguments given this way, but has no other way to bound retries
         warnings.simplefilter("ignore", DeprecationWarning)
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             _Extractor, fn_constructor_kwargs={"encoder": encoder, "fps": fps, "threads": threads},
-            batch_size=1, concurrency=pool, num_cpus=threads, num_gpus=1 if gpus else 0,
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=threads, num_gpus=1 if gpus else 0,
             max_restarts=-1, max_task_retries=MAX_ATTEMPTS - 1,
         )
     seen: set[str] = set()
