@@ -7,7 +7,7 @@ Stages, each in a fresh process so its peak memory is its own:
   encoder-torch the same network in eager PyTorch, on 128 real frames (median of three passes)
   encoder-int8  efficientnet-lite0-int8 (statically quantised, ONNX Runtime) as encoder-onnx
   full          decode -> encoder overlapped: `framegram.extract.extract` on the whole film
-  full-int8     the same with the int8 encoder
+  full-int8     the same with the int8 encoder (its default: all cores but one infer)
 
 Against decoding alone (what 2 cores cannot hide): full / decode and full-int8 / decode.
 
@@ -54,9 +54,11 @@ def held_frames(video: Path, count: int) -> np.ndarray:
 
 
 def time_encoder(backend: str, frames: np.ndarray, name: str = "efficientnet-lite0") -> tuple[int, float]:
+    """Frames and median wall seconds of encoding `frames`, on every core (int8's default leaves one
+    to the decoder: here the encoders are compared alone)."""
     from framegram.encoders import get_encoder
 
-    encoder = get_encoder(name, backend=backend)
+    encoder = get_encoder(name, backend=backend, threads=os.cpu_count())
     encoder.encode(frames[:BATCH])  # warm-up: first-call allocations are not throughput
     walls = []
     for _ in range(3):  # median of three passes: a short run is at the mercy of one slow moment

@@ -69,7 +69,7 @@ def run_index(refs: frozenset[str], framegrams: dict[str, Framegram], queries: S
     """Index `refs` (in a temporary folder) and search every query there."""
     folder = Path(tempfile.mkdtemp(prefix="framegram-bench-index-"))
     try:
-        index = VideoIndex.create(folder / "index", default_basis())
+        index = VideoIndex.create(folder / "index", default_basis(next(iter(framegrams.values())).meta.encoder.name))
         index.add(((r, framegrams[r]) for r in sorted(refs)), commit_every=1000)
         tops = {}
         for q in queries:

@@ -43,6 +43,7 @@ from common import markdown_table, write_result
 from rich.progress import track
 
 from framegram.cache import framegram_for
+from framegram.encoders import DEFAULT_ENCODER, get_encoder
 from framegram.framegram import Framegram, FramegramMeta
 from framegram.io.atomic import atomic_write_bytes
 from framegram.search import MatchSettings, VideoIndex, match
@@ -67,15 +68,15 @@ def work_dir(corpus: SearchCorpus) -> Path:
 # ---- query framegrams (cached: extraction dominates the first run) ----------------------------
 
 
-def cached_views(corpus: SearchCorpus, q: SearchQuery) -> dict[str, Framegram]:
-    folder = work_dir(corpus) / f"views-v{VIEWS_VERSION}"
+def cached_views(corpus: SearchCorpus, q: SearchQuery, encoder: str = DEFAULT_ENCODER) -> dict[str, Framegram]:
+    folder = work_dir(corpus) / (f"views-v{VIEWS_VERSION}" + ("" if encoder == DEFAULT_ENCODER else f"-{encoder}"))
     path = folder / f"{q.query_id}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             meta = FramegramMeta.from_json(z["meta"].item())
             names = [str(n) for n in z["names"]]
             return {n: Framegram(z[f"f_{n}"], z["times"], meta) for n in names}
-    views = query_views(q.path)
+    views = query_views(q.path, encoder)
     buf = io.BytesIO()
     first = next(iter(views.values()))
     np.savez(buf, names=np.array(list(views)), times=first.times, meta=np.array(first.meta.to_json()),
@@ -167,25 +168,32 @@ def main() -> None:
     parser.add_argument("--no-vpdq", action="store_true", help="skip vPDQ (it needs the vpdq package)")
     parser.add_argument("--no-lengths", action="store_true", help="skip the query-length run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results/search.json)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="the frame encoder of every framegram (its packaged basis)")
+    parser.add_argument("--framegram-only", action="store_true",
+                        help="our index alone, threshold calibrated on the full index (no baselines, sizes or lengths)")
     args = parser.parse_args()
+    if args.framegram_only:
+        args.no_vpdq = args.no_lengths = True
 
     started = time.perf_counter()
     corpus = build_search_corpus(default_corpus_folder(), workers=args.workers)
     print(corpus.summary())
     refs = corpus.references
-    ref_framegrams = {r.ref_id: framegram_for(r.path)[0] for r in track(refs, description="reference framegrams")}
+    encoder = get_encoder(args.encoder)
+    ref_framegrams = {r.ref_id: framegram_for(r.path, encoder)[0] for r in track(refs, description="reference framegrams")}
+    views_of = lambda q: cached_views(corpus, q, args.encoder)  # noqa: E731
 
     # our index, built fresh each run (descriptors come from the cached framegrams)
-    index_dir = work_dir(corpus) / "index"
+    index_dir = work_dir(corpus) / ("index" if args.encoder == DEFAULT_ENCODER else f"index-{args.encoder}")
     shutil.rmtree(index_dir, ignore_errors=True)
     t = time.perf_counter()
-    index = VideoIndex.create(index_dir, default_basis())
+    index = VideoIndex.create(index_dir, default_basis(args.encoder))
     index.add(((r.ref_id, ref_framegrams[r.ref_id]) for r in refs), commit_every=100)
     index_build_s = time.perf_counter() - t
     info = index.info()
 
     naive, sliding = NaiveFrameIndex(), SlidingCorrelation()
-    for r in refs:
+    for r in refs if not args.framegram_only else []:
         naive.add(r.ref_id, ref_framegrams[r.ref_id])
         sliding.add(r.ref_id, ref_framegrams[r.ref_id])
     hasher = None
@@ -201,13 +209,14 @@ def main() -> None:
     settings = MatchSettings()
     for q in track(corpus.queries, description="queries"):
         t = time.perf_counter()
-        views = cached_views(corpus, q)
+        views = views_of(q)
         extract_s.append(time.perf_counter() - t)
         as_is = views["as-is"]
+        baselines = not args.framegram_only
         for name, run in (
             ("framegram", lambda: match(index, views, q.query_id, threshold=None, settings=settings)),
-            ("naive", lambda: naive.search(q.query_id, as_is)),
-            ("sliding", lambda: sliding.search(q.query_id, as_is)),
+            ("naive", (lambda: naive.search(q.query_id, as_is)) if baselines else None),
+            ("sliding", (lambda: sliding.search(q.query_id, as_is)) if baselines else None),
             ("vpdq", (lambda: hasher.search_hash(q.query_id, hashes[str(q.path)])) if hasher else None),
         ):
             if run is None:
@@ -223,8 +232,8 @@ def main() -> None:
     full = index_sizes.SizeRun(len(refs), frozenset(ref_framegrams), {
         q.query_id: (results["framegram"][q.query_id][0].ref_id, results["framegram"][q.query_id][0].score)
         if results["framegram"][q.query_id] else None for q in corpus.queries})
-    small = index_sizes.draw_indexes(corpus)
-    size_runs = [index_sizes.run_index(refs_, ref_framegrams, corpus.queries, lambda q: cached_views(corpus, q))
+    small = index_sizes.draw_indexes(corpus) if not args.framegram_only else []
+    size_runs = [index_sizes.run_index(refs_, ref_framegrams, corpus.queries, views_of)
                  for refs_ in track(small, description="small indexes")]
     threshold = index_sizes.calibrate_over_sizes([*size_runs, full], corpus.queries, MAX_NEGATIVE_RATE)
     # the baselines' thresholds are calibrated on the full index's calibration negatives
@@ -232,6 +241,7 @@ def main() -> None:
     thresholds["framegram"] = threshold
 
     report = {
+        "encoder": encoder.spec.name,
         "corpus": {
             "references": len(refs), "hours": round(corpus.total_seconds / 3600, 3),
             "test_queries": len(test), "calibration_queries": len(calibration),
@@ -243,8 +253,9 @@ def main() -> None:
             "fingerprint": info.fingerprint,
         },
         "bytes_per_second": {
-            "framegram": round(info.vector_bytes_per_second, 1), "naive": naive.bytes_per_second(),
-            "sliding": sliding.bytes_per_second(), "vpdq": hasher.bytes_per_second() if hasher else None,
+            "framegram": round(info.vector_bytes_per_second, 1),
+            "naive": naive.bytes_per_second() if latency["naive"] else None,
+            "sliding": sliding.bytes_per_second() if latency["sliding"] else None, "vpdq": hasher.bytes_per_second() if hasher else None,
         },
         "threshold": threshold,
         "thresholds": thresholds,
@@ -275,10 +286,11 @@ def main() -> None:
                                               results[m], None) for length in (5.0, 10.0)}
             for m in METHODS if latency[m]
         }
-    report["index_sizes"] = index_sizes.size_rows([*size_runs, full], corpus.queries, threshold)
+    if size_runs:
+        report["index_sizes"] = index_sizes.size_rows([*size_runs, full], corpus.queries, threshold)
     if not args.no_lengths:
         report["query_lengths"] = index_sizes.length_rows(corpus, ref_framegrams, full.refs, small,
-                                                          lambda q: cached_views(corpus, q), threshold)
+                                                          views_of, threshold)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     write_result(args.out, report)
     print_tables(report)
