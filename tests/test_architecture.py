@@ -23,7 +23,7 @@ CORE = {"framegram", "io", "encoders", "extract", "batch", "ray_engine", "cache"
 SHARED = {"fmri"}
 DATASETS = {"datasets"}
 CONSUMERS = {"keyframes", "search", "brain", "video_models", "vae"}
-APPLICATION = {"cli", "demo", "__main__", "__init__"}
+APPLICATION = {"cli", "demo", "serve", "__main__", "__init__"}
 
 #: the one import across rooms the rules do not allow, kept on purpose: the real-footage scan of
 #: `datasets/footage.py` asks the shot detector (at loose settings) as a second opinion beside

@@ -194,4 +194,6 @@ def test_index_add_on_ray_indexes_what_the_local_add_indexes(videos, tmp_path):
     on_ray, local = VideoIndex.open(tmp_path / "ray-index"), VideoIndex.open(tmp_path / "local-index")
     assert on_ray.ref_ids == local.ref_ids == ["bikes.mp4", "carphone_pristine.mp4"]
     for ref_id in local.ref_ids:
-        assert np.array_equal(on_ray.video_vectors(ref_id), local.video_vectors(ref_id))
+        # the local add reads the user cache's framegram, which another batch size may have made:
+        # equal up to float32 rounding, so within one step of the 8-bit codes
+        assert np.abs(on_ray.video_vectors(ref_id) - local.video_vectors(ref_id)).max() < 0.01

@@ -1,6 +1,6 @@
 """The `framegram` command. User errors print one line on stderr and exit with status 2.
 
-One module per concern (`framegrams`, `demo`, `search`, `brain`, `video_models`, `vae`); each holds
+One module per concern (`framegrams`, `demo`, `search`, `serve`, `brain`, `video_models`, `vae`); each holds
 its commands and, for a command group, its own Typer. This module puts them together: top-level
 commands in the order `framegram --help` lists them, then the groups.
 """
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from framegram.cli import brain, demo, framegrams, search, vae, video_models
+from framegram.cli import brain, demo, framegrams, search, serve, vae, video_models
 from framegram.cli.common import EXIT_USER_ERROR
 from framegram.errors import FramegramError
 
@@ -28,6 +28,7 @@ for command in (framegrams.extract, framegrams.show, framegrams.info, framegrams
 app.command("search")(search.search_command)
 app.command("train")(video_models.train_command)
 app.command()(video_models.classify)
+app.command()(serve.serve)
 app.add_typer(search.index_app, name="index")
 app.add_typer(brain.brain_app, name="brain")
 app.add_typer(search.fingerprint_app, name="fingerprint")

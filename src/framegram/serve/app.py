@@ -1,0 +1,180 @@
+"""`framegram serve`: a web page and a JSON API over one search index (FastAPI, Jinja2 templates).
+
+Safety, by construction:
+- an upload is streamed into a private temporary folder (mode 0700), refused past the size limit,
+  checked by decoding it (never by its name), and deleted when its search ends;
+- no path a client sends is ever opened: videos are served by their position in the index's
+  records (`/media/{number}`), and only files those records name;
+- templates autoescape every string; the page's script writes text with `textContent` only;
+- the index is opened afresh per request (a snapshot), so searches keep working while
+  `framegram index add` commits to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from framegram.errors import FramegramError, InputError
+from framegram.search import VideoIndex, search
+from framegram.search.match import Match
+
+HERE = Path(__file__).parent
+DEFAULT_UPLOAD_LIMIT = 200 * 2**20
+STRIP_FRAMES = 6
+_CHUNK = 2**20
+
+
+class UploadRefused(Exception):
+    """A client's upload that is not searched: (HTTP status, message for the client)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    """What a search found: matches over the threshold, and the best score seen (for "no match")."""
+
+    matches: list[Match]
+    best_score: float | None
+    threshold: float
+    query_strip: str | None  #: data: URL of the query's frame strip (PNG), for the page
+    seconds: float  #: of the query
+
+
+def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> FastAPI:
+    """The service over the index folder `index`; uploads above `upload_limit` bytes are refused."""
+    index = Path(index)
+    app = FastAPI(title="framegram", summary="Which indexed video is this clip from, and where.")
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def open_index() -> VideoIndex:
+        return VideoIndex.open(index)  # SearchIndexError (a FramegramError) when missing or damaged
+
+    def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"index": str(index), **context}, status_code=status)
+
+    @app.exception_handler(FramegramError)
+    async def index_trouble(request: Request, exc: FramegramError):
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        return page(request, "error.html", 503, title="The index cannot be read", message=str(exc))
+
+    @app.get("/api/health")
+    def health() -> dict:
+        """Whether the index opens; its size."""
+        ix = open_index()
+        return {"status": "ok", "videos": len(ix), "seconds": ix.total_rows}
+
+    @app.get("/api/videos")
+    def videos() -> list[dict]:
+        """The indexed videos, in the index's order (`number` is what /media/{number} serves)."""
+        ix = open_index()
+        return [_video_row(k, ix.videos[r]) for k, r in enumerate(ix.ref_ids)]
+
+    @app.post("/api/search")
+    def api_search(clip: UploadFile = File(...), top: int = Form(5)):
+        """Search an uploaded clip: the same list as `framegram search --json`, or {"error": ...}."""
+        try:
+            answer = run_search(open_index(), clip, top, upload_limit, strips=False)
+        except UploadRefused as refused:
+            return JSONResponse({"error": refused.message}, status_code=refused.status)
+        return [asdict(m) for m in answer.matches]
+
+    @app.get("/", response_class=HTMLResponse)
+    def search_page(request: Request):
+        ix = open_index()
+        return page(request, "search.html", videos=len(ix), limit_mb=upload_limit / 2**20)
+
+    @app.post("/search", response_class=HTMLResponse)
+    def search_results(request: Request, clip: UploadFile = File(...), top: int = Form(5)):
+        ix = open_index()
+        try:
+            answer = run_search(ix, clip, top, upload_limit, strips=True)
+        except UploadRefused as refused:
+            return page(request, "error.html", refused.status, title="This upload cannot be searched",
+                        message=refused.message, filename=clip.filename or "")
+        numbers = {r: k for k, r in enumerate(ix.ref_ids)}
+        rows = [{"match": m, "number": numbers[m.ref_id], "strip": _strip_url(Path(ix.videos[m.ref_id].path), m.ref_start, m.ref_end)}
+                for m in answer.matches]
+        return page(request, "results.html", filename=clip.filename or "", answer=answer, rows=rows)
+
+    @app.get("/media/{number}")
+    def media(number: int):
+        """An indexed video's file, by its number (HTTP range requests: the player seeks)."""
+        ix = open_index()
+        if not 0 <= number < len(ix):
+            return JSONResponse({"error": f"no video number {number}"}, status_code=404)
+        path = Path(ix.videos[ix.ref_ids[number]].path)
+        if not path.is_file():
+            return JSONResponse({"error": "this video's file is no longer where it was indexed"}, status_code=404)
+        return FileResponse(path)
+
+    return app
+
+
+def run_search(index: VideoIndex, clip: UploadFile, top: int, limit: int, strips: bool) -> SearchAnswer:
+    """Save the upload privately (refused past `limit` bytes), search it, delete it."""
+    if not 1 <= top <= 50:
+        raise UploadRefused(400, f"top must be between 1 and 50, got {top}")
+    folder = Path(tempfile.mkdtemp(prefix="framegram-upload-"))  # mode 0700: this user's only
+    try:
+        # the client's name is kept for the page only; the file on disk gets a fixed one
+        target = folder / "clip"
+        size = 0
+        with target.open("wb") as out:
+            while chunk := clip.file.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadRefused(413, f"the upload is larger than the limit of {limit / 2**20:.0f} MB")
+                out.write(chunk)
+        if size == 0:
+            raise UploadRefused(400, "the upload is empty")
+        try:
+            found = search(target, index, top_k=top, threshold=None, query_id=clip.filename or "clip")
+        except InputError as e:  # not a video, no video stream, too short, undecodable
+            raise UploadRefused(400, f"not a video that can be searched: {e.reason}") from None
+        threshold = index.fingerprint.threshold
+        strip = _strip_url(target, 0.0, None) if strips else None
+        from framegram.io.decode import probe_video
+
+        return SearchAnswer([m for m in found if m.score >= threshold], found[0].score if found else None,
+                            threshold, strip, probe_video(target).duration or 0.0)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _video_row(number: int, video) -> dict:
+    return {"number": number, "ref_id": video.ref_id, "name": os.path.basename(video.path), "duration": video.duration,
+            "added_at": getattr(video, "added_at", None)}
+
+
+def _strip_url(path: Path, start: float, end: float | None) -> str | None:
+    """A frame strip of [start, end) seconds of `path` as a PNG data: URL (None if unreadable)."""
+    import numpy as np
+    from PIL import Image
+
+    from framegram.io.decode import sample_strip
+
+    try:
+        strip = sample_strip(path, STRIP_FRAMES, 96, start, end)
+    except FramegramError:
+        return None
+    if len(strip.frames) == 0:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(list(strip.frames), axis=1)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
