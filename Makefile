@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# vPDQ, a baseline of the search benchmarks, builds against FFmpeg's development libraries
+# vPDQ, a baseline of the search benchmarks, builds against FFmpeg's development libraries; the browser
+# tests of `framegram serve` drive Debian's chromium
 VPDQ_APT := pkg-config cmake libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev
 
 .PHONY: demo test bench clean
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q $(VPDQ_APT) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $(VPDQ_APT) >/dev/null; } \
 	  || echo "FFmpeg's development packages could not be installed"; fi
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+	  || echo "chromium could not be installed: the browser tests of framegram serve are skipped"; fi
 	$(PY) -m pip install --quiet vpdq==0.2.5 || echo "vpdq was not built (it needs FFmpeg's development packages: $(VPDQ_APT)); its tests are skipped"
 	touch $(STAMP)
 

@@ -103,6 +103,31 @@ def test_a_missing_index_is_said_plainly(tmp_path):
     assert page.status_code == 503 and "The index cannot be read" in page.text
 
 
+def test_browse_video_page_and_tag_search(client):
+    listing = client.get("/videos")
+    assert listing.status_code == 200
+    for k, name in enumerate(["bikes.mp4", "carphone_pristine.mp4", "world.mp4"]):
+        assert name in listing.text and f'src="/catalog/{k}/thumb.jpg"' in listing.text
+    thumb = client.get("/catalog/0/thumb.jpg")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    page = client.get("/videos/0")
+    assert page.status_code == 200 and "bikes.mp4" in page.text
+    assert client.get("/catalog/0/picture.png").headers["content-type"] == "image/png"
+    assert client.get("/catalog/0/keyframe-0.jpg").status_code == 200
+    from framegram.serve.catalog import cached_card
+    from framegram.search import VideoIndex
+
+    card = cached_card(VideoIndex.open(client.app.state.index).videos["bikes.mp4"].sha256)
+    assert card.shots and all(len(s.tags) == 3 and 0 < s.tags[0][1] <= 1 for s in card.shots)
+    label = card.shots[0].tags[0][0]
+    assert label in page.text
+    found = client.get("/tags", params={"q": label})
+    assert found.status_code == 200 and "bikes.mp4" in found.text and "/videos/0#shot-0" in found.text
+    assert client.get("/catalog/0/../../etc/passwd").status_code == 404
+    assert client.get("/catalog/0/card.json").status_code == 404
+    assert client.get("/videos/9").status_code == 404
+
+
 def test_searches_keep_working_while_the_index_grows(client, index, distorted, videos):
     before = client.post("/api/search", files={"clip": ("clip.mp4", distorted.read_bytes(), "video/mp4")}).json()
     add_videos([videos["carphone_distorted.mp4"]], index)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,10 +28,12 @@ from fastapi.templating import Jinja2Templates
 from framegram.errors import FramegramError, InputError
 from framegram.search import VideoIndex, search
 from framegram.search.match import Match
+from framegram.serve.catalog import cached_card, video_card
 
 HERE = Path(__file__).parent
 DEFAULT_UPLOAD_LIMIT = 200 * 2**20
 STRIP_FRAMES = 6
+PAGE_SIZE = 24  #: videos per browse page
 _CHUNK = 2**20
 
 
@@ -58,6 +60,7 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> F
     """The service over the index folder `index`; uploads above `upload_limit` bytes are refused."""
     index = Path(index)
     app = FastAPI(title="framegram", summary="Which indexed video is this clip from, and where.")
+    app.state.index = index
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -111,6 +114,71 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> F
         rows = [{"match": m, "number": numbers[m.ref_id], "strip": _strip_url(Path(ix.videos[m.ref_id].path), m.ref_start, m.ref_end)}
                 for m in answer.matches]
         return page(request, "results.html", filename=clip.filename or "", answer=answer, rows=rows)
+
+    encoders: dict[str, object] = {}
+
+    def card_of(ix: VideoIndex, number: int):
+        """The browse card of video `number` (made on first view, then cached by content)."""
+        from framegram.encoders import get_encoder
+
+        video = ix.videos[ix.ref_ids[number]]
+        name = ix.fingerprint.encoder_name
+        if name not in encoders:
+            encoders[name] = get_encoder(name)
+        return video_card(Path(video.path), video.sha256, encoders[name])
+
+    @app.get("/videos", response_class=HTMLResponse)
+    def browse(request: Request, page_number: int = Query(1, alias="page", ge=1)):
+        ix = open_index()
+        pages = max(1, -(-len(ix) // PAGE_SIZE))
+        first = (min(page_number, pages) - 1) * PAGE_SIZE
+        rows = [_video_row(k, ix.videos[ix.ref_ids[k]]) for k in range(first, min(first + PAGE_SIZE, len(ix)))]
+        return page(request, "videos.html", rows=rows, page_number=min(page_number, pages), pages=pages, total=len(ix))
+
+    @app.get("/videos/{number}", response_class=HTMLResponse)
+    def video_page(request: Request, number: int):
+        ix = open_index()
+        if not 0 <= number < len(ix):
+            return page(request, "error.html", 404, title="No such video", message=f"the index has no video number {number}")
+        try:
+            card = card_of(ix, number)
+        except FramegramError as e:
+            return page(request, "error.html", 404, title="This video cannot be shown", message=str(e))
+        return page(request, "video.html", video=_video_row(number, ix.videos[ix.ref_ids[number]]), card=card)
+
+    @app.get("/tags", response_class=HTMLResponse)
+    def tag_search(request: Request, q: str = ""):
+        """Shots whose tags contain the words of `q`, over the videos described so far."""
+        ix = open_index()
+        words = q.lower().split()
+        hits, described = [], 0
+        for k, ref_id in enumerate(ix.ref_ids):
+            card = cached_card(ix.videos[ref_id].sha256)
+            if card is None:
+                continue
+            described += 1
+            for shot_number, shot in enumerate(card.shots):
+                for label, score in shot.tags:
+                    if words and all(w in label.lower() for w in words):
+                        hits.append({"number": k, "ref_id": ref_id, "shot": shot_number, "start": shot.start, "end": shot.end,
+                                     "label": label, "score": score})
+        hits.sort(key=lambda h: -h["score"])
+        return page(request, "tags.html", q=q, hits=hits, described=described, total=len(ix))
+
+    @app.get("/catalog/{number}/{image}")
+    def catalog_image(number: int, image: str):
+        """A browse card's image, by video number and a name from a fixed set."""
+        ix = open_index()
+        allowed = image in ("picture.png", "thumb.jpg") or (image.startswith("keyframe-") and image.endswith(".jpg")
+                                                            and image[9:-4].isdigit())
+        if not allowed or not 0 <= number < len(ix):
+            return JSONResponse({"error": "no such image"}, status_code=404)
+        try:
+            card = card_of(ix, number)
+        except FramegramError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        path = card.image(image)
+        return FileResponse(path) if path.is_file() else JSONResponse({"error": "no such image"}, status_code=404)
 
     @app.get("/media/{number}")
     def media(number: int):
