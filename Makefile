@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/search.py
 	$(PY) bench/search_scale.py --codecs
 	$(PY) bench/scale_out.py
+	$(PY) bench/serve.py
 	$(PY) bench/brain.py --twice
 	$(PY) bench/classify.py
 	$(PY) bench/vae.py
