@@ -128,9 +128,26 @@ def test_browse_video_page_and_tag_search(client):
     assert client.get("/videos/9").status_code == 404
 
 
+def test_no_match_is_said_plainly_with_the_best_score(client, videos, tmp_path):
+    clip = render_query(videos["bigbuckbunny.mp4"], 0.0, 4.0, "none", tmp_path / "unindexed.mp4").path
+    assert client.post("/api/search", files={"clip": ("unindexed.mp4", clip.read_bytes(), "video/mp4")}).json() == []
+    page = client.post("/search", files={"clip": ("unindexed.mp4", clip.read_bytes(), "video/mp4")})
+    assert page.status_code == 200 and "No match." in page.text
+    assert "The best score was" in page.text and "a match needs 0.2" in page.text
+
+
 def test_searches_keep_working_while_the_index_grows(client, index, distorted, videos):
-    before = client.post("/api/search", files={"clip": ("clip.mp4", distorted.read_bytes(), "video/mp4")}).json()
-    add_videos([videos["carphone_distorted.mp4"]], index)
-    after = client.post("/api/search", files={"clip": ("clip.mp4", distorted.read_bytes(), "video/mp4")}).json()
-    assert after[0]["ref_id"] == before[0]["ref_id"] == "world.mp4"
+    """Searches in a loop while another thread adds a video to the same index: none fails."""
+    import threading
+
+    body = distorted.read_bytes()
+    adding = threading.Thread(target=add_videos, args=([videos["carphone_distorted.mp4"]], index))
+    adding.start()
+    answers = []
+    while adding.is_alive() or len(answers) < 2:
+        got = client.post("/api/search", files={"clip": ("clip.mp4", body, "video/mp4")})
+        assert got.status_code == 200
+        answers.append(got.json()[0]["ref_id"])
+    adding.join()
+    assert set(answers) == {"world.mp4"}
     assert len(VideoIndex.open(index)) == 4 and client.get("/api/health").json()["videos"] == 4
