@@ -128,6 +128,19 @@ def test_browse_video_page_and_tag_search(client):
     assert client.get("/videos/9").status_code == 404
 
 
+def test_background_description_makes_the_tag_search_cover_every_video(index, tmp_path, monkeypatch):
+    from framegram.serve.catalog import cached_card
+
+    monkeypatch.setenv("FRAMEGRAM_CACHE", str(tmp_path / "cache"))  # no card exists yet
+    app = create_app(index, describe=True)
+    app.state.describer.thread.join(timeout=300)
+    assert app.state.describer.done == 3 and app.state.describer.failed == 0
+    world = VideoIndex.open(index).videos["world.mp4"]
+    label = cached_card(world.sha256).shots[0].tags[0][0]
+    found = TestClient(app).get("/tags", params={"q": label})  # no page of world.mp4 was opened
+    assert "world.mp4" in found.text and "3 of 3 videos described" in found.text
+
+
 def test_no_match_is_said_plainly_with_the_best_score(client, videos, tmp_path):
     clip = render_query(videos["bigbuckbunny.mp4"], 0.0, 4.0, "none", tmp_path / "unindexed.mp4").path
     assert client.post("/api/search", files={"clip": ("unindexed.mp4", clip.read_bytes(), "video/mp4")}).json() == []

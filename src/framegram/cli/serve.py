@@ -15,6 +15,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (another than 127.0.0.1 opens it to the network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option(help="Largest clip accepted, in MB.")] = 200.0,
+    describe: Annotated[bool, typer.Option(help="Describe every video (shots, keyframes, tags) in the background "
+                                           "from the start, so the tag search covers the whole index.")] = True,
 ) -> None:
     """Search and browse the index in a web browser (and a JSON API: /docs)."""
     import uvicorn
@@ -30,4 +32,4 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"framegram: serving on {host}: anyone who can reach it can search and watch the indexed videos", err=True)
     typer.echo(f"framegram: http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(index, int(max_upload_mb * 2**20)), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(index, int(max_upload_mb * 2**20), describe=describe), host=host, port=port, log_level="warning")

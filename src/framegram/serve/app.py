@@ -17,6 +17,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from fastapi.templating import Jinja2Templates
 from framegram.errors import FramegramError, InputError
 from framegram.search import VideoIndex, search
 from framegram.search.match import Match
-from framegram.serve.catalog import cached_card, video_card
+from framegram.serve.catalog import BackgroundDescriber, cached_card, video_card
 
 HERE = Path(__file__).parent
 DEFAULT_UPLOAD_LIMIT = 200 * 2**20
@@ -56,8 +57,10 @@ class SearchAnswer:
     seconds: float  #: of the query
 
 
-def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> FastAPI:
-    """The service over the index folder `index`; uploads above `upload_limit` bytes are refused."""
+def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, describe: bool = False) -> FastAPI:
+    """The service over the index folder `index`; uploads above `upload_limit` bytes are refused.
+    describe: make every video's browse card in a background thread from the start (else each is
+    made when first shown)."""
     index = Path(index)
     app = FastAPI(title="framegram", summary="Which indexed video is this clip from, and where.")
     app.state.index = index
@@ -116,16 +119,29 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> F
         return page(request, "results.html", filename=clip.filename or "", answer=answer, rows=rows)
 
     encoders: dict[str, object] = {}
+    encoder_lock = threading.Lock()
+
+    def encoder_of(ix: VideoIndex):
+        from framegram.encoders import get_encoder
+
+        name = ix.fingerprint.encoder_name
+        with encoder_lock:
+            if name not in encoders:
+                encoders[name] = get_encoder(name)
+            return encoders[name]
 
     def card_of(ix: VideoIndex, number: int):
         """The browse card of video `number` (made on first view, then cached by content)."""
-        from framegram.encoders import get_encoder
-
         video = ix.videos[ix.ref_ids[number]]
-        name = ix.fingerprint.encoder_name
-        if name not in encoders:
-            encoders[name] = get_encoder(name)
-        return video_card(Path(video.path), video.sha256, encoders[name])
+        return video_card(Path(video.path), video.sha256, encoder_of(ix))
+
+    app.state.describer = None
+    if describe:
+        ix = open_index()
+        encoder = encoder_of(ix)
+        app.state.describer = BackgroundDescriber(
+            [(ix.videos[r].path, ix.videos[r].sha256) for r in ix.ref_ids],
+            lambda path, sha: video_card(path, sha, encoder)).start()
 
     @app.get("/videos", response_class=HTMLResponse)
     def browse(request: Request, page_number: int = Query(1, alias="page", ge=1)):
@@ -163,7 +179,9 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> F
                         hits.append({"number": k, "ref_id": ref_id, "shot": shot_number, "start": shot.start, "end": shot.end,
                                      "label": label, "score": score})
         hits.sort(key=lambda h: -h["score"])
-        return page(request, "tags.html", q=q, hits=hits, described=described, total=len(ix))
+        describer = app.state.describer
+        return page(request, "tags.html", q=q, hits=hits, described=described, total=len(ix),
+                    describing=describer is not None and describer.running)
 
     @app.get("/catalog/{number}/{image}")
     def catalog_image(number: int, image: str):

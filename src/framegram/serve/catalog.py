@@ -13,6 +13,7 @@ is gone cannot be made and says so.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -128,3 +129,33 @@ def _picture(fg, shots) -> bytes:
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+class BackgroundDescriber:
+    """Makes the cards of every video of an index that lacks one, in a daemon thread, one video at
+    a time (so the tag search covers the whole index without each page being opened first).
+    `describe(path, sha256)` makes one card; failures are counted and skipped."""
+
+    def __init__(self, videos: list[tuple[str, str]], describe):
+        self.pending = [(path, sha) for path, sha in videos if cached_card(sha) is None]
+        self.total, self.done, self.failed = len(self.pending), 0, 0
+        self._describe = describe
+        self.thread = threading.Thread(target=self._run, name="framegram-describe", daemon=True)
+
+    def start(self) -> BackgroundDescriber:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from framegram.errors import FramegramError
+
+        for path, sha in self.pending:
+            try:
+                self._describe(Path(path), sha)
+            except (FramegramError, OSError, RuntimeError, ValueError):
+                self.failed += 1  # an unreadable video: its page says why when opened
+            self.done += 1
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
