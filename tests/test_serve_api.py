@@ -74,6 +74,19 @@ def test_bad_uploads_get_a_json_error_and_leave_nothing_behind(case, client, vid
     assert set(Path(tempfile.gettempdir()).glob("framegram-upload-*")) == before  # the upload is gone
 
 
+def test_a_huge_or_unsized_body_is_refused_before_it_is_stored(client, index):
+    def chunks():
+        yield b"x" * 1000
+
+    huge = client.post("/api/search", content=b"", headers={"content-length": str(50 * 2**20), "content-type": "multipart/form-data; boundary=x"})
+    assert huge.status_code == 413 and "larger than the limit" in huge.json()["error"]
+    unsized = client.post("/api/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert unsized.status_code == 411 and "Content-Length" in unsized.json()["error"]
+    rebound = TestClient(create_app(index, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://attacker.example")
+    assert rebound.get("/api/videos").status_code == 400  # a page on another domain rebound to us reads nothing
+    assert TestClient(create_app(index, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1").get("/api/videos").status_code == 200
+
+
 def test_results_page_shows_the_match_and_a_player_at_its_start(client, distorted):
     page = client.post("/search", files={"clip": ("clip.mp4", distorted.read_bytes(), "video/mp4")})
     assert page.status_code == 200

@@ -108,6 +108,7 @@ def extract_folder_ray(
     threads_per_actor: CPUs each actor asks for and its encoder's threads (default 2: one decodes,
         one infers; 1 where a node has one CPU or `actors` would not fit otherwise).
     """
+    started_here = connect(address)  # first: a missing Ray is one line, not a traceback
     import ray
 
     out_dir = Path(out_dir)
@@ -116,7 +117,6 @@ def extract_folder_ray(
     videos = find_videos(inputs)
     targets = output_paths(videos, out_dir)
     result = BatchResult()
-    started_here = connect(address)
     try:
         threads, pool, gpus = _pool_size(ray, actors, threads_per_actor)
         # absolute paths: an actor's working folder is not the driver's (nor on the same machine)
@@ -161,7 +161,9 @@ def _run(ray, rows: list[dict], encoder: str, fps: float, threads: int, pool: in
         warnings.simplefilter("ignore", DeprecationWarning)
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             _Extractor, fn_constructor_kwargs={"encoder": encoder, "fps": fps, "threads": threads},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=threads, num_gpus=1 if gpus else 0,
+            # the int8 encoder runs on the CPU only: its actors take no GPU
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=threads,
+            num_gpus=1 if gpus and not encoder.endswith("-int8") else 0,
             max_restarts=-1, max_task_retries=MAX_ATTEMPTS - 1,
         )
     seen: set[str] = set()

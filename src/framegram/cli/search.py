@@ -35,7 +35,8 @@ def index_add(
     cluster into --framegrams first, then those framegrams are added."""
     from framegram.batch import find_videos_with_ids
     from framegram.framegram import FILE_SUFFIX
-    from framegram.search import add_videos
+    from framegram.search import VideoIndex, add_videos
+    from framegram.search.basis import default_basis
     from framegram.search.learned import fingerprint_from_spec
 
     failed: dict[Path, str] = {}
@@ -44,7 +45,10 @@ def index_add(
     if engine != "local" or address is not None or actors is not None:
         to_extract = [v for v, _ in found if not v.name.endswith(FILE_SUFFIX)]
         out = framegrams or index.parent / f"{index.name}-framegrams"
-        result = extract_many(to_extract, out, "efficientnet-lite0", 5.0, quiet, engine, address, actors)
+        # the framegrams the index describes: its own encoder and rate, or the new index's fingerprint's
+        describer = VideoIndex.open(index).fingerprint if (index / "index.sqlite").exists() else (
+            fingerprint_from_spec(fingerprint) or default_basis())
+        result = extract_many(to_extract, out, describer.encoder_name, describer.fps, quiet, engine, address, actors)
         failed.update(result.failed)
         not_extracted = len(result.failed)
         extracted = {**result.done, **result.skipped}

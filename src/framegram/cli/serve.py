@@ -29,7 +29,12 @@ def serve(
     if not 0 < port < 65536:
         raise fail(f"--port must be 1-65535, got {port}")
     VideoIndex.open(index)  # a missing or damaged index is one line here, not a page later
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback:
         typer.echo(f"framegram: serving on {host}: anyone who can reach it can search and watch the indexed videos", err=True)
     typer.echo(f"framegram: http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(index, int(max_upload_mb * 2**20), describe=describe), host=host, port=port, log_level="warning")
+    # on localhost only its own names are answered: a web page whose domain is rebound to 127.0.0.1
+    # must not read the index
+    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+    uvicorn.run(create_app(index, int(max_upload_mb * 2**20), describe=describe, allowed_hosts=hosts),
+                host=host, port=port, log_level="warning")

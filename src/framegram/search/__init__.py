@@ -110,11 +110,13 @@ def search(
     top_k: int = 5,
     threshold: float | None | str = "calibrated",
     query_id: str | None = None,
+    encoder=None,
 ) -> list[Match]:
     """Where the clip (a video file) appears in the index, best first; [] means no match.
 
     threshold: minimum score; "calibrated": the index fingerprint's calibrated threshold;
     None: the best `top_k` whatever their score, as for µAP.
+    encoder: a loaded FrameEncoder of the index's encoder, to reuse (default: load it).
     """
     from dataclasses import replace
 
@@ -123,6 +125,6 @@ def search(
     target = index if isinstance(index, VideoIndex) else VideoIndex.open(index)
     if threshold == "calibrated":
         threshold = target.fingerprint.threshold
-    views = query_views(clip, target.fingerprint.encoder_name, target.fingerprint.fps)
+    views = query_views(clip, encoder or target.fingerprint.encoder_name, target.fingerprint.fps)
     settings = replace(MatchSettings(), top_k=top_k)
     return match(target, views, query_id or Path(clip).name, threshold, settings)

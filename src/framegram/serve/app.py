@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from framegram.errors import FramegramError, InputError
 from framegram.search import VideoIndex, search
@@ -34,6 +36,9 @@ from framegram.serve.catalog import BackgroundDescriber, cached_card, video_card
 HERE = Path(__file__).parent
 DEFAULT_UPLOAD_LIMIT = 200 * 2**20
 STRIP_FRAMES = 6
+SEARCHES_AT_ONCE = 2  #: a search uses the cores; more at once only slows each
+BUSY_WAIT_S = 60.0  #: how long a search waits for its turn before "busy" (503)
+_FORM_MARGIN = 2**20  #: bytes of multipart framing allowed beyond the upload limit
 PAGE_SIZE = 24  #: videos per browse page
 _CHUNK = 2**20
 
@@ -57,13 +62,19 @@ class SearchAnswer:
     seconds: float  #: of the query
 
 
-def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, describe: bool = False) -> FastAPI:
+def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, describe: bool = False,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
     """The service over the index folder `index`; uploads above `upload_limit` bytes are refused.
     describe: make every video's browse card in a background thread from the start (else each is
-    made when first shown)."""
+    made when first shown). allowed_hosts: the Host headers answered (a server on localhost lists
+    its own names, so a web page whose domain is rebound to 127.0.0.1 cannot read it); None: any."""
     index = Path(index)
     app = FastAPI(title="framegram", summary="Which indexed video is this clip from, and where.")
     app.state.index = index
+    app.add_middleware(BodyLimit, limit=upload_limit + _FORM_MARGIN)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    searching = threading.BoundedSemaphore(SEARCHES_AT_ONCE)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -91,11 +102,20 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
         ix = open_index()
         return [_video_row(k, ix.videos[r]) for k, r in enumerate(ix.ref_ids)]
 
+    def searched(ix: VideoIndex, clip: UploadFile, top: int, strips: bool) -> SearchAnswer:
+        """`run_search` with the app's encoder, SEARCHES_AT_ONCE at a time (the others wait)."""
+        if not searching.acquire(timeout=BUSY_WAIT_S):
+            raise UploadRefused(503, "the server is busy with other searches: try again in a moment")
+        try:
+            return run_search(ix, clip, top, upload_limit, strips, encoder_of(ix))
+        finally:
+            searching.release()
+
     @app.post("/api/search")
     def api_search(clip: UploadFile = File(...), top: int = Form(5)):
         """Search an uploaded clip: the same list as `framegram search --json`, or {"error": ...}."""
         try:
-            answer = run_search(open_index(), clip, top, upload_limit, strips=False)
+            answer = searched(open_index(), clip, top, strips=False)
         except UploadRefused as refused:
             return JSONResponse({"error": refused.message}, status_code=refused.status)
         return [asdict(m) for m in answer.matches]
@@ -109,7 +129,7 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
     def search_results(request: Request, clip: UploadFile = File(...), top: int = Form(5)):
         ix = open_index()
         try:
-            answer = run_search(ix, clip, top, upload_limit, strips=True)
+            answer = searched(ix, clip, top, strips=True)
         except UploadRefused as refused:
             return page(request, "error.html", refused.status, title="This upload cannot be searched",
                         message=refused.message, filename=clip.filename or "")
@@ -212,7 +232,7 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
     return app
 
 
-def run_search(index: VideoIndex, clip: UploadFile, top: int, limit: int, strips: bool) -> SearchAnswer:
+def run_search(index: VideoIndex, clip: UploadFile, top: int, limit: int, strips: bool, encoder=None) -> SearchAnswer:
     """Save the upload privately (refused past `limit` bytes), search it, delete it."""
     if not 1 <= top <= 50:
         raise UploadRefused(400, f"top must be between 1 and 50, got {top}")
@@ -230,17 +250,62 @@ def run_search(index: VideoIndex, clip: UploadFile, top: int, limit: int, strips
         if size == 0:
             raise UploadRefused(400, "the upload is empty")
         try:
-            found = search(target, index, top_k=top, threshold=None, query_id=clip.filename or "clip")
+            found = search(target, index, top_k=top, threshold=None, query_id=clip.filename or "clip", encoder=encoder)
         except InputError as e:  # not a video, no video stream, too short, undecodable
             raise UploadRefused(400, f"not a video that can be searched: {e.reason}") from None
-        threshold = index.fingerprint.threshold
-        strip = _strip_url(target, 0.0, None) if strips else None
         from framegram.io.decode import probe_video
+        from framegram.search.query import MAX_QUERY_SECONDS
 
+        threshold = index.fingerprint.threshold
+        seconds = probe_video(target).duration or 0.0
+        strip = _strip_url(target, 0.0, min(seconds, MAX_QUERY_SECONDS) or None) if strips else None
         return SearchAnswer([m for m in found if m.score >= threshold], found[0].score if found else None,
-                            threshold, strip, probe_video(target).duration or 0.0)
+                            threshold, strip, seconds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class BodyLimit:
+    """Refuses a POST whose body is over `limit` bytes before any of it is stored: by its
+    Content-Length (one is required), and by counting what arrives. Starlette would otherwise
+    spool the whole multipart body to disk before the upload's own limit is checked."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is None or not length.isdigit():
+            return await _refuse(scope, send, 411, "an upload needs a Content-Length")
+        if int(length) > self.limit:
+            mb = (self.limit - _FORM_MARGIN) / 2**20
+            return await _refuse(scope, send, 413, f"the upload is larger than the limit of {mb:.0f} MB")
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > int(length):  # more than announced: stop reading
+                return {"type": "http.disconnect"}
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+async def _refuse(scope, send, status: int, message: str) -> None:
+    """A plain refusal from the middleware: JSON under /api/, else a short page (fixed text only)."""
+    if scope["path"].startswith("/api/"):
+        body, kind = json.dumps({"error": message}).encode(), b"application/json"
+    else:
+        body = (f'<!doctype html><meta charset="utf-8"><title>framegram: refused</title><h1>This upload cannot be searched</h1>'
+                f'<p class="error">{message}</p><p><a href="/">back to the search</a></p>').encode()
+        kind = b"text/html; charset=utf-8"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _video_row(number: int, video) -> dict:

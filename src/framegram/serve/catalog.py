@@ -13,6 +13,7 @@ is gone cannot be made and says so.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +23,11 @@ import numpy as np
 from framegram.io.atomic import atomic_write_bytes
 from framegram.paths import cache_dir
 
+log = logging.getLogger(__name__)
 CATALOG_VERSION = 1
 TOP_TAGS = 3
 THUMB_HEIGHT = 120
+_BUILDING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,21 @@ def cached_card(sha256: str) -> VideoCard | None:
 def video_card(video_path: Path, sha256: str, encoder) -> VideoCard:
     """The card of the video at `video_path` (content `sha256`), made now if not cached.
     Raises FramegramError when the video cannot be read."""
+    known = cached_card(sha256)
+    if known is not None:
+        return known
+    with _BUILDING:  # one card at a time: requests and the background describer never build one twice
+        known = cached_card(sha256)  # (and pyplot, which `_picture` uses, is not thread-safe)
+        return known if known is not None else _make_card(video_path, sha256, encoder)
+
+
+def _make_card(video_path: Path, sha256: str, encoder) -> VideoCard:
     from PIL import Image
 
     from framegram.cache import framegram_for
     from framegram.keyframes import detect_shots, select_keyframes
     from framegram.keyframes.output import keyframe_images
 
-    known = cached_card(sha256)
-    if known is not None:
-        return known
     folder = catalog_folder() / sha256[:32]
     fg, _ = framegram_for(video_path, encoder)
     shots = detect_shots(fg)
@@ -147,13 +156,12 @@ class BackgroundDescriber:
         return self
 
     def _run(self) -> None:
-        from framegram.errors import FramegramError
-
         for path, sha in self.pending:
             try:
                 self._describe(Path(path), sha)
-            except (FramegramError, OSError, RuntimeError, ValueError):
-                self.failed += 1  # an unreadable video: its page says why when opened
+            except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others
+                self.failed += 1
+                log.warning("framegram serve: %s could not be described: %s", path, exc)
             self.done += 1
 
     @property
