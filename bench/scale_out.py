@@ -37,12 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import extract as extract_bench  # noqa: E402  (encoder timing as bench/extract.py)
 import shots as shots_bench  # noqa: E402
 from common import markdown_table, write_result  # noqa: E402
+from ray_cluster import two_node_cluster  # noqa: E402
 from shot_scoring import Score, match  # noqa: E402
 
 from framegram.batch import extract_folder  # noqa: E402
@@ -146,47 +146,16 @@ def engine_runs(videos: list[Path], video_s: float) -> dict:
 
 def two_node_run(videos: list[Path], video_s: float, encoder: str) -> dict:
     """A head and a worker node of one CPU each on this machine, the job driven from a fresh process."""
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    temp = Path(tempfile.mkdtemp(prefix="fgr-", dir="/tmp"))  # short: Ray's socket paths are limited
-    port = 20000 + os.getpid() % 20000
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    node = ["--num-cpus", "1", "--disable-usage-stats", "--temp-dir", str(temp), "--object-store-memory", str(100 * 2**20)]
-    try:
-        started = time.perf_counter()
-        subprocess.run([ray_bin, "start", "--head", "--port", str(port), "--include-dashboard", "false", *node],
-                       check=True, capture_output=True, env=env)
-        subprocess.run([ray_bin, "start", "--address", f"127.0.0.1:{port}", *node], check=True, capture_output=True, env=env)
-        startup = time.perf_counter() - started
-        with tempfile.TemporaryDirectory() as out:
-            code = ("import sys, json, time; from framegram.ray_engine import extract_folder_ray\n"
-                    "t = time.perf_counter(); r = extract_folder_ray(sys.argv[3:], sys.argv[1], encoder=sys.argv[2], "
-                    f"show_progress=False, address='127.0.0.1:{port}', actors=2)\n"
-                    "print(json.dumps({'wall': time.perf_counter() - t, 'done': len(r.done), 'failed': len(r.failed)}))")
-            proc = subprocess.run([sys.executable, "-c", code, out, encoder, *map(str, videos)], check=True,
-                                  capture_output=True, text=True, env=env)
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert got["done"] == len(videos), got
-        return row(video_s, got["wall"], 2, startup)
-    finally:
-        _stop(temp)
-
-
-def _stop(temp: Path) -> None:
-    """Kill the processes of the cluster started under `temp` (`ray stop` would stop every cluster)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            hit = str(temp) in (proc / "cmdline").read_bytes().decode(errors="replace") or any(
-                str(temp) in os.readlink(fd) for fd in (proc / "fd").iterdir())
-        except OSError:
-            continue
-        if hit:
-            try:
-                os.kill(int(proc.name), 9)
-            except ProcessLookupError:
-                pass
-    shutil.rmtree(temp, ignore_errors=True)
+    with two_node_cluster() as cluster, tempfile.TemporaryDirectory() as out:
+        code = ("import sys, json, time; from framegram.ray_engine import extract_folder_ray\n"
+                "t = time.perf_counter(); r = extract_folder_ray(sys.argv[3:], sys.argv[1], encoder=sys.argv[2], "
+                f"show_progress=False, address='{cluster.address}', actors=2)\n"
+                "print(json.dumps({'wall': time.perf_counter() - t, 'done': len(r.done), 'failed': len(r.failed)}))")
+        proc = subprocess.run([sys.executable, "-c", code, out, encoder, *map(str, videos)], check=True,
+                              capture_output=True, text=True, env=cluster.env)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["done"] == len(videos), got
+    return row(video_s, got["wall"], 2, cluster.startup_s)
 
 
 def encoder_speedup() -> dict:

@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray", reason="the Ray engine's tests need the framegr
 from framegram.batch import extract_folder  # noqa: E402
 from framegram.framegram import Framegram  # noqa: E402
 from framegram.ray_engine import extract_folder_ray  # noqa: E402
+from ray_cluster import processes, two_node_cluster  # noqa: E402  (bench/, on pytest's path)
 
 FRAMEGRAM_CLI = [sys.executable, "-m", "framegram"]
 
@@ -63,25 +64,8 @@ def test_ray_engine_writes_the_local_engines_framegrams(cluster, videos, local_f
     assert set(again.skipped) == set(local_framegrams) and not again.done
 
 
-def _processes(marker: str, open_files: bool = False) -> list[int]:
-    """Processes of this machine whose command line (Ray sets an actor's to its class), or with
-    `open_files` one of whose open files, holds `marker`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            hit = marker in (proc / "cmdline").read_bytes().decode(errors="replace")
-            hit = hit or open_files and any(marker in os.readlink(fd) for fd in (proc / "fd").iterdir())
-        except OSError:
-            continue
-        if hit:
-            found.append(int(proc.name))
-    return found
-
-
 def _actor_pids() -> list[int]:
-    return _processes("MapBatches(_Extractor)")
+    return processes("MapBatches(_Extractor)")
 
 
 def test_a_killed_actor_loses_and_duplicates_nothing(cluster, videos, trailer, local_framegrams, tmp_path):
@@ -135,43 +119,16 @@ def test_a_rerun_after_the_driver_is_killed_finishes_only_the_rest(videos, trail
 
 
 def test_a_two_node_cluster_on_this_machine_runs_the_same_job(videos, local_framegrams, tmp_path):
-    ray_bin = Path(sys.executable).parent / "ray"
     if ray.is_initialized():
         ray.shutdown()
-    temp = Path("/tmp") / f"fg-ray-{os.getpid()}"  # short: Ray's socket paths must fit 107 bytes
-    port = 20000 + os.getpid() % 20000
-    node = ["--num-cpus", "1", "--disable-usage-stats", "--temp-dir", str(temp), "--object-store-memory", str(100 * 2**20)]
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # the head makes a token (~/.ray/auth_token); joiners must use it
     inputs = [videos["bikes.mp4"], videos["carphone_pristine.mp4"]]
-    try:
-        subprocess.run([str(ray_bin), "start", "--head", "--port", str(port), "--include-dashboard", "false", *node],
-                       check=True, capture_output=True, timeout=120, env=env)
-        subprocess.run([str(ray_bin), "start", "--address", f"127.0.0.1:{port}", *node], check=True, capture_output=True, timeout=120, env=env)
-        deadline, status = time.monotonic() + 60, ""
-        while status.count(" node_") < 2 and time.monotonic() < deadline:  # the autoscaler's view comes a little later
-            status = subprocess.run([str(ray_bin), "status", "--address", f"127.0.0.1:{port}"],
-                                    capture_output=True, text=True, timeout=60, env=env).stdout
-            time.sleep(1)
-        assert status.count(" node_") == 2, status
+    with two_node_cluster() as cluster:  # raises unless Ray reports both nodes
         run = subprocess.run([*FRAMEGRAM_CLI, "extract", *map(str, inputs), "--out", str(tmp_path / "out"),
-                              "--engine", "ray", "--address", f"127.0.0.1:{port}", "--actors", "2", "-q"],
-                             capture_output=True, text=True, timeout=300, env=env)
-        assert run.returncode == 0, run.stderr
-    finally:
-        _stop_cluster(temp)
+                              "--engine", "ray", "--address", cluster.address, "--actors", "2", "-q"],
+                             capture_output=True, text=True, timeout=300, env=cluster.env)
+    assert run.returncode == 0, run.stderr
     for video in inputs:
         assert_same_framegram(local_framegrams[video], next((tmp_path / "out").glob(f"{video.stem}*.framegram.npz")))
-
-
-def _stop_cluster(temp: Path) -> None:
-    """Kill the processes of the cluster started under `temp` only (`ray stop` would stop every
-    Ray cluster of this machine)."""
-    for pid in _processes(str(temp), open_files=True):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_index_add_on_ray_indexes_what_the_local_add_indexes(videos, tmp_path):

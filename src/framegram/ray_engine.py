@@ -18,7 +18,6 @@ cluster has more than one machine. Ray is imported only here, and only when this
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,23 +53,19 @@ class _Extractor:
         self.fps = fps
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        rows: dict[str, list] = {k: [] for k in ("video", "target", "status", "reason", "frames", "video_seconds", "wall_seconds", "pid")}
+        rows: dict[str, list] = {k: [] for k in ("video", "status", "reason", "frames", "video_seconds", "wall_seconds")}
         for video, target in zip(batch["video"], batch["target"]):
-            status, reason, timing = "done", "", None
+            status, reason, timing = "failed", "", None
             try:
                 timing = extract_video_to(Path(video), Path(target), self.encoder, self.fps)
-            except EXTRACTION_ERRORS as exc:
-                status, reason = "failed", failure_reason(exc)
-            else:
                 status = "skipped" if timing is None else "done"
-            rows["video"].append(str(video))
-            rows["target"].append(str(target))
-            rows["status"].append(status)
-            rows["reason"].append(reason)
-            rows["frames"].append(timing.frames if timing else 0)
-            rows["video_seconds"].append(timing.video_seconds if timing else 0.0)
-            rows["wall_seconds"].append(timing.wall_seconds if timing else 0.0)
-            rows["pid"].append(os.getpid())
+            except EXTRACTION_ERRORS as exc:
+                reason = failure_reason(exc)
+            for key, value in (("video", str(video)), ("status", status), ("reason", reason),
+                               ("frames", timing.frames if timing else 0),
+                               ("video_seconds", timing.video_seconds if timing else 0.0),
+                               ("wall_seconds", timing.wall_seconds if timing else 0.0)):
+                rows[key].append(value)
         return rows
 
 
@@ -119,11 +114,8 @@ def extract_folder_ray(
     result = BatchResult()
     try:
         threads, pool, gpus = _pool_size(ray, actors, threads_per_actor)
-        # absolute paths: an actor's working folder is not the driver's (nor on the same machine)
-        by_path = {str(v.absolute()): v for v in videos}
-        rows = [{"video": str(v.absolute()), "target": str(targets[v].absolute())} for v in videos]
-        if rows:
-            _run(ray, rows, name, fps, threads, pool, gpus, by_path, targets, result, show_progress)
+        if videos:
+            _run(ray, targets, name, fps, threads, pool, gpus, result, show_progress)
     finally:
         if started_here:
             ray.shutdown()
@@ -149,8 +141,12 @@ def _pool_size(ray, actors: int | None, threads: int | None) -> tuple[int, int, 
     return threads, pool, gpus
 
 
-def _run(ray, rows: list[dict], encoder: str, fps: float, threads: int, pool: int, gpus: int,
-         by_path: dict[str, Path], targets: dict[Path, Path], result: BatchResult, show_progress: bool) -> None:
+def _run(ray, targets: dict[Path, Path], encoder: str, fps: float, threads: int, pool: int, gpus: int,
+         result: BatchResult, show_progress: bool) -> None:
+    """One row per video (`targets`: video -> framegram file) through the actor pool, into `result`."""
+    # absolute paths: an actor's working folder is not the driver's (nor on the same machine)
+    by_path = {str(v.absolute()): v for v in targets}
+    rows = [{"video": key, "target": str(targets[v].absolute())} for key, v in by_path.items()]
     context = ray.data.DataContext.get_current()
     context.max_errored_blocks = len(rows)  # a row whose worker always dies fails alone, not the job
     context.enable_progress_bars = False  # ours below, as the local engine's
@@ -180,6 +176,6 @@ def _run(ray, rows: list[dict], encoder: str, fps: float, threads: int, pool: in
                 if timing is not None:
                     report_done(bars, video, timing)
             bars.advance(overall)
-    for row in rows:
-        if row["video"] not in seen:
-            result.failed[by_path[row["video"]]] = f"its Ray worker died on each of {MAX_ATTEMPTS} tries"
+    for key, video in by_path.items():
+        if key not in seen:
+            result.failed[video] = f"its Ray worker died on each of {MAX_ATTEMPTS} tries"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from framegram.encoders.base import EncoderSpec, FrameEncoder
-from framegram.encoders.onnx_cache import cached_session, new_session, onnx_model_path
+from framegram.encoders.onnx_cache import cached_session, onnx_model_path, session_of_cached_model
 from framegram.encoders.quantize import RECIPE, calibration_frames, quantize_model
 
 #: Max absolute difference between ONNX Runtime and PyTorch features (values lie in [0, 6]);
@@ -124,15 +124,11 @@ class EfficientNetLite0(FrameEncoder):
         )
 
     def _int8_session(self):
-        path = self.model_path
-        if path.exists():
-            try:
-                return new_session(path, self._threads, gpu=False)
-            except Exception:  # noqa: BLE001 - damaged or from another runtime: quantise again
-                path.unlink(missing_ok=True)
-        fp32 = EfficientNetLite0("onnxruntime", threads=self._threads)
-        quantize_model(fp32.model_path, path, calibration_frames(self.spec.input_size))
-        return new_session(path, self._threads, gpu=False)
+        def quantise(path: Path) -> None:
+            fp32 = EfficientNetLite0("onnxruntime", threads=self._threads)  # exports the fp32 model if needed
+            quantize_model(fp32.model_path, path, calibration_frames(self.spec.input_size))
+
+        return session_of_cached_model(self.model_path, quantise, self._threads, gpu=False)  # int8 kernels: CPU only
 
     def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._check_frames(frames)

@@ -91,15 +91,20 @@ def cached_session(
     tolerance: float,
     threads: int | None = None,
 ) -> onnxruntime.InferenceSession:
-    """An ONNX Runtime session for `key`, exporting the model first if the cache lacks it.
+    """An ONNX Runtime session for `key`, exporting the model first if the cache lacks it."""
+    return session_of_cached_model(
+        onnx_model_path(key), lambda path: export_onnx(build_module, example, output_names, path, tolerance), threads)
 
-    A cached file that fails to load (damaged, or from an incompatible runtime) is exported again.
-    """
-    path = onnx_model_path(key)
+
+def session_of_cached_model(path: Path, make: Callable[[Path], None], threads: int | None,
+                            gpu: bool = True) -> onnxruntime.InferenceSession:
+    """A session of the model cached at `path`, made first by `make(path)` (which writes it
+    atomically) if the cache lacks it. A cached file that fails to load (damaged, or from an
+    incompatible runtime) is made again."""
     if path.exists():
         try:
-            return new_session(path, threads)
+            return new_session(path, threads, gpu)
         except Exception:  # noqa: BLE001 - any load failure means: rebuild the cache entry
             path.unlink(missing_ok=True)
-    export_onnx(build_module, example, output_names, path, tolerance)
-    return new_session(path, threads)
+    make(path)
+    return new_session(path, threads, gpu)

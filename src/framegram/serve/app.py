@@ -81,6 +81,23 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
     def open_index() -> VideoIndex:
         return VideoIndex.open(index)  # SearchIndexError (a FramegramError) when missing or damaged
 
+    encoders: dict[str, object] = {}
+    encoder_lock = threading.Lock()
+
+    def encoder_of(ix: VideoIndex):
+        """The index's encoder, loaded once for every search and card."""
+        from framegram.encoders import get_encoder
+
+        name = ix.fingerprint.encoder_name
+        with encoder_lock:
+            if name not in encoders:
+                encoders[name] = get_encoder(name)
+            return encoders[name]
+
+    def video_at(ix: VideoIndex, number: int):
+        """The video a URL's number names (its place in the index's records), or None."""
+        return ix.videos[ix.ref_ids[number]] if 0 <= number < len(ix) else None
+
     def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"index": str(index), **context}, status_code=status)
 
@@ -138,21 +155,8 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
                 for m in answer.matches]
         return page(request, "results.html", filename=clip.filename or "", answer=answer, rows=rows)
 
-    encoders: dict[str, object] = {}
-    encoder_lock = threading.Lock()
-
-    def encoder_of(ix: VideoIndex):
-        from framegram.encoders import get_encoder
-
-        name = ix.fingerprint.encoder_name
-        with encoder_lock:
-            if name not in encoders:
-                encoders[name] = get_encoder(name)
-            return encoders[name]
-
-    def card_of(ix: VideoIndex, number: int):
-        """The browse card of video `number` (made on first view, then cached by content)."""
-        video = ix.videos[ix.ref_ids[number]]
+    def card_of(ix: VideoIndex, video):
+        """The browse card of `video` (made on first view, then cached by content)."""
         return video_card(Path(video.path), video.sha256, encoder_of(ix))
 
     app.state.describer = None
@@ -174,13 +178,14 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
     @app.get("/videos/{number}", response_class=HTMLResponse)
     def video_page(request: Request, number: int):
         ix = open_index()
-        if not 0 <= number < len(ix):
+        video = video_at(ix, number)
+        if video is None:
             return page(request, "error.html", 404, title="No such video", message=f"the index has no video number {number}")
         try:
-            card = card_of(ix, number)
+            card = card_of(ix, video)
         except FramegramError as e:
             return page(request, "error.html", 404, title="This video cannot be shown", message=str(e))
-        return page(request, "video.html", video=_video_row(number, ix.videos[ix.ref_ids[number]]), card=card)
+        return page(request, "video.html", video=_video_row(number, video), card=card)
 
     @app.get("/tags", response_class=HTMLResponse)
     def tag_search(request: Request, q: str = ""):
@@ -209,10 +214,11 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
         ix = open_index()
         allowed = image in ("picture.png", "thumb.jpg") or (image.startswith("keyframe-") and image.endswith(".jpg")
                                                             and image[9:-4].isdigit())
-        if not allowed or not 0 <= number < len(ix):
+        video = video_at(ix, number)
+        if not allowed or video is None:
             return JSONResponse({"error": "no such image"}, status_code=404)
         try:
-            card = card_of(ix, number)
+            card = card_of(ix, video)
         except FramegramError as e:
             return JSONResponse({"error": str(e)}, status_code=404)
         path = card.image(image)
@@ -221,10 +227,10 @@ def create_app(index: str | Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, desc
     @app.get("/media/{number}")
     def media(number: int):
         """An indexed video's file, by its number (HTTP range requests: the player seeks)."""
-        ix = open_index()
-        if not 0 <= number < len(ix):
+        video = video_at(open_index(), number)
+        if video is None:
             return JSONResponse({"error": f"no video number {number}"}, status_code=404)
-        path = Path(ix.videos[ix.ref_ids[number]].path)
+        path = Path(video.path)
         if not path.is_file():
             return JSONResponse({"error": "this video's file is no longer where it was indexed"}, status_code=404)
         return FileResponse(path)
@@ -310,7 +316,7 @@ async def _refuse(scope, send, status: int, message: str) -> None:
 
 def _video_row(number: int, video) -> dict:
     return {"number": number, "ref_id": video.ref_id, "name": os.path.basename(video.path), "duration": video.duration,
-            "added_at": getattr(video, "added_at", None)}
+            "added_at": video.added_at}
 
 
 def _strip_url(path: Path, start: float, end: float | None) -> str | None:
