@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/scale_out.py
 	$(PY) bench/serve.py
 	$(PY) bench/brain.py --twice
+	$(PY) bench/fmri_classify.py
 	$(PY) bench/classify.py
 	$(PY) bench/vae.py
 	$(PY) bench/embedding.py

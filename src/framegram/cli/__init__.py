@@ -1,6 +1,6 @@
 """The `framegram` command. User errors print one line on stderr and exit with status 2.
 
-One module per concern (`framegrams`, `demo`, `search`, `serve`, `brain`, `video_models`, `vae`); each holds
+One module per concern (`framegrams`, `demo`, `search`, `serve`, `brain`, `fmri`, `video_models`, `vae`); each holds
 its commands and, for a command group, its own Typer. This module puts them together: top-level
 commands in the order `framegram --help` lists them, then the groups.
 """
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from framegram.cli import brain, demo, framegrams, search, serve, vae, video_models
+from framegram.cli import brain, demo, fmri, framegrams, search, serve, vae, video_models
 from framegram.cli.common import EXIT_USER_ERROR
 from framegram.errors import FramegramError
 
@@ -31,6 +31,7 @@ app.command()(video_models.classify)
 app.command()(serve.serve)
 app.add_typer(search.index_app, name="index")
 app.add_typer(brain.brain_app, name="brain")
+app.add_typer(fmri.fmri_app, name="fmri")
 app.add_typer(search.fingerprint_app, name="fingerprint")
 app.add_typer(vae.vae_app, name="vae")
 
