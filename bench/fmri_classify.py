@@ -12,7 +12,9 @@ Per variant: every strategy's series (`denoise_runs`), the denoising benchmark (
 median |r|, distance dependence, tDOF lost, and on the network variant the recovery of the true
 group difference), then leave-site-out nested classification for every strategy and feature set
 (connectivity = tangent, tda, both), with the motion-only control, with and without regressing the
-head-motion summaries out of the features inside each fold (never for "none", the raw series).
+head-motion summaries out of the features inside each fold (never for "none", the raw series). Every
+strategy is measured and classified on the same participants: those no strategy left out (scrubbing
+at FD 0.2 drops the high movers; comparing on different people would credit a strategy for whom it dropped).
 
     nice -n 19 .venv/bin/python bench/fmri_classify.py [--per-site 32] [--permutations 100]
 
@@ -38,7 +40,7 @@ from common import markdown_table, write_result  # noqa: E402
 
 from framegram.connectome.atlas import load_atlas
 from framegram.connectome.classify import classify_folds, fold_features, motion_features, regress_folds
-from framegram.connectome.denoise import denoise_runs, load_series
+from framegram.connectome.denoise import common_subjects, denoise_runs, load_series
 from framegram.connectome.features import FEATURE_SETS
 from framegram.connectome.pipeline import measure_quality, subject_table
 from framegram.connectome.runs import find_preprocessed_runs
@@ -66,9 +68,10 @@ def run_variant(variant: str, args) -> dict:
     participants = root / "participants.tsv"
     quality = measure_quality(out, list(STRATEGIES), atlas, participants, true_difference=truth)
     with_regression, without_regression, control = {}, {}, None
+    subjects = common_subjects(out, list(STRATEGIES))  # every strategy on the same people
     for name in STRATEGIES:
         t = time.time()
-        series = load_series(out, name)
+        series = load_series(out, name, subjects)
         table = subject_table(series, participants, "group", "site", None)
         sites, labels = np.array(table.sites), table.labels
         motion = motion_features(series.fd)
@@ -84,8 +87,8 @@ def run_variant(variant: str, args) -> dict:
             with_regression[f"{fs}/{name}"] = raw if name == "none" else classify_folds(regressed[fs], labels, sites, fs, args.permutations)
         print(f"  {variant} {name}: {time.time() - t:.0f} s", flush=True)
     return {"quality": quality, "classification": with_regression, "without": without_regression, "control": control,
-            "excluded": {k: len(v) for k, v in summary.excluded.items()}, "prepare_s": prepared,
-            "participants": len(runs)}
+            "excluded": {k: len(load_series(out, k).excluded) for k in STRATEGIES}, "prepare_s": prepared,
+            "participants": len(runs), "compared": len(subjects)}
 
 
 def main() -> None:
@@ -112,6 +115,7 @@ def main() -> None:
                                       "motion": {k: pick(r) for k, r in motion["without"].items()}},
         "excluded_by_scrubbing": {"network": network["excluded"], "motion": motion["excluded"]},
         "participants": {"network": network["participants"], "motion": motion["participants"]},
+        "participants_compared": {"network": network["compared"], "motion": motion["compared"]},
         "seconds": {"total": round(time.time() - t0), "generate_and_denoise": {"network": round(network["prepare_s"]),
                                                                               "motion": round(motion["prepare_s"])}},
     }

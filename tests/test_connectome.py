@@ -329,8 +329,13 @@ def test_cli_synth_denoise_features_classify(tmp_path):
     atlas = next((data / "atlas").glob("*_dseg.nii.gz"))
     out = tmp_path / "denoised"
     stdout = cli("fmri", "denoise", data / "derivatives" / "fmriprep", "--atlas", atlas, "--out", out, "-s", "none",
-                 "-s", "simple", "--truth", data / "truth" / "group_difference.npy", "-q").stdout
+                 "-s", "simple", "--truth", data / "truth" / "group_difference.npy", "--save-bold", "-q").stdout
     assert "QC-FC share" in stdout and "truth r" in stdout
+    import nibabel as nib
+
+    image = nib.load(next((out / "simple").glob("sub-1001_*_bold.nii.gz")))
+    series = pd.read_csv(next((out / "simple").glob("sub-1001_*_timeseries.tsv")), sep="\t")
+    assert image.ndim == 4 and image.shape[3] == len(series)  # the kept volumes, as in the series
     quality = json.loads((out / "quality.json").read_text())
     assert set(quality) == {"none", "simple"} and quality["simple"]["truth_recovery_r"] is not None
     cli("fmri", "features", out, "--out", tmp_path / "features", "-s", "simple")

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the h2 ids of the demo report (framegram.demo and the report modules it imports), in page order
 SECTION_IDS = ["framegrams-of-the-sample-videos", "same-content--different-pixels", "extraction-timings",
                "shots-and-keyframes", "video-search", "video-classification", "brain-encoding",
-               "signals-from-silent-video", "run"]
+               "fmri--denoising-and-classifying-participants", "signals-from-silent-video", "run"]
 #: what the wheel must carry from bench/results (what the two sections read)
-PACKAGED = ["classify.json", "vae.json", *(f"vae/{p.name}" for p in sorted((ROOT / "bench" / "results" / "vae").glob("*")))]
+PACKAGED = ["classify.json", "vae.json", "fmri_classify.json", *(f"vae/{p.name}" for p in sorted((ROOT / "bench" / "results" / "vae").glob("*")))]
 
 
 def _run(args, **kwargs) -> str:
@@ -83,6 +83,8 @@ def test_demo_from_an_installed_wheel_outside_the_checkout_has_every_section(tmp
     models = {r["model"] for r in json.loads((ROOT / "bench/results/classify.json").read_text())["records"]}
     assert all(m in classification for m in models) and classification.count("<img") == 2
     assert "fMRI: held-out mean r" in signals and "<audio" in signals and "not found" not in signals
+    fmri = sections["fmri--denoising-and-classifying-participants"]
+    assert "scrubbing.5+gsr" in fmri and "Motion-only control" in fmri
 
 
 def test_the_default_results_are_a_checkouts_else_the_packaged_ones(tmp_path):
@@ -93,11 +95,13 @@ def test_the_default_results_are_a_checkouts_else_the_packaged_ones(tmp_path):
 
 
 def test_the_sections_read_the_results_folder_they_are_given_and_say_what_is_missing(tmp_path):
+    from framegram.connectome.report import connectome_demo_section
     from framegram.report.sections import DemoContext
     from framegram.vae.report import vae_demo_section
     from framegram.video_models.report import classification_demo_section
 
     ctx = DemoContext(tmp_path, None, [], {}, {}, results=tmp_path / "nothing-here")
-    for builder, command in ((classification_demo_section, "bench/classify.py"), (vae_demo_section, "bench/vae.py")):
+    for builder, command in ((classification_demo_section, "bench/classify.py"), (vae_demo_section, "bench/vae.py"),
+                             (connectome_demo_section, "bench/fmri_classify.py")):
         body = builder(ctx).body
         assert body.count("<p>") == 1 and str(tmp_path / "nothing-here") in body and command in body

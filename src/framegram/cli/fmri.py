@@ -34,6 +34,30 @@ def _strategies(given: list[str] | None) -> list[str]:
     return names
 
 
+def _denoised_strategies(denoised: Path, given: list[str] | None) -> list[str]:
+    """The strategies asked for, else those `denoise` wrote into the folder; one-line errors otherwise."""
+    if not denoised.is_dir():
+        raise fail(f"{denoised}: no such folder (the output of `framegram fmri denoise`)")
+    if given:
+        return _strategies(given)
+    found = [p.name for p in sorted(denoised.iterdir()) if (p / "excluded.tsv").is_file()]
+    if not found:
+        raise fail(f"{denoised}: no denoised strategies here (run `framegram fmri denoise ... --out {denoised}` first)")
+    return _strategies(found)
+
+
+def _load_truth(truth: Path, parcels: int):
+    import numpy as np
+
+    try:
+        difference = np.load(truth)
+    except (OSError, ValueError):
+        raise fail(f"{truth}: not a readable .npy array") from None
+    if difference.shape != (parcels, parcels):
+        raise fail(f"{truth}: shape {difference.shape}, but the series have {parcels} parcels")
+    return difference
+
+
 def _find_participants(start: Path, given: Path | None) -> Path | None:
     if given is not None:
         if not given.is_file():
@@ -88,6 +112,7 @@ def denoise(
     positive: PositiveOption = None,
     truth: Annotated[Path | None, typer.Option("--truth", help="True group difference [P, P] (.npy; a generated dataset's truth/group_difference.npy).")] = None,
     min_volumes: Annotated[int, typer.Option("--min-volumes", help="Fewest volumes a run may keep after scrubbing.")] = 60,
+    save_bold: Annotated[bool, typer.Option("--save-bold", help="Also write each run's denoised 4-D image (NIfTI) per strategy.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Parcel time series per strategy (TSV + JSON), and the strategies' QC-FC benchmark (quality.tsv)."""
@@ -104,7 +129,7 @@ def denoise(
         raise fail(f"--min-volumes must be at least 10, got {min_volumes}")
     runs = find_preprocessed_runs(derivatives, task, space)
     parcellation = load_atlas(atlas, labels)
-    summary = denoise_runs(runs, parcellation, names, out, min_volumes, show_progress=not quiet)
+    summary = denoise_runs(runs, parcellation, names, out, min_volumes, show_progress=not quiet, save_bold=save_bold)
     for exc in summary.failed:
         typer.echo(f"framegram: error: {exc}", err=True)
     for name, who in summary.excluded.items():
@@ -116,14 +141,7 @@ def denoise(
     atomic_write_bytes(out / "denoise.json", (json.dumps({
         "derivatives": str(derivatives.resolve()), "atlas": str(atlas.resolve()),
         "participants": str(table.resolve()) if table else None, "strategies": names}, indent=1) + "\n").encode())
-    difference = None
-    if truth is not None:
-        try:
-            difference = np.load(truth)
-        except (OSError, ValueError):
-            raise fail(f"{truth}: not a readable .npy array") from None
-        if difference.shape != (len(parcellation.indices),) * 2:
-            raise fail(f"{truth}: shape {difference.shape}, but the atlas has {len(parcellation.indices)} parcels")
+    difference = None if truth is None else _load_truth(truth, len(parcellation.indices))
     quality = measure_quality(out, names, parcellation, table, label, site, positive, difference)
     typer.echo(f"{summary.written} series written, {summary.skipped} already done -> {out}")
     if quality:
@@ -142,17 +160,20 @@ def features(
     kind: Annotated[str, typer.Option("--kind", help="Connectivity: correlation, 'partial correlation' or tangent.")] = "tangent",
 ) -> None:
     """Connectivity and topological features per participant (TSV, one row each; tangent fitted on all of them)."""
-    from framegram.connectome.features import CONNECTIVITY_KINDS, ConnectivityFeatures, TopologicalFeatures
+    import numpy as np
+
     from framegram.connectome.denoise import load_series
+    from framegram.connectome.features import CONNECTIVITY_KINDS, ConnectivityFeatures, TopologicalFeatures
     from framegram.io.atomic import atomic_write_bytes
 
     if kind not in CONNECTIVITY_KINDS:
         raise fail(f"--kind must be one of {', '.join(CONNECTIVITY_KINDS)}, not {kind!r}")
-    for name in _strategies(strategy or [p.name for p in sorted(denoised.iterdir()) if (p / "excluded.tsv").is_file()]):
+    for name in _denoised_strategies(denoised, strategy):
         series = load_series(denoised, name)
         edges = ConnectivityFeatures(kind).fit(series.series).transform(series.series)
         p = len(series.parcel_names)
-        pairs = [f"{series.parcel_names[i]}|{series.parcel_names[j]}" for i in range(p) for j in range(i + 1, p)]
+        # nilearn's vectorised order: the lower triangle row by row, (1, 0), (2, 0), (2, 1), (3, 0), ...
+        pairs = [f"{series.parcel_names[i]}|{series.parcel_names[j]}" for i, j in zip(*np.tril_indices(p, -1))]
         topo = TopologicalFeatures().fit(series.series)
         tda = topo.transform(series.series)
         tda_names = ([f"betti0_{t:.3f}" for t in topo.grid_] + [f"betti1_{t:.3f}" for t in topo.grid_]
@@ -187,7 +208,8 @@ def classify(
     import numpy as np
 
     from framegram.connectome import report
-    from framegram.connectome.denoise import load_series
+    from framegram.connectome.classify import p_text
+    from framegram.connectome.denoise import common_subjects, load_series
     from framegram.connectome.features import CONNECTIVITY_KINDS, FEATURE_SETS
     from framegram.connectome.pipeline import classification_json, classify_strategy, subject_table
     from framegram.connectome.quality import StrategyQuality
@@ -205,17 +227,21 @@ def classify(
     table = _find_participants(denoised, participants or (Path(recorded["participants"]) if recorded.get("participants") else None))
     if table is None:
         raise fail(f"no participants.tsv in or above {denoised}: pass --participants")
-    names = _strategies(strategy or [p.name for p in sorted(denoised.iterdir()) if (p / "excluded.tsv").is_file()])
+    names = _denoised_strategies(denoised, strategy)
+    subjects = common_subjects(denoised, names)
+    every = set().union(*(load_series(denoised, n).subjects for n in names))
+    if len(every) > len(subjects):
+        typer.echo(f"framegram: warning: {len(every) - len(subjects)} participants left out by some strategy are left out "
+                   f"of all, so that strategies are compared on the same {len(subjects)} people", err=True)
     results, control = {}, None
     for name in names:
         results[name], c = classify_strategy(denoised, name, table, sets, label, site, positive, kind, permutations,
-                                             motion_regression)
-        control = control or c
-        best = max(results[name].values(), key=lambda r: r.auc)
-        typer.echo(f"{name:17s} " + "  ".join(f"{fs} AUC {r.auc:.3f} (p {r.permutation_p:.3f})" for fs, r in results[name].items())
-                   + (f"   [best {best.feature_set}]" if len(sets) > 1 else ""))
+                                             motion_regression, subjects)
+        control = control or c  # the same participants in every strategy: one control
+        typer.echo(f"{name:17s} " + "  ".join(f"{fs} AUC {r.auc:.3f} (p {p_text(r.permutation_p)})"
+                                             for fs, r in results[name].items()))
     if control is not None:
-        typer.echo(f"{'motion only':17s} AUC {control.auc:.3f} (p {control.permutation_p:.3f})")
+        typer.echo(f"{'motion only':17s} AUC {control.auc:.3f} (p {p_text(control.permutation_p)})")
     out.mkdir(parents=True, exist_ok=True)
     data = classification_json(results, control)
     data["settings"] = {"kind": kind, "permutations": permutations, "motion_regression": motion_regression,
@@ -223,22 +249,22 @@ def classify(
     atomic_write_bytes(out / "classification.json", (json.dumps(data, indent=1) + "\n").encode())
     sections = []
     quality_file = denoised / "quality.json"
-    first = load_series(denoised, names[0])
-    subjects = subject_table(first, table, label, site, positive)
+    first = load_series(denoised, names[0], subjects)
+    classes = subject_table(first, table, label, site, positive).classes
     if quality_file.is_file():
         from framegram.connectome.atlas import load_atlas
 
         quality = {k: StrategyQuality(**v) for k, v in json.loads(quality_file.read_text()).items()}
         atlas_path = recorded.get("atlas")
         if quality and atlas_path and Path(atlas_path).is_file():
-            shown = {k: load_series(denoised, k) for k in quality if (denoised / k).is_dir()}
+            shown = {k: load_series(denoised, k, subjects) for k in quality if (denoised / k).is_dir()}
             sections.append(report.quality_section(quality, shown, load_atlas(atlas_path).distances()))
-    difference = np.load(truth) if truth is not None else None
+    difference = None if truth is None else _load_truth(truth, len(first.parcel_names))
     best_strategy = max(names, key=lambda n: max(r.auc for r in results[n].values()))
-    chosen = load_series(denoised, best_strategy)
+    chosen = load_series(denoised, best_strategy, subjects)
     chosen_labels = np.array(subject_table(chosen, table, label, site, positive).labels)
-    sections.append(report.connectome_section(chosen, chosen_labels, subjects.classes, difference))
-    sections.append(report.persistence_section(chosen, chosen_labels, subjects.classes))
+    sections.append(report.connectome_section(chosen, chosen_labels, classes, difference))
+    sections.append(report.persistence_section(chosen, chosen_labels, classes))
     sections.append(report.classification_section(results, control, motion_regression))
     page = report.write_report(out / "report.html", sections)
     typer.echo(f"-> {out / 'classification.json'}, {page}")

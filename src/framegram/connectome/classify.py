@@ -35,7 +35,7 @@ class ClassificationResult:
     accuracy: float
     auc: float
     auc_ci: tuple[float, float]
-    permutation_p: float
+    permutation_p: float | None   #: None when no permutation was run
     permutations: int
     site_auc: dict[str, float]           #: AUC within each held-out site
     scores: list[float] = field(repr=False)  #: held-out decision values, in the participants' order
@@ -45,6 +45,11 @@ class ClassificationResult:
         out = asdict(self)
         out["auc_ci"] = list(self.auc_ci)
         return out
+
+
+def p_text(p: float | None) -> str:
+    """A permutation p-value for a table: three decimals, or n/a without permutations."""
+    return "n/a" if p is None else f"{p:.3f}"
 
 
 def motion_features(fd: list[np.ndarray]) -> np.ndarray:
@@ -148,7 +153,8 @@ def classify_folds(folds, labels, sites, feature_set: str, permutations: int = 2
     return ClassificationResult(
         feature_set=feature_set, participants=len(y), accuracy=float(((scores > 0).astype(int) == y).mean()),
         auc=auc, auc_ci=bootstrap_auc_ci(y, scores, bootstrap, rng),
-        permutation_p=float((1 + (null >= auc).sum()) / (1 + permutations)), permutations=permutations,
+        permutation_p=float((1 + (null >= auc).sum()) / (1 + permutations)) if permutations else None,
+        permutations=permutations,
         site_auc=site_auc, scores=scores.tolist(), labels=y.tolist())
 
 

@@ -15,6 +15,7 @@ a run with too few volumes left after scrubbing is listed in `<out>/<strategy>/e
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,36 @@ from pathlib import Path
 import numpy as np
 
 from framegram.connectome.atlas import Atlas
-from framegram.connectome.errors import AtlasError, ConnectomeError, ParcellationMismatchError, ScrubbedTooShortError
+from framegram.connectome.errors import AtlasError, ConfoundsError, ConnectomeError, ParcellationMismatchError, ScrubbedTooShortError
 from framegram.connectome.runs import PreprocRun
 from framegram.connectome.strategies import MIN_VOLUMES, confounds_file, get_strategy, strategy_confounds
 from framegram.errors import InputError
 from framegram.io.atomic import atomic_write_bytes
 
 SERIES_FORMAT = 1
+
+
+def bold_path(out: Path, run: PreprocRun, strategy: str) -> Path:
+    """Where `save_bold` writes a run's denoised image under `strategy`."""
+    return Path(out) / strategy / f"{run.key}_space-{run.space}_desc-{get_strategy(strategy).bids_label}_bold.nii.gz"
+
+
+def write_denoised_bold(run: PreprocRun, strategy: str, out: Path, min_volumes: int = MIN_VOLUMES) -> Path:
+    """The run's voxels cleaned as its parcel series are (kept volumes only, z-scored), inside fMRIPrep's
+    brain mask beside it (else nilearn's EPI mask), written atomically as a 4-D NIfTI."""
+    import nibabel as nib
+    from nilearn.maskers import NiftiMasker
+
+    confounds, sample_mask = strategy_confounds(run.bold, strategy, nib.load(run.bold).shape[3], min_volumes)
+    mask = run.bold.with_name(run.bold.name.split("_desc-")[0] + "_desc-brain_mask.nii.gz")
+    masker = NiftiMasker(mask_img=str(mask) if mask.is_file() else None, standardize="zscore_sample", t_r=run.tr)
+    voxels = masker.fit_transform(run.bold, confounds=confounds, sample_mask=sample_mask)
+    target = bold_path(out, run, strategy)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(masker.inverse_transform(voxels).get_fdata(dtype=np.float32), nib.load(run.bold).affine)
+    image.header.set_zooms(image.header.get_zooms()[:3] + (run.tr,))
+    atomic_write_bytes(target, gzip.compress(image.to_bytes(), compresslevel=1, mtime=0))
+    return target
 
 
 def series_paths(out: Path, run: PreprocRun, atlas: Atlas, strategy: str) -> tuple[Path, Path]:
@@ -50,11 +74,18 @@ def parcel_means(run: PreprocRun, atlas: Atlas) -> np.ndarray:
             raise InputError(run.bold, f"a BOLD run must be 4-D, this image has shape {img.shape}")
         masker = NiftiLabelsMasker(labels_img=str(atlas.path), resampling_target="data", standardize=None)
         means = masker.fit_transform(img)
-    except (EOFError, OSError, ValueError) as exc:
-        raise InputError(run.bold, f"unreadable BOLD image ({str(exc).splitlines()[0]})") from None
+    except (ConnectomeError, InputError):
+        raise
+    except Exception as exc:  # nibabel and nilearn raise many kinds (ImageFileError, zlib.error, ...) for a bad file
+        raise InputError(run.bold, f"unreadable BOLD image ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     if means.shape[1] != len(atlas.indices):
         raise AtlasError(atlas.path, f"{len(atlas.indices) - means.shape[1]} of its parcels have no voxel on the grid "
                                      f"of {run.bold.name}: is the atlas in space {run.space}?")
+    flat = [atlas.names[k] for k in np.flatnonzero(means.std(0) == 0)]
+    if flat:  # a parcel outside the field of view: its correlations would be NaN and its topology empty
+        raise AtlasError(run.bold, f"no signal in {len(flat)} parcel{'s' if len(flat) > 1 else ''} of atlas {atlas.name} "
+                                   f"({', '.join(flat[:5])}{' ...' if len(flat) > 5 else ''}): outside this run's field "
+                                   "of view? Use an atlas without them")
     return means.astype(np.float64)
 
 
@@ -65,7 +96,10 @@ def framewise_displacement(run: PreprocRun) -> np.ndarray | None:
     tsv = confounds_file(run.bold)
     if not tsv.is_file():
         return None
-    frame = pd.read_csv(tsv, sep="\t", na_values=["n/a"])
+    try:
+        frame = pd.read_csv(tsv, sep="\t", na_values=["n/a"])
+    except (OSError, ValueError) as exc:
+        raise ConfoundsError(tsv, f"unreadable confounds table ({str(exc).splitlines()[0]})") from None
     if "framewise_displacement" not in frame:
         return None
     return np.nan_to_num(frame["framewise_displacement"].to_numpy(np.float64), nan=0.0)
@@ -93,9 +127,10 @@ class DenoiseSummary:
 
 
 def denoise_runs(runs: list[PreprocRun], atlas: Atlas, strategies: list[str], out: str | Path,
-                 min_volumes: int = MIN_VOLUMES, show_progress: bool = True) -> DenoiseSummary:
-    """Write every run's series under every strategy (see the module's docstring). A run that cannot be
-    read or lacks confounds is recorded in `failed` and the others go on; nothing finished is redone."""
+                 min_volumes: int = MIN_VOLUMES, show_progress: bool = True, save_bold: bool = False) -> DenoiseSummary:
+    """Write every run's series under every strategy (see the module's docstring); `save_bold`: the
+    denoised 4-D image too (`write_denoised_bold`). A run that cannot be read or lacks confounds is
+    recorded in `failed` and the others go on; nothing finished is redone."""
     from framegram.progress import extraction_progress
 
     for s in strategies:
@@ -105,7 +140,8 @@ def denoise_runs(runs: list[PreprocRun], atlas: Atlas, strategies: list[str], ou
     with extraction_progress(show_progress) as bar:
         task = bar.add_task("denoising", total=len(runs))
         for run in runs:
-            todo = [s for s in strategies if not _done(series_paths(out, run, atlas, s)[1], run, atlas, min_volumes)]
+            todo = [s for s in strategies if not _done(series_paths(out, run, atlas, s)[1], run, atlas, min_volumes)
+                    or (save_bold and not _bold_done(out, run, atlas, s, min_volumes))]
             summary.skipped += len(strategies) - len(todo)
             if todo:
                 try:
@@ -125,14 +161,39 @@ def denoise_runs(runs: list[PreprocRun], atlas: Atlas, strategies: list[str], ou
                     except (ConnectomeError, InputError) as exc:
                         summary.failed.append(exc)
                         continue
+                    if save_bold:
+                        try:
+                            write_denoised_bold(run, s, out, min_volumes)
+                        except (ConnectomeError, InputError) as exc:
+                            summary.failed.append(exc)
+                            continue
+                        except Exception as exc:  # nilearn's own errors on a strange image: this run only
+                            summary.failed.append(InputError(run.bold, f"denoised image not written ({exc})"))
+                            continue
                     _write_series(out, run, atlas, s, series, columns, kept, len(means), fd, min_volumes)
                     summary.written += 1
             bar.advance(task)
-    for s in strategies:
-        rows = ["participant_id\treason"] + [f"sub-{sub}\t{why}" for sub, why in summary.excluded[s]]
+    for s in strategies:  # from every sidecar, so that a resumed run lists the earlier exclusions too
+        rows = ["participant_id\treason"]
+        for sidecar in sorted((out / s).glob("*_timeseries.json")):
+            try:
+                meta = json.loads(sidecar.read_text())
+            except (OSError, ValueError):
+                continue
+            if "Excluded" in meta:
+                rows.append(f"sub-{meta.get('Subject')}\t{meta['Excluded']}")
         (out / s).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / s / "excluded.tsv", ("\n".join(rows) + "\n").encode())
     return summary
+
+
+def _bold_done(out: Path, run: PreprocRun, atlas: Atlas, strategy: str, min_volumes: int) -> bool:
+    """The denoised image exists, or the strategy left the run out (no image to write)."""
+    try:
+        excluded = "Excluded" in json.loads(series_paths(out, run, atlas, strategy)[1].read_text())
+    except (OSError, ValueError):
+        excluded = False
+    return excluded or bold_path(out, run, strategy).is_file()
 
 
 def _done(sidecar: Path, run: PreprocRun, atlas: Atlas, min_volumes: int) -> bool:
@@ -184,10 +245,12 @@ class SeriesSet:
     excluded: list[str]                #: participants the strategy left out (too few volumes)
 
 
-def load_series(folder: str | Path, strategy: str) -> SeriesSet:
-    """Read `<folder>/<strategy>/*_timeseries.{tsv,json}`. ParcellationMismatchError (naming the file)
-    when participants' series come from different atlases or parcel counts; ConnectomeError when
-    the folder holds none."""
+def load_series(folder: str | Path, strategy: str, subjects: list[str] | None = None) -> SeriesSet:
+    """Read `<folder>/<strategy>/*_timeseries.{tsv,json}`, one entry per participant: a participant's
+    runs (sessions, repeated runs) are joined in time, each z-scored on its own, so that every
+    statistic and every cross-validation split counts people, not runs. `subjects`: only these (in
+    this order; those the strategy left out are listed in `excluded`). ParcellationMismatchError
+    (naming the file) when series come from different atlases or parcel counts, or none is there."""
     import pandas as pd
 
     root = Path(folder) / strategy
@@ -195,15 +258,19 @@ def load_series(folder: str | Path, strategy: str) -> SeriesSet:
     if not sidecars:
         raise ParcellationMismatchError(root, f"no denoised time series of strategy {strategy} here "
                                               f"(run `framegram fmri denoise` with --strategy {strategy})")
-    subjects, series, fds, tdof, volumes, excluded = [], [], [], [], [], []
+    runs: dict[str, list] = {}
+    left_out: set[str] = set()
     first = None
     for sidecar in sidecars:
         try:
             meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+            subject = str(meta["Subject"])
+        except (OSError, ValueError, KeyError, TypeError):
             raise ParcellationMismatchError(sidecar, "unreadable sidecar JSON") from None
+        if subjects is not None and subject not in subjects:
+            continue
         if "Excluded" in meta:
-            excluded.append(meta.get("Subject", "?"))
+            left_out.add(subject)
             continue
         try:
             frame = pd.read_csv(sidecar.with_suffix(".tsv"), sep="\t")
@@ -218,12 +285,23 @@ def load_series(folder: str | Path, strategy: str) -> SeriesSet:
                 f"{len(names)} parcels of atlas {meta.get('Atlas')!r}, but {first[0].name} has {len(first[2])} "
                 f"parcels{' of another atlas' if meta.get('AtlasSHA256') != first[1] else ' named differently'}: "
                 "denoise every participant with one parcellation")
-        subjects.append(str(meta["Subject"]))
-        series.append(frame.to_numpy(np.float32))
         fd = meta.get("FramewiseDisplacement")
-        fds.append(None if fd is None else np.asarray(fd, np.float64))
-        tdof.append(int(meta.get("TDOFLost", 0)))
-        volumes.append(int(meta.get("VolumesTotal", len(frame))))
-    if not series:
+        runs.setdefault(subject, []).append((frame.to_numpy(np.float32), None if fd is None else np.asarray(fd, np.float64),
+                                             int(meta.get("TDOFLost", 0)), int(meta.get("VolumesTotal", len(frame)))))
+    order = [s for s in (subjects if subjects is not None else sorted(runs)) if s in runs]
+    if not order:
         raise ParcellationMismatchError(root, f"strategy {strategy} excluded every participant")
-    return SeriesSet(strategy, subjects, series, fds, tdof, volumes, first[2], first[1], excluded)
+    joined = [runs[s] for s in order]
+    return SeriesSet(
+        strategy, order,
+        [np.concatenate([r[0] for r in parts]) for parts in joined],
+        [None if any(r[1] is None for r in parts) else np.concatenate([r[1] for r in parts]) for parts in joined],
+        [sum(r[2] for r in parts) for parts in joined], [sum(r[3] for r in parts) for parts in joined],
+        first[2], first[1], sorted(left_out - set(runs)))
+
+
+def common_subjects(folder: str | Path, strategies: list[str]) -> list[str]:
+    """The participants every one of `strategies` kept (scrubbing leaves out high movers: comparing
+    strategies on different people would credit a strategy for whom it dropped)."""
+    kept = [set(load_series(folder, s).subjects) for s in strategies]
+    return sorted(set.intersection(*kept))

@@ -16,10 +16,10 @@ import numpy as np
 
 from framegram.connectome.atlas import Atlas
 from framegram.connectome.classify import ClassificationResult, classify_folds, fold_features, motion_features
-from framegram.connectome.denoise import SeriesSet, load_series
+from framegram.connectome.denoise import SeriesSet, common_subjects, load_series
 from framegram.connectome.errors import ParticipantsError
 from framegram.connectome.quality import StrategyQuality, strategy_quality
-from framegram.connectome.runs import Participants, load_participants
+from framegram.connectome.runs import Participants, load_covariates, load_participants
 from framegram.io.atomic import atomic_write_bytes
 
 
@@ -37,22 +37,22 @@ def mean_fd(series: SeriesSet) -> np.ndarray | None:
 def measure_quality(out: str | Path, strategies: list[str], atlas: Atlas, participants: str | Path | None = None,
                     label: str = "group", site: str = "site", positive: str | None = None,
                     true_difference: np.ndarray | None = None) -> dict[str, StrategyQuality]:
-    """QC-FC, distance dependence, tDOF lost (and truth recovery when `true_difference` [P, P] and a
-    participants table are given) per strategy; written to <out>/quality.json and quality.tsv.
-    Strategies without framewise displacement for every participant are left out (QC-FC needs it)."""
+    """QC-FC, distance dependence, tDOF lost per strategy, on the participants every strategy kept (age
+    and sex from `participants` as covariates when it has them), and the truth recovery when
+    `true_difference` [P, P] is given (then the table's `label` column is read too); written to
+    <out>/quality.json and quality.tsv. Without framewise displacement for everyone, nothing is measured."""
     out = Path(out)
+    subjects = common_subjects(out, strategies)
     results = {}
     for name in strategies:
-        series = load_series(out, name)
+        series = load_series(out, name, subjects)
         fd = mean_fd(series)
         if fd is None or len(series.series) < 4:
             continue
-        covariates = labels = None
-        if participants is not None:
-            table = load_participants(participants, series.subjects, label, site, positive)
-            if table.covariates:
-                covariates = np.column_stack(list(table.covariates.values()))
-            labels = np.array(table.labels)
+        covariates = load_covariates(participants, series.subjects) if participants is not None else None
+        labels = None
+        if participants is not None and true_difference is not None:
+            labels = np.array(load_participants(participants, series.subjects, label, site, positive).labels)
         results[name] = strategy_quality(series.series, fd, series.tdof_lost, series.volumes, atlas.distances(),
                                          covariates, labels, true_difference)
     _write_json(out / "quality.json", {name: q.to_json() for name, q in results.items()})
@@ -81,12 +81,13 @@ def subject_table(series: SeriesSet, participants: str | Path, label: str, site:
 
 def classify_strategy(out: str | Path, strategy: str, participants: str | Path, feature_sets: tuple[str, ...],
                       label: str = "group", site: str = "site", positive: str | None = None, kind: str = "tangent",
-                      permutations: int = 200, motion_regression: bool = True,
+                      permutations: int = 200, motion_regression: bool = True, subjects: list[str] | None = None,
                       seed: int = 0) -> tuple[dict[str, ClassificationResult], ClassificationResult | None]:
-    """Every feature set on one strategy's series: {feature set: result}, and the motion-only control
-    on the same participants (None without framewise displacement). `motion_regression`: the motion
-    summary regressed out of the features inside each fold (not for the raw series, "none")."""
-    series = load_series(out, strategy)
+    """Every feature set on one strategy's series ({feature set: result}) and the motion-only control on
+    the same participants (None without framewise displacement). `subjects`: only these (e.g.
+    `common_subjects`, so that strategies are compared on the same people). `motion_regression`: the
+    motion summary regressed out of the features inside each fold (not for the raw series, "none")."""
+    series = load_series(out, strategy, subjects)
     table = subject_table(series, participants, label, site, positive)
     sites = np.array(table.sites)
     motion = None if mean_fd(series) is None else motion_features(series.fd)

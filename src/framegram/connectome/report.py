@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framegram.connectome.classify import ClassificationResult
+from framegram.connectome.classify import ClassificationResult, p_text
 from framegram.connectome.denoise import SeriesSet
 from framegram.connectome.features import persistence_diagrams
 from framegram.connectome.quality import StrategyQuality, connectivity_edges, group_difference, qcfc
@@ -57,6 +57,7 @@ def quality_section(quality: dict[str, StrategyQuality], series: dict[str, Serie
         ax.axhline(0, color="#c33", lw=0.8)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("distance (mm)")
+    axes[0][0].annotate("QC-FC r without covariates", (0.02, 0.95), xycoords="axes fraction", fontsize=7)
     axes[0][0].set_ylabel("QC-FC r")
     fig.tight_layout()
     body.append(figure_img(fig, "QC-FC against distance"))
@@ -120,13 +121,14 @@ def classification_section(results: dict[str, dict[str, ClassificationResult]], 
 
     plt = _plt()
     rows = [[f"{fs}/{strategy}", r.participants, r.accuracy, r.auc, f"{r.auc_ci[0]:.2f}-{r.auc_ci[1]:.2f}",
-             f"{r.permutation_p:.3f}"] for strategy, by_set in results.items() for fs, r in by_set.items()]
+             p_text(r.permutation_p)] for strategy, by_set in results.items() for fs, r in by_set.items()]
     if control is not None:
         rows.append(["motion only (control)", control.participants, control.accuracy, control.auc,
-                     f"{control.auc_ci[0]:.2f}-{control.auc_ci[1]:.2f}", f"{control.permutation_p:.3f}"])
+                     f"{control.auc_ci[0]:.2f}-{control.auc_ci[1]:.2f}", p_text(control.permutation_p)])
     body = [paragraph("Leave-one-site-out: features and the ridge penalty fitted on the other sites only; AUC over "
                       "the pooled held-out decision values with a bootstrap 95 % interval; p from refitting on labels "
-                      "shuffled within sites." + (" Head-motion summaries are regressed out of the features inside "
+                      "shuffled within sites. The connectomes below are drawn for the strategy with the best held-out AUC: a choice made "
+                      "after seeing every result, so that AUC is optimistic." + (" Head-motion summaries are regressed out of the features inside "
                                                   "each fold (not for the raw series)." if motion_regression else "")),
             table(["features/denoising", "participants", "accuracy", "AUC", "AUC 95 % CI", "permutation p"], rows)]
     strategies = list(results)
@@ -153,3 +155,54 @@ def write_report(path: str | Path, sections: list[Section], title: str = "frameg
     for s in sections:
         report.add(s)
     return report.write(path)
+
+
+DEMO_ORDER = 60  # after brain encoding, before the signal models (the demo keeps the listed order among equals)
+
+
+def benchmark_section(results: Path | None = None) -> Section:
+    """The demo report's section from bench/results/fmri_classify.json (`bench/fmri_classify.py`);
+    without it, one line saying so and how to produce it."""
+    import json
+
+    from framegram.report import heading
+    from framegram.report.results import default_results_dir
+
+    path = (results or default_results_dir()) / "fmri_classify.json"
+    title = "fMRI: denoising and classifying participants"
+    if not path.is_file():
+        return Section(title, paragraph(f"No benchmark result at {path}: run `.venv/bin/python bench/fmri_classify.py`."),
+                       order=DEMO_ORDER)
+    result = json.loads(path.read_text())
+    settings = result.get("settings", {})
+    parts = [paragraph(
+        f"A generated {settings.get('sites', '?')}-site resting-state dataset in fMRIPrep's layout "
+        f"({result.get('participants', {}).get('network', '?')} participants, {settings.get('parcels', '?')} parcels; "
+        "head motion adds spikes and distance-dependent artefacts; the true connectivity is known). Each denoising "
+        "strategy is scored as in the fMRIPrep denoising benchmarks, then participants are classified with one site "
+        "held out at a time. Source: bench/results/fmri_classify.json (`bench/fmri_classify.py`).")]
+    denoising = result.get("denoising", {})
+    if denoising:
+        parts.append(heading("Denoising (lower QC-FC, |distance dependence| and tDOF lost are better)"))
+        parts.append(table(["strategy", "QC-FC share", "median |r|", "distance dependence", "tDOF lost", "truth recovery r"],
+                           [[k, v["qcfc_share"], v["qcfc_median_abs_r"], v["distance_dependence"], v["tdof_lost"],
+                             v["truth_recovery_r"] if v["truth_recovery_r"] is not None else "n/a"] for k, v in denoising.items()]))
+    for key, name in (("classification", "groups differing in networks"), ("motion_only_variant", "groups differing in head motion only")):
+        entries = result.get(key, {})
+        if not entries:
+            continue
+        parts.append(heading(f"Classification, {name} (leave-site-out ROC AUC)"))
+        strategies = list(dict.fromkeys(k.split("/", 1)[1] for k in entries))
+        sets = list(dict.fromkeys(k.split("/", 1)[0] for k in entries))
+        rows = [[s] + [f"{entries[f'{fs}/{s}']['auc']:.2f} (p {p_text(entries[f'{fs}/{s}']['permutation_p'])})" for fs in sets]
+                for s in strategies]
+        parts.append(table(["denoising"] + sets, rows))
+        control = result.get("motion_control" if key == "classification" else "motion_only_variant_control")
+        if control:
+            parts.append(paragraph(f"Motion-only control on the same participants: AUC {control['auc']:.2f} "
+                                   f"(p {p_text(control['permutation_p'])})."))
+    return Section(title, parts, order=DEMO_ORDER)
+
+
+def connectome_demo_section(ctx) -> Section:
+    return benchmark_section(ctx.results)

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from framegram.connectome.errors import NoRunsError, ParticipantsError
 
 
@@ -41,7 +43,8 @@ def find_preprocessed_runs(derivatives: str | Path, task: str | None = None, spa
     root = Path(derivatives)
     if not root.is_dir():
         raise NoRunsError(root, "no such folder")
-    found = sorted(p for pattern in ("sub-*/func/*_desc-preproc_bold.nii*", "sub-*/ses-*/func/*_desc-preproc_bold.nii*")
+    # .nii.gz only: nilearn's confound loader refuses other image names (fMRIPrep writes .nii.gz)
+    found = sorted(p for pattern in ("sub-*/func/*_desc-preproc_bold.nii.gz", "sub-*/ses-*/func/*_desc-preproc_bold.nii.gz")
                    for p in root.glob(pattern))
     if task:
         found = [p for p in found if _entities(p.name).get("task") == task]
@@ -73,6 +76,12 @@ def find_preprocessed_runs(derivatives: str | Path, task: str | None = None, spa
         runs.append(PreprocRun(_entities(p.name)["sub"], p, chosen, tr))
     if not runs:
         raise NoRunsError(root, f"no preprocessed BOLD runs in space {chosen!r} (spaces here: {', '.join(spaces)})")
+    keys: dict[str, Path] = {}
+    for run in runs:  # e.g. res-1 and res-2 of one run: their outputs would share a name
+        if run.key in keys:
+            raise NoRunsError(run.bold, f"is the same run as {keys[run.key].name} in another resolution or cohort; "
+                                        "keep one of them in the folder")
+        keys[run.key] = run.bold
     return runs
 
 
@@ -85,6 +94,31 @@ class Participants:
     classes: tuple[str, str]     #: the label column's values for 0 and 1
     sites: list[str]
     covariates: dict[str, list[float]]
+
+
+def load_covariates(table: str | Path, subjects: list[str]) -> np.ndarray | None:
+    """Age and sex of `subjects` as QC-FC covariates: float [N, K], or None when the table lacks them
+    (or a participant's row, or a value)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(table, sep="\t", dtype=str, na_values=["n/a"])
+    except (OSError, ValueError):
+        return None
+    if "participant_id" not in frame:
+        return None
+    frame = frame.set_index(frame["participant_id"].str.removeprefix("sub-"))
+    if not set(subjects) <= set(frame.index):
+        return None
+    rows = frame.loc[subjects]
+    columns = []
+    if "age" in rows:
+        age = pd.to_numeric(rows["age"], errors="coerce")
+        if age.notna().all():
+            columns.append(age.to_numpy(float))
+    if "sex" in rows and rows["sex"].notna().all() and rows["sex"].nunique() == 2:
+        columns.append((rows["sex"] == sorted(rows["sex"].unique())[0]).to_numpy(float))
+    return np.column_stack(columns) if columns else None
 
 
 def load_participants(table: str | Path, subjects: list[str], label: str = "group", site: str = "site",

@@ -94,17 +94,34 @@ def confounds_file(bold: Path) -> Path:
     return bold.parent / (stem + "_desc-confounds_timeseries.tsv")
 
 
+def _steady_state(tsv: Path, n_volumes: int) -> np.ndarray | None:
+    """The volumes fMRIPrep did not flag as non-steady-state (`non_steady_state_outlier*` columns), or
+    None when none is flagged: the raw series drop them too, as every nilearn preset does."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(tsv, sep="\t", na_values=["n/a"])
+    except (OSError, ValueError):
+        return None
+    flags = [c for c in table if c.startswith("non_steady_state_outlier")]
+    if not flags or len(table) != n_volumes:
+        return None
+    dummy = table[flags].fillna(0).to_numpy().any(axis=1)
+    return np.flatnonzero(~dummy) if dummy.any() else None
+
+
 def strategy_confounds(bold: Path, name: str, n_volumes: int, min_volumes: int = MIN_VOLUMES):
     """(confounds DataFrame [n_volumes, C] or None, sample_mask int [kept] or None) of `bold` under
     strategy `name`. Raises ConfoundsError (missing file or columns, wrong length) and
     ScrubbedTooShortError (fewer than `min_volumes` volumes kept)."""
     strategy = get_strategy(name)
-    if strategy.preset is None:
-        return None, None
     import pandas as pd
-    from nilearn.interfaces.fmriprep import load_confounds_strategy
 
     tsv = confounds_file(Path(bold))
+    if strategy.preset is None:
+        return None, _steady_state(tsv, n_volumes)
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
     if not tsv.is_file():
         raise ConfoundsError(tsv, f"no fMRIPrep confounds file beside {Path(bold).name} (strategy {name} needs one)")
     try:
