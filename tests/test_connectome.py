@@ -352,3 +352,61 @@ def test_cli_synth_denoise_features_classify(tmp_path):
     for title in ("Denoising", "Connectomes", "Persistence", "Classification"):
         assert f">{title}</h2>" in page
     assert page.count("data:image/png;base64") >= 5
+
+
+# ---- real-world layouts ------------------------------------------------------------------------
+
+def _copy_run(sites: Path, label: str, func: Path, rename=lambda name: name) -> None:
+    func.mkdir(parents=True, exist_ok=True)
+    for key, path in participant_files(sites, label).items():
+        shutil.copy(path, func / rename(path.name))
+
+
+def test_two_sessions_are_one_participant(sites, tmp_path):
+    deriv = tmp_path / "fmriprep"
+    for session in ("1", "2"):
+        _copy_run(sites, "1001", deriv / "sub-1001" / f"ses-{session}" / "func",
+                  lambda n, s=session: n.replace("sub-1001_", f"sub-1001_ses-{s}_"))
+    _copy_run(sites, "1002", deriv / "sub-1002" / "func")
+    runs = find_preprocessed_runs(deriv)
+    assert len(runs) == 3
+    denoise_runs(runs, load_atlas(atlas_files(sites, PARCELS)[0]), ["simple"], tmp_path / "out", show_progress=False)
+    series = load_series(tmp_path / "out", "simple")
+    assert series.subjects == ["1001", "1002"]
+    assert len(series.series[0]) == 2 * len(series.series[1]) and len(series.fd[0]) == 2 * len(series.fd[1])
+
+
+def test_two_resolutions_of_one_run_are_refused(sites, tmp_path):
+    func = tmp_path / "sub-1001" / "func"
+    _copy_run(sites, "1001", func)
+    _copy_run(sites, "1001", func, lambda n: n.replace("_desc-preproc", "_res-2_desc-preproc"))
+    with pytest.raises(NoRunsError, match="same run .* in another resolution"):
+        find_preprocessed_runs(tmp_path)
+
+
+def test_a_parcel_without_signal_is_named(sites, tmp_path):
+    import nibabel as nib
+
+    func = tmp_path / "sub-1001" / "func"
+    _copy_run(sites, "1001", func)
+    atlas = load_atlas(atlas_files(sites, PARCELS)[0])
+    bold = next(func.glob("*_desc-preproc_bold.nii.gz"))
+    img = nib.load(bold)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    labels = np.asarray(nib.load(atlas.path).dataobj)
+    data[labels == atlas.indices[-1]] = 0  # outside the field of view
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), bold)
+    summary = denoise_runs(find_preprocessed_runs(tmp_path), atlas, ["simple"], tmp_path / "out", show_progress=False)
+    assert len(summary.failed) == 1 and f"no signal in 1 parcel of atlas synth{PARCELS} ({atlas.names[-1]})" in str(summary.failed[0])
+
+
+def test_feature_columns_name_their_edges(denoised, tmp_path):
+    cli("fmri", "features", denoised, "--out", tmp_path, "-s", "simple", "--kind", "correlation")
+    table = pd.read_csv(tmp_path / "simple" / "connectivity-correlation.tsv", sep="\t")
+    series = load_series(denoised, "simple")
+    names = list(series.parcel_names)
+    r = np.corrcoef(series.series[0].T)
+    for column in table.columns[1:6].tolist() + table.columns[-3:].tolist():
+        a, b = column.split("|")
+        # Ledoit-Wolf shrinks the correlation a little; the edge must still be its own pair's
+        assert np.arctanh(r[names.index(a), names.index(b)]) == pytest.approx(table[column][0], abs=0.08)
