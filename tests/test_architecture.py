@@ -22,7 +22,7 @@ CORE = {"framegram", "io", "encoders", "extract", "batch", "ray_engine", "cache"
         "media", "report", "training"}
 SHARED = {"fmri"}
 DATASETS = {"datasets"}
-CONSUMERS = {"keyframes", "search", "brain", "connectome", "video_models", "vae"}
+CONSUMERS = {"keyframes", "search", "brain", "connectome", "video_models", "vae", "vid2vid"}
 APPLICATION = {"cli", "demo", "serve", "__main__", "__init__"}
 
 #: the one import across rooms the rules do not allow, kept on purpose: the real-footage scan of

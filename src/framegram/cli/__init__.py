@@ -1,6 +1,6 @@
 """The `framegram` command. User errors print one line on stderr and exit with status 2.
 
-One module per concern (`framegrams`, `demo`, `search`, `serve`, `brain`, `fmri`, `video_models`, `vae`); each holds
+One module per concern (`framegrams`, `demo`, `search`, `serve`, `brain`, `fmri`, `video_models`, `vae`, `vid2vid`); each holds
 its commands and, for a command group, its own Typer. This module puts them together: top-level
 commands in the order `framegram --help` lists them, then the groups.
 """
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from framegram.cli import brain, demo, fmri, framegrams, search, serve, vae, video_models
+from framegram.cli import brain, demo, fmri, framegrams, search, serve, vae, vid2vid, video_models
 from framegram.cli.common import EXIT_USER_ERROR
 from framegram.errors import FramegramError
 
@@ -34,6 +34,7 @@ app.add_typer(brain.brain_app, name="brain")
 app.add_typer(fmri.fmri_app, name="fmri")
 app.add_typer(search.fingerprint_app, name="fingerprint")
 app.add_typer(vae.vae_app, name="vae")
+app.add_typer(vid2vid.vid2vid_app, name="vid2vid")
 
 
 def main() -> None:
