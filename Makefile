@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/fmri_classify.py
 	$(PY) bench/classify.py
 	$(PY) bench/vae.py
+	$(PY) bench/vid2vid.py
 	$(PY) bench/embedding.py
 
 clean:

@@ -36,13 +36,13 @@ def mean_fd(series: SeriesSet) -> np.ndarray | None:
 
 def measure_quality(out: str | Path, strategies: list[str], atlas: Atlas, participants: str | Path | None = None,
                     label: str = "group", site: str = "site", positive: str | None = None,
-                    true_difference: np.ndarray | None = None) -> dict[str, StrategyQuality]:
-    """QC-FC, distance dependence, tDOF lost per strategy, on the participants every strategy kept (age
+                    true_difference: np.ndarray | None = None, subjects: list[str] | None = None) -> dict[str, StrategyQuality]:
+    """QC-FC, distance dependence, tDOF lost per strategy, on `subjects` (default: those every strategy kept; age
     and sex from `participants` as covariates when it has them), and the truth recovery when
     `true_difference` [P, P] is given (then the table's `label` column is read too); written to
     <out>/quality.json and quality.tsv. Without framewise displacement for everyone, nothing is measured."""
     out = Path(out)
-    subjects = common_subjects(out, strategies)
+    subjects = common_subjects(out, strategies) if subjects is None else subjects
     results = {}
     for name in strategies:
         series = load_series(out, name, subjects)
