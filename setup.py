@@ -3,7 +3,7 @@
 setuptools has no `force-include` (hatchling's way of placing files from outside the package
 into the wheel) and its `data-files` install beside the prefix, not inside the package. So
 `build_py` copies the benchmark results the demo report reads (bench/results/classify.json,
-vae.json and the example files in vae/, fmri_classify.json) into the built package as `framegram/bench_results/`,
+vae.json and the example files in vae/, fmri_classify.json, vid2vid.json and its examples in vid2vid/) into the built package as `framegram/bench_results/`,
 from bench/results at build time: they are not duplicated in git. An installed `framegram demo`
 run outside a checkout reads them there (framegram.report.results).
 """
@@ -17,7 +17,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 #: what the demo reads, relative to bench/results (globs)
-DEMO_RESULTS = ["classify.json", "vae.json", "vae/*", "fmri_classify.json"]
+DEMO_RESULTS = ["classify.json", "vae.json", "vae/*", "fmri_classify.json", "vid2vid.json", "vid2vid/*"]
 SOURCE = Path("bench") / "results"
 TARGET = ("framegram", "bench_results")
 

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the h2 ids of the demo report (framegram.demo and the report modules it imports), in page order
 SECTION_IDS = ["framegrams-of-the-sample-videos", "same-content--different-pixels", "extraction-timings",
                "shots-and-keyframes", "video-search", "video-classification", "brain-encoding",
-               "fmri--denoising-and-classifying-participants", "signals-from-silent-video", "run"]
+               "fmri--denoising-and-classifying-participants", "signals-from-silent-video", "video-to-video-synthesis", "run"]
 #: what the wheel must carry from bench/results (what the two sections read)
-PACKAGED = ["classify.json", "vae.json", "fmri_classify.json", *(f"vae/{p.name}" for p in sorted((ROOT / "bench" / "results" / "vae").glob("*")))]
+PACKAGED = ["classify.json", "vae.json", "fmri_classify.json", "vid2vid.json", "vid2vid/strip.png", "vid2vid/side_by_side.gif", *(f"vae/{p.name}" for p in sorted((ROOT / "bench" / "results" / "vae").glob("*")))]
 
 
 def _run(args, **kwargs) -> str:
@@ -85,6 +85,8 @@ def test_demo_from_an_installed_wheel_outside_the_checkout_has_every_section(tmp
     assert "fMRI: held-out mean r" in signals and "<audio" in signals and "not found" not in signals
     fmri = sections["fmri--denoising-and-classifying-participants"]
     assert "scrubbing.5+gsr" in fmri and "Motion-only control" in fmri
+    synthesis = sections["video-to-video-synthesis"]
+    assert "per-frame" in synthesis and "image/gif" in synthesis and synthesis.count("<img") == 2
 
 
 def test_the_default_results_are_a_checkouts_else_the_packaged_ones(tmp_path):
@@ -98,10 +100,12 @@ def test_the_sections_read_the_results_folder_they_are_given_and_say_what_is_mis
     from framegram.connectome.report import connectome_demo_section
     from framegram.report.sections import DemoContext
     from framegram.vae.report import vae_demo_section
+    from framegram.vid2vid.report import vid2vid_demo_section
     from framegram.video_models.report import classification_demo_section
 
     ctx = DemoContext(tmp_path, None, [], {}, {}, results=tmp_path / "nothing-here")
     for builder, command in ((classification_demo_section, "bench/classify.py"), (vae_demo_section, "bench/vae.py"),
-                             (connectome_demo_section, "bench/fmri_classify.py")):
+                             (connectome_demo_section, "bench/fmri_classify.py"),
+                             (vid2vid_demo_section, "bench/vid2vid.py")):
         body = builder(ctx).body
         assert body.count("<p>") == 1 and str(tmp_path / "nothing-here") in body and command in body

@@ -29,6 +29,7 @@ from framegram.report.sections import DemoContext, SectionBuilder
 from framegram.search.report import search_section
 from framegram.connectome.report import connectome_demo_section
 from framegram.vae.report import vae_demo_section
+from framegram.vid2vid.report import vid2vid_demo_section
 from framegram.video_models.report import classification_demo_section
 
 
@@ -145,5 +146,6 @@ def _timings_section(ctx: DemoContext) -> Section:
 #: every section of the demo report, in the order they are built (`Section.order` places them in the page)
 SECTIONS: tuple[SectionBuilder, ...] = (
     keyframes_section, search_section, brain_demo_section, connectome_demo_section, classification_demo_section, vae_demo_section,
+    vid2vid_demo_section,
     _framegrams_section, _similarity_section, _timings_section,
 )

@@ -42,10 +42,10 @@ def lite0_features(videos: list[np.ndarray], encoder=None) -> list[np.ndarray]:
     from framegram.encoders import get_encoder
 
     encoder = encoder or get_encoder()
-    side = encoder.spec.input_size
+    height, width = encoder.spec.input_size
     out = []
     for video in videos:
-        frames = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in video])
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in video])
         out.append(np.concatenate([encoder.encode(frames[k: k + 32]) for k in range(0, len(frames), 32)]))
     return out
 
