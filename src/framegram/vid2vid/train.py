@@ -129,14 +129,14 @@ def train_vid2vid(config: Vid2VidConfig, scenes: list[Path], out: str | Path, sh
         while step < config.steps:
             started = time.perf_counter()
             sums: dict[str, float] = {}
-            for _ in range(min(config.steps_per_epoch, config.steps - step)):
+            count = min(config.steps_per_epoch, config.steps - step)
+            for _ in range(count):
                 losses = _train_step(config, generator, image_d, video_d, opt_g, opt_d, data.batch(rng, config.batch, config.clip))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 step += 1
                 bar.advance(task)
             train_s += time.perf_counter() - started
-            count = config.steps_per_epoch
             history.append({"step": step, "train_s": round(train_s, 1), **{k: v / count for k, v in sums.items()}})
             run.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(config),
                       "generator": generator.state_dict(), "image_d": image_d.state_dict(),
