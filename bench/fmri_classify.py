@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import markdown_table, write_result  # noqa: E402
 
 from framegram.connectome.atlas import load_atlas
-from framegram.connectome.classify import classify_folds, fold_features, motion_features, regress_folds
+from framegram.connectome.classify import classify_folds, fold_features, motion_features, regress_folds, side_by_side
 from framegram.connectome.denoise import common_subjects, denoise_runs, load_series
 from framegram.connectome.features import FEATURE_SETS
 from framegram.connectome.pipeline import measure_quality, subject_table
@@ -85,8 +85,7 @@ def run_variant(variant: str, args) -> dict:
         if control is None and name not in STRICT:
             control = classify_folds(fold_features(motion, sites)["features"], labels, sites, "motion", args.permutations)
         regressed = {fs: regress_folds(f, motion) for fs, f in folds.items() if fs != "both"}
-        regressed["both"] = [(a[0], np.hstack([a[1], b[1]]), np.hstack([a[2], b[2]]))
-                             for a, b in zip(regressed["connectivity"], regressed["tda"])]
+        regressed["both"] = side_by_side(regressed["connectivity"], regressed["tda"])
         for fs in FEATURE_SETS:
             raw = classify_folds(folds[fs], labels, sites, fs, args.permutations)
             without_regression[f"{fs}/{name}"] = raw

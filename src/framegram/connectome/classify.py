@@ -88,9 +88,13 @@ def fold_features(X, sites: np.ndarray, feature_sets: tuple[str, ...] = FEATURE_
     if confounds is not None:
         folds = {b: regress_folds(f, confounds) for b, f in folds.items()}
     if "both" in feature_sets and not isinstance(X, np.ndarray):
-        folds["both"] = [(a[0], np.hstack([a[1], b[1]]), np.hstack([a[2], b[2]]))
-                         for a, b in zip(folds["connectivity"], folds["tda"])]
+        folds["both"] = side_by_side(folds["connectivity"], folds["tda"])
     return {name: folds[name] for name in (["features"] if isinstance(X, np.ndarray) else feature_sets)}
+
+
+def side_by_side(first, second):
+    """Two feature sets' folds joined column-wise (the "both" set), fold by fold."""
+    return [(a[0], np.hstack([a[1], b[1]]), np.hstack([a[2], b[2]])) for a, b in zip(first, second)]
 
 
 def regress_folds(folds, confounds: np.ndarray):

@@ -10,6 +10,7 @@ import numpy as np
 from framegram.connectome.classify import ClassificationResult, p_text
 from framegram.connectome.denoise import SeriesSet
 from framegram.connectome.features import persistence_diagrams
+from framegram.connectome.pipeline import mean_fd
 from framegram.connectome.quality import StrategyQuality, connectivity_edges, group_difference, qcfc
 from framegram.report import Report, Section, figure_img, paragraph, table
 
@@ -52,7 +53,7 @@ def quality_section(quality: dict[str, StrategyQuality], series: dict[str, Serie
     fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.8), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], shown):
         s = series[name]
-        r, _ = qcfc(connectivity_edges(s.series), np.array([f[1:].mean() for f in s.fd]))
+        r, _ = qcfc(connectivity_edges(s.series), mean_fd(s))
         ax.scatter(distances[iu], r, s=1, alpha=0.25, color="#333")
         ax.axhline(0, color="#c33", lw=0.8)
         ax.set_title(name, fontsize=9)
