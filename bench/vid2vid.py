@@ -2,12 +2,12 @@
 the per-frame baseline and two ablations (no video discriminator; no flow warp: hallucination only),
 each trained on CPU on the training scenes, then scored on the held-out scenes beside the ground
 truth (`framegram.vid2vid.evaluate`: Lite0 frame Fréchet distance, framegram-window Fréchet distance,
-warping error with the renderer's flow, flicker, pixel L1; these are not the published FID / FVD,
+warping error with the renderer's flow, flicker, detail (sharpness), pixel L1; these are not the published FID / FVD,
 whose Inception and I3D weights cannot be had here).
 
     nice -n 19 .venv/bin/python bench/vid2vid.py [--steps 1500] [--variants vid2vid,per-frame,...]
 
-Writes bench/results/vid2vid.json ({"models": {name: {frame_fd, video_fd, warp_error, flicker, pixel_l1,
+Writes bench/results/vid2vid.json ({"models": {name: {frame_fd, video_fd, warp_error, flicker, detail, pixel_l1,
 train_s, params}}}) and bench/results/vid2vid/: a frame strip (label map, ground truth, per-frame,
 vid2vid) and small looping GIFs of one held-out scene.
 """
@@ -28,6 +28,7 @@ from framegram.datasets.label_videos import build_label_videos, load_scene
 from framegram.paths import cache_dir
 from framegram.vid2vid import VARIANTS, Vid2VidConfig, generate_video, load_generator, score_videos, train_vid2vid
 from framegram.vid2vid.evaluate import lite0_features
+from framegram.vid2vid.report import COLUMNS, table_rows
 
 RESULTS = Path(__file__).parent / "results" / "vid2vid.json"
 EXAMPLES = Path(__file__).parent / "results" / "vid2vid"
@@ -76,11 +77,7 @@ def main() -> None:
     write_result(RESULTS, {"settings": {"size": 64, "frames": 16, "train_scenes": len(data.train), "test_scenes": len(scenes),
                                         "steps": args.steps},
                            "models": models})
-    columns = ["model", "frame FD", "video FD", "warp error x1e3", "flicker", "pixel L1", "train s", "params"]
-    rows = [[k, f"{m['frame_fd']:.1f}", f"{m['video_fd']:.1f}", f"{m['warp_error'] * 1e3:.2f}", f"{m['flicker']:.2f}",
-             f"{m['pixel_l1']:.3f}", m["train_s"] if m["train_s"] is not None else "-",
-             f"{m['params']:,}" if m["params"] else "-"] for k, m in models.items()]
-    print(markdown_table(columns, rows))
+    print(markdown_table(COLUMNS, table_rows(models)))
     if "vid2vid" in models and "per-frame" in models:
         cut = 1 - models["vid2vid"]["warp_error"] / models["per-frame"]["warp_error"]
         print(f"\nvid2vid's warping error is {cut:.0%} lower than the per-frame baseline's (target >= 30 %)")

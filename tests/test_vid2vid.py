@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from framegram.datasets.label_videos import CLASSES, build_label_videos, load_scene, render_scene
-from framegram.vid2vid.evaluate import frechet_distance, mean_change, warp_error
+from framegram.vid2vid.evaluate import frechet_distance, mean_change, mean_gradient, warp_error
 from framegram.vid2vid.model import SequentialGenerator, warp
 from framegram.vid2vid.train import Vid2VidConfig, load_generator, train_vid2vid
 
@@ -77,6 +77,32 @@ def test_metrics_of_the_ground_truth(scenes):
     assert frechet_distance(x, x + 1) == pytest.approx(5, rel=1e-6)
     scene = load_scene(scenes.test[0])
     assert mean_change(scene["frames"]) > 0
+
+
+def test_a_run_is_refused_only_for_settings_its_variant_uses(scenes, tmp_path):
+    small = {"width": 8, "blocks": 1, "steps": 1, "steps_per_epoch": 1, "batch": 1, "clip": 3}
+    for variant, refused in (("per-frame", False), ("vid2vid", True)):
+        run = tmp_path / variant
+        train_vid2vid(Vid2VidConfig(variant=variant, **small), scenes.train, run, show_progress=False)
+        changed = Vid2VidConfig(variant=variant, **{**small, "steps": 2}, mask=3.0, resample="bilinear")
+        if refused:
+            with pytest.raises(Exception, match="mask=0.5 there, 3.0 now"):
+                train_vid2vid(changed, scenes.train, run, show_progress=False)
+        else:  # the per-frame generator has no mask and no warp: the same run goes on
+            assert train_vid2vid(changed, scenes.train, run, show_progress=False)["history"][-1]["step"] == 2
+
+
+def test_detail_and_flicker_expose_a_blurred_or_frozen_video(scenes):
+    """A blurred video has a lower warping error than the real one, a frozen one no change at all:
+    the warping error alone would call both more consistent than the truth."""
+    from PIL import Image, ImageFilter
+
+    scene = load_scene(scenes.test[0])
+    real = scene["frames"]
+    blurred = np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(2))) for f in real])
+    frozen = np.repeat(real[:1], len(real), axis=0)
+    assert warp_error(blurred, scene["flow"], scene["valid"]) < warp_error(real, scene["flow"], scene["valid"])
+    assert mean_gradient(blurred) < 0.6 * mean_gradient(real) and mean_change(frozen) == 0
 
 
 def test_cli_generate_writes_a_video_and_refuses_bad_labels(scenes, tmp_path):

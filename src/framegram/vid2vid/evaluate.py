@@ -11,6 +11,9 @@
   value is the floor (interpolation).
 - `flicker`: mean absolute frame-to-frame change of the generated video over the ground truth's (1 = as
   much change as the real video).
+- `detail`: mean absolute spatial gradient of the generated frames over the ground truth's (1 = as
+  sharp as the real video). A blurred or frozen video has a low warping error and low flicker too;
+  this column is what tells those apart from a consistent one.
 - `pixel_l1`: mean absolute error to the real frames, pixels in [0, 1].
 """
 
@@ -70,7 +73,14 @@ def warp_error(video: np.ndarray, flow: np.ndarray, valid: np.ndarray) -> float:
 
 
 def mean_change(video: np.ndarray) -> float:
+    """Mean absolute frame-to-frame change of uint8 [T, H, W, 3], pixels in [0, 1]."""
     return float(np.abs(np.diff(video.astype(np.float32) / 255.0, axis=0)).mean())
+
+
+def mean_gradient(video: np.ndarray) -> float:
+    """Mean absolute horizontal and vertical pixel difference of uint8 [T, H, W, 3], pixels in [0, 1]."""
+    v = video.astype(np.float32) / 255.0
+    return float((np.abs(np.diff(v, axis=1)).mean() + np.abs(np.diff(v, axis=2)).mean()) / 2)
 
 
 @torch.no_grad()
@@ -98,6 +108,7 @@ def score_videos(generated: list[np.ndarray], scenes: list[dict], real_features:
         "video_fd": frechet_distance(framegram_windows(fake_features, basis, mean), framegram_windows(real_features, basis, mean)),
         "warp_error": float(np.mean([warp_error(g, s["flow"], s["valid"]) for g, s in zip(generated, scenes)])),
         "flicker": float(np.mean([mean_change(g) for g in generated]) / np.mean([mean_change(r) for r in real])),
+        "detail": float(np.mean([mean_gradient(g) for g in generated]) / np.mean([mean_gradient(r) for r in real])),
         "pixel_l1": float(np.mean([np.abs(g.astype(np.float32) - r.astype(np.float32)).mean() / 255.0
                                    for g, r in zip(generated, real)])),
     }

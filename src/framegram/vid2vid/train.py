@@ -4,7 +4,9 @@ uses (checkpoint each epoch, bit-identical resume, settings checked, metrics.jso
 Losses per generated frame (vid2vid's, with an L1 term that speeds up small CPU runs): LSGAN against
 the multi-scale image discriminator on (label map, frame), feature matching on its features, L1 to
 the real frame; for the temporal generator also the flow's L1 to the measured (DIS) flow and the
-warp loss (the real previous frame warped by the predicted flow against the real frame); and, with
+warp loss (the real previous frame warped by the predicted flow against the real frame) and vid2vid's
+mask loss (the occlusion mask pulled to 0, "copy the warped frame", wherever the measured flow
+explains the real frame: residual under CONFIDENT_RESIDUAL, vid2vid's `conf_ref`); and, with
 `video_discriminator`, LSGAN + feature matching against the video discriminator on K consecutive
 frames and the K-1 flows between them (the measured flow for real clips, the predicted for fake).
 Frames are generated in order from the generator's own previous frames (detached).
@@ -25,12 +27,19 @@ from framegram.errors import InputError
 from framegram.training import RunFolder, changed_settings, random_states, seed_everything, set_random_states
 from framegram.vid2vid.data import SceneClips
 from framegram.vid2vid.model import (
-    PREVIOUS, MultiscaleDiscriminator, PatchDiscriminator, SequentialGenerator, feature_matching, lsgan_loss,
+    PREVIOUS, MultiscaleDiscriminator, PatchDiscriminator, SequentialGenerator, feature_matching, lsgan_loss, warp,
 )
 
 CHECKPOINT_FORMAT = "framegram-vid2vid"
 CHECKPOINT_VERSION = 1
 VARIANTS = ("vid2vid", "per-frame", "no-video-discriminator", "no-flow-warp")
+CONFIDENT_RESIDUAL = 0.02  #: mean |real_t - real_{t-1} warped by the measured flow| (frames in [-1, 1]) under which it is trusted
+#: settings a variant does not use, never compared on resume (a per-frame run is the same run whatever they are)
+UNUSED_SETTINGS = {"per-frame": ("flow", "warp", "mask", "resample", "video_frames"),
+                   "no-flow-warp": ("flow", "warp", "mask", "resample"),
+                   "no-video-discriminator": ("video_frames",), "vid2vid": ()}
+#: settings added after runs were saved, with the value that keeps those runs' behaviour
+EARLIER_DEFAULTS = {"mask": 0.0, "resample": "bilinear"}
 
 
 class Vid2VidRunError(InputError):
@@ -52,6 +61,8 @@ class Vid2VidConfig:
     feature_matching: float = 10.0
     flow: float = 1.0
     warp: float = 10.0
+    mask: float = 0.5           #: weight of the mask loss (vid2vid's "W")
+    resample: str = "bicubic"   #: how the generator warps its previous frame
     seed: int = 0
 
     def __post_init__(self):
@@ -74,7 +85,8 @@ class Vid2VidConfig:
 
 
 def make_generator(config: Vid2VidConfig) -> SequentialGenerator:
-    return SequentialGenerator(len(CLASSES), config.width, config.blocks, temporal=config.temporal, warp=config.uses_warp)
+    return SequentialGenerator(len(CLASSES), config.width, config.blocks, temporal=config.temporal, warp=config.uses_warp,
+                               resample=config.resample)
 
 
 def generate_clip(generator: SequentialGenerator, labels: torch.Tensor, detach: bool = True) -> list[dict]:
@@ -111,7 +123,8 @@ def train_vid2vid(config: Vid2VidConfig, scenes: list[Path], out: str | Path, sh
     if run.has_checkpoint():
         state = run.load()
         # more steps continue a run (a stopped one, or one asked to train longer); any other change is refused
-        run.refuse_other_run(changed_settings({**state["config"], "steps": config.steps}, asdict(config)))
+        run.refuse_other_run(changed_settings({**state["config"], "steps": config.steps}, compared_settings(config),
+                                              EARLIER_DEFAULTS))
         generator.load_state_dict(state["generator"])
         image_d.load_state_dict(state["image_d"])
         if video_d is not None:
@@ -147,6 +160,11 @@ def train_vid2vid(config: Vid2VidConfig, scenes: list[Path], out: str | Path, sh
     return {"train_s": train_s, "params": sum(p.numel() for p in generator.parameters()), "history": history}
 
 
+def compared_settings(config: Vid2VidConfig) -> dict:
+    """The settings that make two runs of `config.variant` the same run."""
+    return {k: v for k, v in asdict(config).items() if k not in UNUSED_SETTINGS[config.variant]}
+
+
 def _video_input(frames: list[torch.Tensor], flows: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(frames + flows, dim=1)
 
@@ -158,7 +176,7 @@ def _train_step(config, generator, image_d, video_d, opt_g, opt_d, batch) -> dic
     length = labels.shape[1]
     # generator
     g_loss = torch.zeros(())
-    parts = {"gan": 0.0, "fm": 0.0, "l1": 0.0, "flow": 0.0, "warp": 0.0, "video": 0.0}
+    parts = {"gan": 0.0, "fm": 0.0, "l1": 0.0, "flow": 0.0, "warp": 0.0, "mask": 0.0, "video": 0.0}
     for t in range(length):
         pair_fake = torch.cat([labels[:, t], fake[t]], 1)
         pair_real = torch.cat([labels[:, t], real[:, t]], 1)
@@ -170,13 +188,14 @@ def _train_step(config, generator, image_d, video_d, opt_g, opt_d, batch) -> dic
         parts["l1"] += l1.item() / length
         if "flow" in outputs[t] and t > 0:
             flow, target = outputs[t]["flow"], real_flow[:, t - 1]
-            from framegram.vid2vid.model import warp
-
             flow_loss = F.l1_loss(flow, target) / (labels.shape[-1] / 16.0)
             warp_loss = F.l1_loss(warp(real[:, t - 1], flow), real[:, t])
-            g_loss = g_loss + config.flow * flow_loss + config.warp * warp_loss
+            confident = (warp(real[:, t - 1], target) - real[:, t]).abs().mean(1, keepdim=True) < CONFIDENT_RESIDUAL
+            mask_loss = (outputs[t]["mask"] * confident).mean()
+            g_loss = g_loss + config.flow * flow_loss + config.warp * warp_loss + config.mask * mask_loss
             parts["flow"] += flow_loss.item() / (length - 1)
             parts["warp"] += warp_loss.item() / (length - 1)
+            parts["mask"] += mask_loss.item() / (length - 1)
     k = config.video_frames
     windows = range(k - 1, length)
     if video_d is not None:
@@ -216,7 +235,7 @@ def load_generator(run: str | Path) -> SequentialGenerator:
     """The generator of a run folder (or its checkpoint file), in eval mode."""
     folder = RunFolder.at(run, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Vid2VidRunError, "vid2vid run")
     state = folder.load()
-    config = Vid2VidConfig(**state["config"])
+    config = Vid2VidConfig(**{**EARLIER_DEFAULTS, **state["config"]})
     generator = make_generator(config)
     generator.load_state_dict(state["generator"])
     return generator.eval()
