@@ -52,6 +52,16 @@ def test_distractor_is_deterministic_distinct_and_sized(tmp_path):
     assert fa.std(axis=(1, 2, 3)).min() > 5  # every sampled frame shows something
 
 
+def test_a_distractor_has_the_same_bytes_after_other_renders(tmp_path):
+    """Encoded in-process with PyAV, about half of these came out as other bytes (and a seed's video
+    differed between processes, which made small trainings on distractors vary)."""
+    encoded = set()
+    for k in range(8):
+        render_distractor(2, 12.0, tmp_path / f"other-{k}.mp4", size=(240, 136), fps=10)
+        encoded.add(render_distractor(4, 12.0, tmp_path / f"same-{k}.mp4", size=(240, 136), fps=10).read_bytes())
+    assert len(encoded) == 1
+
+
 def test_distractor_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="even"):
         render_distractor(1, 2.0, tmp_path / "x.mp4", size=(161, 90))
