@@ -32,7 +32,6 @@ atomically, so an interrupted build resumes where it stopped and reruns skip fin
 from __future__ import annotations
 
 import json
-import subprocess
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from scipy.ndimage import map_coordinates
 from framegram.errors import FramegramError
 from framegram.io.atomic import atomic_path, atomic_write_bytes
 from framegram.io.decode import probe_video, sample_frames
-from framegram.io.ffmpeg import ffmpeg_executable
+from framegram.io.ffmpeg import encode_rgb_video
 from framegram.io.settings import claim_generated_folder
 from framegram.paths import cache_dir
 from framegram.progress import extraction_progress
@@ -182,24 +181,10 @@ def write_video(frames: np.ndarray, path: Path) -> None:
 
 
 def encode_video(frames: np.ndarray, path: Path, fps: float) -> None:
-    """uint8 [T, H, W, 3] RGB -> H.264 MP4 at `fps`, written atomically.
-
-    Encoded by the FFmpeg binary from raw frames on its input: its x264 output is the same bytes for
-    the same frames, which PyAV's bundled x264 did not guarantee here (about 1 in 10 encodes of
-    identical frames differed, even on one thread).
-    """
+    """uint8 [T, H, W, 3] RGB -> H.264 MP4 at `fps` (CRF 18), written atomically and reproducibly
+    (`framegram.io.ffmpeg.encode_rgb_video`)."""
     _, height, width, _ = frames.shape
-    command = [
-        ffmpeg_executable("rendering the actions benchmark"), "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-c:v", "libx264", "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p", "-threads", "1",
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mp4",
-    ]  # fmt: skip
-    with atomic_path(path, suffix=".mp4") as tmp:
-        done = subprocess.run([*command, str(tmp)], check=False, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
-        if done.returncode != 0:
-            reason = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-            raise FramegramError(f"{path}: FFmpeg could not encode the video ({reason})")
+    encode_rgb_video(frames, path, fps, (width, height), ("-crf", "18", "-preset", "medium"), "rendering the actions benchmark")
 
 
 # --- footage -----------------------------------------------------------------------------------------

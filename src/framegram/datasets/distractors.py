@@ -12,8 +12,8 @@ source, drawn from a seeded generator:
 
 Everything comes from `numpy.random.default_rng(seed)`: the same seed gives the same frames, different
 seeds give different videos. Frames are made at the output size with numpy and PIL (a few ms each),
-encoded by FFmpeg's libx264 (CRF, one thread), yuv420p, and written atomically: the same seed gives
-the same bytes, in any process.
+encoded by FFmpeg's libx264 (`framegram.io.ffmpeg.encode_rgb_video`), written atomically: the same
+seed gives the same bytes, in any process.
 
 scikit-image is needed only for the photo shots; it is in the `test` extra and imported on use.
 """
@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import functools
 import math
-import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from framegram.errors import FramegramError
-from framegram.io.atomic import atomic_path
-from framegram.io.ffmpeg import ffmpeg_executable
+from framegram.io.ffmpeg import encode_rgb_video
 
 #: Photographs of `skimage.data` that ship inside the scikit-image wheel (no download), by loader name.
 #: (`cat` is `chelsea` again; `eagle`, `lily`, `kidney`, `skin` need the optional `pooch` download.)
@@ -97,32 +95,9 @@ def render_distractor(
         shots.append((first, last, makers[kind](rng, width, height, (last - first) / fps, *extra)))
 
     path = Path(path)
-    with atomic_path(path, suffix=".mp4") as tmp:
-        _encode((_frame_at(shots, index) for index in range(count)), tmp, width, height, fps)
+    encode_rgb_video((_frame_at(shots, index) for index in range(count)), path, fps, size,
+                     ("-crf", "23", "-preset", "veryfast", "-g", str(4 * fps)), "rendering distractor videos")
     return path
-
-
-def _encode(frames: Iterator[Frame], out: Path, width: int, height: int, fps: int) -> None:
-    """H.264 MP4 of `frames` by FFmpeg's CLI (libx264, CRF 23, one thread), the frames piped in raw.
-
-    Not PyAV: the same frames encoded in-process came out as other bytes after earlier renders in the
-    same process (x264 seems to read uninitialised frame padding there), so a seed's video differed
-    between processes; the CLI gives the same bytes every time.
-    """
-    cmd = [ffmpeg_executable("rendering distractor videos"), "-loglevel", "error", "-y",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-           "-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-g", str(4 * fps), "-threads", "1",
-           "-pix_fmt", "yuv420p", "-f", "mp4", str(out)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        for frame in frames:
-            proc.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass  # FFmpeg stopped early: its message follows
-    error = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
-        raise FramegramError(f"{out}: ffmpeg could not encode the distractor video: {error[-300:]}")
 
 
 def _plan_shots(rng: np.random.Generator, count: int, fps: int) -> list[tuple[int, int]]:

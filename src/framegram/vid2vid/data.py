@@ -1,9 +1,10 @@
 """Training clips from the generated label-map videos (`framegram.datasets.label_videos`).
 
 A clip: L consecutive frames of one scene as tensors: labels one-hot float [L, C, H, W], frames float
-[L, 3, H, W] in [-1, 1], and the backward optical flow between consecutive real frames float
+[L, 3, H, W] in [-1, 1], the backward optical flow between consecutive real frames float
 [L-1, 2, H, W] measured by OpenCV's DIS (what a user with real footage has; the renderer's exact flow
-is kept for evaluation only).
+is kept for evaluation only), and where that flow is trusted, bool [L-1, 1, H, W]: frame t-1 warped
+by it is within CONFIDENT_RESIDUAL of frame t (vid2vid's `conf_ref`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 import torch
 
 from framegram.datasets.label_videos import CLASSES, load_scene
+from framegram.vid2vid.model import warp
+
+CONFIDENT_RESIDUAL = 0.02  #: mean |frame_t - frame_{t-1} warped by the measured flow| (frames in [-1, 1]) under which it is trusted
 
 
 def measured_flow(frames: np.ndarray) -> np.ndarray:
@@ -43,21 +47,24 @@ def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
 
 
 class SceneClips:
-    """Every training scene in memory (small at 64x64) with its measured flow; `batch(rng, size, length)`
-    draws random clips: labels [B, L, C, H, W], frames [B, L, 3, H, W], flow [B, L-1, 2, H, W]."""
+    """Every training scene in memory (small at 64x64) with its measured flow and where it is trusted;
+    `batch(rng, size, length)` draws random clips: labels [B, L, C, H, W], frames [B, L, 3, H, W], flow
+    [B, L-1, 2, H, W], confident [B, L-1, 1, H, W]."""
 
     def __init__(self, scenes: list[Path]):
-        self.labels, self.frames, self.flows = [], [], []
+        self.labels, self.frames, self.flows, self.confident = [], [], [], []
         for path in scenes:
             scene = load_scene(path)
+            frames = to_tensor_frames(scene["frames"])
+            flow = torch.from_numpy(measured_flow(scene["frames"])).permute(0, 3, 1, 2)
             self.labels.append(one_hot(scene["labels"]))
-            self.frames.append(to_tensor_frames(scene["frames"]))
-            self.flows.append(torch.from_numpy(measured_flow(scene["frames"])).permute(0, 3, 1, 2))
+            self.frames.append(frames)
+            self.flows.append(flow)
+            self.confident.append((warp(frames[:-1], flow) - frames[1:]).abs().mean(1, keepdim=True) < CONFIDENT_RESIDUAL)
         self.length = self.frames[0].shape[0]
 
     def batch(self, rng: np.random.Generator, size: int, length: int):
         picks = rng.integers(len(self.frames), size=size)
         starts = rng.integers(0, self.length - length + 1, size=size)
-        take = lambda seq: torch.stack([seq[i][s: s + length] for i, s in zip(picks, starts)])  # noqa: E731
-        flows = torch.stack([self.flows[i][s: s + length - 1] for i, s in zip(picks, starts)])
-        return take(self.labels), take(self.frames), flows
+        take = lambda seq, n: torch.stack([seq[i][s: s + n] for i, s in zip(picks, starts)])  # noqa: E731
+        return take(self.labels, length), take(self.frames, length), take(self.flows, length - 1), take(self.confident, length - 1)

@@ -6,7 +6,7 @@ the multi-scale image discriminator on (label map, frame), feature matching on i
 the real frame; for the temporal generator also the flow's L1 to the measured (DIS) flow and the
 warp loss (the real previous frame warped by the predicted flow against the real frame) and vid2vid's
 mask loss (the occlusion mask pulled to 0, "copy the warped frame", wherever the measured flow
-explains the real frame: residual under CONFIDENT_RESIDUAL, vid2vid's `conf_ref`); and, with
+explains the real frame: `SceneClips`' confidence, vid2vid's `conf_ref`); and, with
 `video_discriminator`, LSGAN + feature matching against the video discriminator on K consecutive
 frames and the K-1 flows between them (the measured flow for real clips, the predicted for fake).
 Frames are generated in order from the generator's own previous frames (detached).
@@ -33,11 +33,10 @@ from framegram.vid2vid.model import (
 CHECKPOINT_FORMAT = "framegram-vid2vid"
 CHECKPOINT_VERSION = 1
 VARIANTS = ("vid2vid", "per-frame", "no-video-discriminator", "no-flow-warp")
-CONFIDENT_RESIDUAL = 0.02  #: mean |real_t - real_{t-1} warped by the measured flow| (frames in [-1, 1]) under which it is trusted
-#: settings a variant does not use, never compared on resume (a per-frame run is the same run whatever they are)
-UNUSED_SETTINGS = {"per-frame": ("flow", "warp", "mask", "resample", "video_frames"),
-                   "no-flow-warp": ("flow", "warp", "mask", "resample"),
-                   "no-video-discriminator": ("video_frames",), "vid2vid": ()}
+#: settings only a generator that warps uses, and only the video discriminator: a variant without
+#: either is the same run whatever they are, so they are not compared on resume
+WARP_SETTINGS = ("flow", "warp", "mask", "resample")
+VIDEO_DISCRIMINATOR_SETTINGS = ("video_frames",)
 #: settings added after runs were saved, with the value that keeps those runs' behaviour
 EARLIER_DEFAULTS = {"mask": 0.0, "resample": "bilinear"}
 
@@ -162,7 +161,8 @@ def train_vid2vid(config: Vid2VidConfig, scenes: list[Path], out: str | Path, sh
 
 def compared_settings(config: Vid2VidConfig) -> dict:
     """The settings that make two runs of `config.variant` the same run."""
-    return {k: v for k, v in asdict(config).items() if k not in UNUSED_SETTINGS[config.variant]}
+    unused = (() if config.uses_warp else WARP_SETTINGS) + (() if config.uses_video_discriminator else VIDEO_DISCRIMINATOR_SETTINGS)
+    return {k: v for k, v in asdict(config).items() if k not in unused}
 
 
 def _video_input(frames: list[torch.Tensor], flows: list[torch.Tensor]) -> torch.Tensor:
@@ -170,7 +170,7 @@ def _video_input(frames: list[torch.Tensor], flows: list[torch.Tensor]) -> torch
 
 
 def _train_step(config, generator, image_d, video_d, opt_g, opt_d, batch) -> dict[str, float]:
-    labels, real, real_flow = batch
+    labels, real, real_flow, confident = batch
     outputs = generate_clip(generator, labels)
     fake = [o["frame"] for o in outputs]
     length = labels.shape[1]
@@ -190,8 +190,7 @@ def _train_step(config, generator, image_d, video_d, opt_g, opt_d, batch) -> dic
             flow, target = outputs[t]["flow"], real_flow[:, t - 1]
             flow_loss = F.l1_loss(flow, target) / (labels.shape[-1] / 16.0)
             warp_loss = F.l1_loss(warp(real[:, t - 1], flow), real[:, t])
-            confident = (warp(real[:, t - 1], target) - real[:, t]).abs().mean(1, keepdim=True) < CONFIDENT_RESIDUAL
-            mask_loss = (outputs[t]["mask"] * confident).mean()
+            mask_loss = (outputs[t]["mask"] * confident[:, t - 1]).mean()
             g_loss = g_loss + config.flow * flow_loss + config.warp * warp_loss + config.mask * mask_loss
             parts["flow"] += flow_loss.item() / (length - 1)
             parts["warp"] += warp_loss.item() / (length - 1)
